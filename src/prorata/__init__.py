@@ -1,0 +1,1 @@
+"""Prorata's Django project: persistence, services, web pages, API and console around prorata_core."""

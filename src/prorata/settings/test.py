@@ -1,0 +1,12 @@
+"""Settings for the test suite: movable clock, fast hashing, mail kept in memory."""
+
+import os
+
+os.environ.setdefault("PRORATA_CLOCK", "movable")
+
+from prorata.settings.base import *  # noqa: F403
+
+PRORATA_CLOCK = "movable"
+# Tests create many users; argon2's deliberate cost would dominate the suite.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
