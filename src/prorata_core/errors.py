@@ -115,3 +115,7 @@ class SubscriptionExpired(ChangeRefused):
 
 class CurrencyLocked(ChangeRefused):
     code = "currency_locked"
+
+
+class AlreadySubscribed(ChangeRefused):
+    code = "already_subscribed"

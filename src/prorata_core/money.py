@@ -34,6 +34,8 @@ _EXPONENT_TWO = frozenset(
     TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG""".split()
 )
 
+_KNOWN = _EXPONENT_TWO | frozenset(_EXPONENT_NOT_TWO)
+
 _DECIMAL = re.compile(r"^(-?)(\d+)(?:\.(\d+))?$")
 
 
@@ -78,7 +80,9 @@ class Money:
             raise InvalidAmount(
                 f"Amounts are whole minor units (cents), got {self.amount!r}.", amount=repr(self.amount)
             )
-        currency_exponent(self.currency)
+        # A set look-up first: every order builds a dozen amounts, most of them in USD or EUR.
+        if self.currency not in _KNOWN:
+            currency_exponent(self.currency)
 
     @classmethod
     def of(cls, text: str, currency: str) -> Money:

@@ -8,7 +8,6 @@ February never drags later periods to the 28th. Annual periods are 12-month cycl
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +16,8 @@ from prorata_core.errors import InvalidInstant, InvalidPeriod
 
 def require_utc(instant: datetime, name: str = "instant") -> datetime:
     """Return ``instant`` if it is timezone-aware UTC; naive or other offsets are refused."""
+    if instant.tzinfo is UTC:  # the common case, checked without computing an offset
+        return instant
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise InvalidInstant(
             f"The {name} {instant.isoformat()} has no time zone; give a UTC instant such as "
@@ -30,6 +31,15 @@ def require_utc(instant: datetime, name: str = "instant") -> datetime:
     return instant
 
 
+_MONTH_LENGTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        return 29
+    return _MONTH_LENGTHS[month - 1]
+
+
 def shift_months(anchor: datetime, months: int) -> datetime:
     """``anchor`` moved by ``months`` calendar months, the day clamped to the target month's length.
 
@@ -37,7 +47,7 @@ def shift_months(anchor: datetime, months: int) -> datetime:
     """
     index = anchor.year * 12 + (anchor.month - 1) + months
     year, month0 = divmod(index, 12)
-    day = min(anchor.day, calendar.monthrange(year, month0 + 1)[1])
+    day = min(anchor.day, _month_length(year, month0 + 1))
     return anchor.replace(year=year, month=month0 + 1, day=day)
 
 
