@@ -23,6 +23,7 @@ demo: setup
 
 run: setup
 	$(BIN)/prorata migrate --noinput
+	$(BIN)/prorata demo
 	$(BIN)/prorata runserver 127.0.0.1:8000
 
 test: setup
