@@ -9,7 +9,7 @@ February never drags later periods to the 28th. Annual periods are 12-month cycl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prorata_core.errors import InvalidInstant, InvalidPeriod
 
@@ -24,7 +24,7 @@ def require_utc(instant: datetime, name: str = "instant") -> datetime:
             "2026-03-11T00:00:00Z.",
             name=name,
         )
-    if instant.utcoffset().total_seconds() != 0:  # type: ignore[union-attr]
+    if instant.utcoffset() != timedelta(0):
         raise InvalidInstant(
             f"The {name} {instant.isoformat()} is not in UTC; convert it to UTC first.", name=name
         )

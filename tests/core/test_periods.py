@@ -88,3 +88,11 @@ def test_consecutive_periods_never_overlap_or_leave_a_gap_over_30_years(anchor, 
         assert after.start.day == min(anchor.day, after.start.day)
         assert after.start.time() == anchor.time()
     assert periods[0].start == anchor
+
+
+def test_an_equivalent_utc_zone_is_accepted():
+    from zoneinfo import ZoneInfo
+
+    for zone in (timezone(timedelta(0)), ZoneInfo("UTC")):
+        instant = datetime(2026, 1, 1, tzinfo=zone)
+        assert require_utc(instant) is instant
