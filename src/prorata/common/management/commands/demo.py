@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from prorata.accounts.demo import demo_load_people
 from prorata.catalog.display import priced_cycles, prices_by_plan_and_cycle
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.catalog.services import catalog_load_demo
@@ -59,7 +60,7 @@ def _catalog() -> list[str]:
 
 
 #: The demo's steps, in order: each returns the lines to print.
-STEPS: list[Callable[[], list[str]]] = [_clock, _catalog]
+STEPS: list[Callable[[], list[str]]] = [_clock, _catalog, demo_load_people]
 
 
 class Command(BaseCommand):
