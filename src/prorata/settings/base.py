@@ -58,6 +58,12 @@ INSTALLED_APPS = [
     "prorata.common",
     "prorata.accounts",
     "prorata.catalog",
+    "prorata.subscriptions",
+    "prorata.billing",
+    "prorata.payments",
+    "prorata.notifications",
+    "prorata.api",
+    "prorata.web",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
