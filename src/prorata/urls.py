@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from prorata.api.v1 import api as api_v1
+
 admin.site.site_header = "Prorata console"
 admin.site.site_title = "Prorata console"
 admin.site.index_title = "Staff console"
@@ -8,4 +10,7 @@ admin.site.index_title = "Staff console"
 urlpatterns = [
     path("console/", admin.site.urls),
     path("", include("prorata.catalog.urls")),
+    path("", include("prorata.accounts.urls")),
+    path("api/v1/", api_v1.urls),
+    path("profile/tokens/", include("prorata.api.urls")),
 ]

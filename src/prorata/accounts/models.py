@@ -200,3 +200,50 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The audit log is append-only: entries cannot be deleted.")
+
+
+class SignInFailure(models.Model):
+    """One failed sign-in, counted by :mod:`prorata.accounts.throttle` per address and per IP.
+
+    A working table, not history: a successful sign-in deletes its address's rows, and rows older
+    than the throttling window are purged as new failures arrive. ``at`` is the project clock's.
+    """
+
+    email = models.CharField(max_length=254)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["email", "at"], name="signin_failure_email_at"),
+            models.Index(fields=["ip", "at"], name="signin_failure_ip_at"),
+            models.Index(fields=["at"], name="signin_failure_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.email} {self.ip or '-'}"
+
+
+class EmailChangeRequest(models.Model):
+    """A signed-in user's request to sign in with ``new_email`` instead of ``old_email``.
+
+    The confirmation link sent to ``new_email`` carries the row's id and a random nonce, of which
+    only the SHA-256 is kept here. The change happens when the link is confirmed, at most once, within
+    24 hours of ``created_at`` (project clock), and only while the user's address is still
+    ``old_email``. A newer request for the same user replaces the pending one.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_change_requests"
+    )
+    old_email = models.EmailField()
+    new_email = models.EmailField()
+    nonce_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "confirmed_at"], name="email_change_user_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.old_email} → {self.new_email}"

@@ -13,12 +13,13 @@ from prorata.catalog.display import feature_labels, priced_cycles, prices_by_pla
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import MOVABLE, clock_mode, format_instant, now
 from prorata_core.catalog import Catalog, Plan
+from prorata_core.money import Money
 
 
 @dataclass(frozen=True, slots=True)
 class PriceRow:
     period: str  # "per license per month"
-    amounts: list[str]  # ["55.00 EUR", "59.00 USD"]; empty when not sold for that period
+    amounts: list[Money]  # ordered by currency code; empty when not sold for that period
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def _sections(catalog: Catalog) -> list[ProductSection]:
                 [
                     PriceRow(
                         _per_period(cycle.months),
-                        [str(money) for money in prices.get((plan.code, cycle.code), [])],
+                        prices.get((plan.code, cycle.code), []),
                     )
                     for cycle in cycles
                 ]

@@ -20,3 +20,11 @@ class InvalidDuration(ValidationError):
     """A clock step that cannot be read or is not a positive duration."""
 
     code = "invalid_duration"
+
+
+class Busy(ProrataError):
+    """A transaction that kept colliding with others (serialization failures, deadlocks) and was
+    given up after a bounded number of retries. Nothing was saved; trying again is safe."""
+
+    code = "busy"
+    http_status = 503

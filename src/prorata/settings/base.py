@@ -7,6 +7,19 @@ Environment variables:
 - ``PRORATA_ALLOWED_HOSTS``: comma-separated; default ``127.0.0.1,localhost``.
 - ``PRORATA_CLOCK``: ``wall`` (default, production) or ``movable`` (demo and tests; see common.clock).
 - ``PRORATA_VAR_DIR``: where the embedded database, mail files and keys live; default ``./var``.
+- ``PRORATA_HTTPS``: ``1`` when served over HTTPS (behind a proxy that sets X-Forwarded-Proto):
+  session, CSRF and language cookies are then sent over HTTPS only.
+- ``PRORATA_TRUST_X_FORWARDED_FOR``: ``1`` when a reverse proxy you run appends the client's address
+  to X-Forwarded-For; sign-in throttling then counts per client instead of per proxy. Off by default.
+- ``PRORATA_FROM_EMAIL``: the sender of every e-mail; default ``Prorata <billing@prorata.example>``.
+- ``PRORATA_SMTP_HOST`` (with ``PRORATA_SMTP_PORT``, ``PRORATA_SMTP_USER``, ``PRORATA_SMTP_PASSWORD``,
+  ``PRORATA_SMTP_TLS``): send e-mail through this SMTP server; unset, e-mails are written as files
+  under ``var/mail/``.
+- ``PRORATA_EMAIL_BACKEND``: a Django e-mail backend's dotted path, overriding the two above.
+- ``PRORATA_PAYMENT_GATEWAY``: dotted path of the payment gateway class; default the offline sandbox
+  (``prorata.payments.sandbox.SandboxGateway``).
+- ``PRORATA_BASE_URL``: the address people reach Prorata at, for links in e-mails; default
+  ``http://127.0.0.1:8000``.
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # its templates and static files: the API docs load swagger-ui from this server
     "prorata.common",
     "prorata.accounts",
     "prorata.catalog",
@@ -81,11 +95,15 @@ AUTH_PASSWORD_VALIDATORS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files are served by the project itself (no CDN, no separate web server needed).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a signed-in user's own language wins over the browser's.
+    "prorata.web.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -104,6 +122,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "prorata.web.context_processors.navigation",
             ],
         },
     },
@@ -132,20 +151,65 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+# WhiteNoise serves the apps' static files straight from their directories (found once at start-up),
+# so neither the demo nor production needs a collectstatic step; `prorata collectstatic` still works.
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/profile/"
+LOGOUT_REDIRECT_URL = "/"
+#: Password reset links (and e-mail change links) expire after 24 hours of the project clock.
+PASSWORD_RESET_TIMEOUT = 24 * 3600
+
+DEFAULT_FROM_EMAIL = os.environ.get("PRORATA_FROM_EMAIL", "Prorata <billing@prorata.example>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if os.environ.get("PRORATA_SMTP_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = os.environ["PRORATA_SMTP_HOST"]
+    EMAIL_PORT = int(os.environ.get("PRORATA_SMTP_PORT", "587"))
+    EMAIL_HOST_USER = os.environ.get("PRORATA_SMTP_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("PRORATA_SMTP_PASSWORD", "")
+    EMAIL_USE_TLS = _flag("PRORATA_SMTP_TLS", default=True)
+    EMAIL_TIMEOUT = 30
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "mail"
+# Any other Django e-mail backend by its dotted path (e.g. the console one while debugging).
+EMAIL_BACKEND = os.environ.get("PRORATA_EMAIL_BACKEND", EMAIL_BACKEND)
 
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False
+CSRF_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if _flag("PRORATA_HTTPS"):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 #: The seller, for invoices and tax (DESIGN §3): country and VAT number.
 PRORATA_SELLER_COUNTRY = os.environ.get("PRORATA_SELLER_COUNTRY", "FR")
 PRORATA_SELLER_VAT_NUMBER = os.environ.get("PRORATA_SELLER_VAT_NUMBER", "FR40303265045")
 PRORATA_SELLER_NAME = os.environ.get("PRORATA_SELLER_NAME", "Prorata Webinars SAS")
+#: The seller's postal address as printed on invoices (lines separated by "\n" in the variable).
+PRORATA_SELLER_ADDRESS = os.environ.get(
+    "PRORATA_SELLER_ADDRESS", "12 rue de la Paix\n75002 Paris\nFrance"
+).replace("\\n", "\n")
+
+#: The payment gateway: a dotted path to a Gateway class (prorata.payments.gateway); by default the
+#: built-in offline sandbox, which takes test card numbers.
+PRORATA_PAYMENT_GATEWAY = os.environ.get(
+    "PRORATA_PAYMENT_GATEWAY", "prorata.payments.sandbox.SandboxGateway"
+)
+#: Where people reach this server; links in e-mails are made absolute with it.
+PRORATA_BASE_URL = os.environ.get("PRORATA_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+PRORATA_TRUST_X_FORWARDED_FOR = _flag("PRORATA_TRUST_X_FORWARDED_FOR")
 
 LOGGING = {
     "version": 1,

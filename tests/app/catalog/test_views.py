@@ -35,22 +35,22 @@ def test_each_plan_shows_its_participants_features_and_prices(page):
     cards = plan_cards(page)
     assert cards["Lite"] == (
         "Lite Up to 250 participants "
-        "per license per month 55.00 EUR · 59.00 USD "
-        "per license per year 552.00 EUR · 588.00 USD"
+        "per license per month €55.00 · $59.00 "
+        "per license per year €552.00 · $588.00"
     )
     assert cards["Standard"] == (
         "Standard Up to 500 participants Recording Custom branding "
-        "per license per month 119.00 EUR · 129.00 USD "
-        "per license per year 1104.00 EUR · 1188.00 USD"
+        "per license per month €119.00 · $129.00 "
+        "per license per year €1,104.00 · $1,188.00"
     )
     assert cards["Pro"] == (
         "Pro Up to 1000 participants Recording Custom branding Webcasts API access "
-        "per license per month 229.00 EUR · 249.00 USD "
-        "per license per year 2196.00 EUR · 2388.00 USD"
+        "per license per month €229.00 · $249.00 "
+        "per license per year €2,196.00 · $2,388.00"
     )
     assert cards["Free trial"] == (
         "Free trial Up to 100 participants Free for 14 days, then it expires. One license. "
-        "per license per month 0.00 EUR · 0.00 USD per license per year —"
+        "per license per month €0.00 · $0.00 per license per year —"
     )
 
 
@@ -61,6 +61,20 @@ def test_enterprise_says_contact_us_and_shows_no_price(page):
         "Contact us Priced by a dedicated advisor for corporate accounts."
     )
     assert page.count("Contact us") == 1
+
+
+def test_prices_and_words_follow_the_browser_language(client, clock, demo_catalog):
+    # given a French browser
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    # then the page is in French, amounts formatted the French way (plan_cards folds spaces)
+    assert "<h1>Formules et tarifs</h1>" in page
+    assert plan_cards(page)["Lite"] == (
+        "Lite Jusqu'à 250 participants "
+        "par licence et par mois 55,00 € · 59,00 $US "
+        "par licence et par an 552,00 € · 588,00 $US"
+    )
+    # with CLDR's spacing: a narrow no-break space between thousands, a no-break one before €
+    assert "1\u202f104,00\xa0€" in page
 
 
 def test_the_footer_shows_the_project_clock(page):

@@ -1,0 +1,127 @@
+"""The API's errors: every failure answers ``{"code", "message", "params"}`` (STYLE rule 10).
+
+:func:`install_error_handlers` maps, once for the whole API:
+
+===================================  ======  ==========================================
+raised                               status  code
+===================================  ======  ==========================================
+``ProrataError`` (any subclass)      its ``http_status``   its ``code``
+``Http404`` (``account_for`` …)      404     ``not_found`` (one message: no existence leak)
+``PermissionDenied``                 403     ``forbidden``
+request validation (pydantic)        422     ``invalid_input``, ``params.errors`` lists fields
+no credentials                       401     ``not_authenticated``
+ninja ``HttpError`` (e.g. 429)       its     ``http_<status>`` or a name below
+anything else                        500     ``server_error`` (logged like Django's own 500)
+===================================  ======  ==========================================
+
+Handlers never raise a ProrataError themselves to say "no": ``account_for`` and the services do.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.signals import got_request_exception
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from prorata_core.errors import ProrataError
+
+logger = logging.getLogger("django.request")
+
+NOT_FOUND_MESSAGE = "Not found: there is nothing at this address that you may see."
+NOT_AUTHENTICATED_MESSAGE = (
+    "Sign in, or send a personal API token in the header 'Authorization: Bearer <token>' "
+    "(create one on your profile's API tokens page)."
+)
+_HTTP_CODES = {
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    429: "throttled",
+}
+
+
+class InvalidApiToken(ProrataError):
+    """A bearer token that is malformed, unknown, revoked or expired; ``params.reason`` says which."""
+
+    code = "invalid_token"
+    http_status = 401
+
+
+class CsrfFailed(ProrataError):
+    """An unsafe request authenticated by the session cookie without a valid CSRF token."""
+
+    code = "csrf_failed"
+    http_status = 403
+
+
+def error_body(code: str, message: str, **params: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, "params": params}
+
+
+def _field(loc: Any) -> str:
+    # ninja's loc is ("path" | "query" | "body" | …, field, …); the field path is what helps.
+    parts = [str(p) for p in (loc or [])]
+    return ".".join(parts[1:] if len(parts) > 1 else parts)
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    """Register the mapping above on ``api`` (call it once, where the API is built)."""
+
+    def respond(request: HttpRequest, status: int, body: dict[str, Any]) -> HttpResponse:
+        response = api.create_response(request, body, status=status)
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="prorata"'
+        return response
+
+    @api.exception_handler(ProrataError)
+    def prorata_error(request: HttpRequest, exc: ProrataError) -> HttpResponse:
+        return respond(request, exc.http_status, exc.as_dict())
+
+    @api.exception_handler(Http404)
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return respond(request, 404, error_body("not_found", NOT_FOUND_MESSAGE))
+
+    @api.exception_handler(PermissionDenied)
+    def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+        message = str(exc) or "You may not do this on this account."
+        return respond(request, 403, error_body("forbidden", message))
+
+    @api.exception_handler(NinjaValidationError)
+    def invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        errors = [
+            {"field": _field(e.get("loc")), "message": str(e.get("msg", "")),
+             "type": str(e.get("type", ""))}
+            for e in exc.errors
+        ]
+        details = "; ".join(f"{e['field'] or 'request'}: {e['message']}" for e in errors)
+        return respond(
+            request, 422, error_body("invalid_input", f"The request is not valid: {details}.",
+                                     errors=errors),
+        )
+
+    @api.exception_handler(AuthenticationError)
+    def not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return respond(request, 401, error_body("not_authenticated", NOT_AUTHENTICATED_MESSAGE))
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return respond(request, exc.status_code, error_body(code, str(exc)))
+
+    @api.exception_handler(Exception)
+    def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # What Django does for a view's uncaught exception: log it (mail_admins listens there) and
+        # send the signal (the test client re-raises from it, so tests still see the traceback).
+        logger.error("Internal Server Error: %s", request.path, exc_info=(type(exc), exc, exc.__traceback__),
+                     extra={"status_code": 500, "request": request})
+        got_request_exception.send(sender=None, request=request)
+        return respond(request, 500, error_body(
+            "server_error", "Something went wrong on our side; it has been logged. Try again later."
+        ))

@@ -1,0 +1,67 @@
+"""The JSON API, version 1, mounted at ``/api/v1/`` (OpenAPI: ``/api/v1/openapi.json``, docs:
+``/api/v1/docs`` with swagger-ui served from this server's static files).
+
+Every operation needs a signed-in user: a personal API token (``Authorization: Bearer …``) or the
+web session (plus ``X-CSRFToken`` for unsafe methods); see :mod:`prorata.api.auth`. Errors are
+``{"code", "message", "params"}``, mapped once in :mod:`prorata.api.errors`.
+
+Adding an area (e.g. invoices)
+------------------------------
+1. Create ``src/prorata/api/<area>.py`` with ``router = Router(tags=["<area>"])``, its input and
+   output schemas, and handlers written with full paths, like :mod:`prorata.api.accounts`::
+
+       @router.get("/accounts/{account_id}/invoices",
+                   response={200: list[InvoiceOut], **errors(401, 403, 404, 422)})
+       def invoices(request: ApiRequest, account_id: int, cursor: str | None = None):
+           account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)  # 1. first
+           page = invoices_for_account(account=account, cursor=cursor)  # 2-3. one selector/service
+           return [InvoiceOut.of(i) for i in page]                       # 4. one output schema
+
+   ``account_for`` answers 404 for another account (never 403) and 403 for a member without the
+   role. An object that belongs to an account (``/invoices/{invoice_id}``) is fetched *through*
+   the account the user may see (``Invoice.objects.get(account=account, pk=invoice_id)`` → 404).
+   Business refusals are ``ProrataError`` raised by the service; never build error bodies by hand.
+2. Add the module to ``AREAS`` below.
+3. Declare each new path's parameters and access in ``tests/app/test_authorization_matrix.py``
+   (its docstring says how); the matrix fails until you do.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import NinjaAPI
+
+from prorata.api.auth import BearerToken, SessionCookie
+from prorata.api.errors import install_error_handlers
+
+#: The modules whose ``router`` makes up the API, mounted at the root of ``/api/v1/``.
+AREAS = [
+    "prorata.api.accounts",
+    "prorata.api.tokens",
+]
+
+api = NinjaAPI(
+    title="Prorata API",
+    version="1",
+    description=(
+        "The billing center's JSON API. Authenticate with a personal API token "
+        "(`Authorization: Bearer prorata_…`, created on your profile's API tokens page) or the "
+        "web session. Errors are `{\"code\", \"message\", \"params\"}`."
+    ),
+    urls_namespace="api-v1",
+    auth=[BearerToken(), SessionCookie()],
+)
+install_error_handlers(api)
+
+
+@api.get("/", auth=None, include_in_schema=False, url_name="index")
+def index(request: HttpRequest) -> dict[str, str]:
+    """Public: where the documentation is (this path would otherwise be an HTML 404)."""
+    return {"openapi": reverse("api-v1:openapi-json"), "docs": reverse("api-v1:openapi-view")}
+
+
+for _area in AREAS:
+    api.add_router("", import_module(_area).router)

@@ -1,0 +1,28 @@
+"""Errors of payments, in the project's vocabulary (:mod:`prorata_core.errors`)."""
+
+from __future__ import annotations
+
+from prorata_core.errors import ProrataError, ValidationError
+
+
+class CardRejected(ValidationError):
+    """Card details that cannot be saved: a mistyped number, an expired card, a bad security code.
+
+    ``params["field"]`` names the field to fix: ``number``, ``expiry`` or ``cvc``.
+    """
+
+    code = "card_rejected"
+
+
+class PaymentMethodNotFound(ProrataError):
+    """A saved card that does not exist on this account (or belongs to another one, or was removed)."""
+
+    code = "payment_method_not_found"
+    http_status = 404
+
+
+class IdempotencyKeyReused(ProrataError):
+    """The same idempotency key sent to the gateway with other parameters: a bug in the caller."""
+
+    code = "idempotency_key_reused"
+    http_status = 409

@@ -1,0 +1,249 @@
+"""The built-in, offline payment gateway: test cards, tokens, charges and refunds kept in the database.
+
+Test cards (spaces and dashes accepted; any expiry in the future, any 3-digit security code, 4 digits
+for American Express):
+
+============================  ==============================================================
+``4242 4242 4242 4242``        charges succeed
+``4000 0000 0000 0002``        charges are declined
+``4000 0000 0000 9995``        charges fail for insufficient funds
+``4000 0000 0000 0119``        charges time out: ``charge`` answers unknown, the card *is* charged,
+                               ``lookup`` (and a replay of the same key) answer succeeded
+any other Luhn-valid number    charges succeed
+============================  ==============================================================
+
+The sandbox never stores a card number: a token records the brand, the last four digits, the expiry
+and which test behaviour it has (:class:`~prorata.payments.models.SandboxCard`). Charges and refunds
+are rows keyed by their idempotency key (unique in the database), so a replay from any process
+returns the first answer and moves money once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_noop
+
+from prorata.common.clock import now
+from prorata.payments.errors import CardRejected, IdempotencyKeyReused
+from prorata.payments.gateway import (
+    OUTCOME_MESSAGES,
+    CardDetails,
+    ChargeOutcome,
+    ChargeResult,
+    TokenizedCard,
+)
+from prorata.payments.models import SandboxBehaviour, SandboxCard, SandboxCharge, SandboxRefund
+from prorata_core.errors import InvalidAmount
+from prorata_core.money import Money
+
+#: Test card numbers (digits only) → behaviour; any other valid number succeeds.
+TEST_CARDS: dict[str, SandboxBehaviour] = {
+    "4242424242424242": SandboxBehaviour.SUCCEED,
+    "4000000000000002": SandboxBehaviour.DECLINE,
+    "4000000000009995": SandboxBehaviour.INSUFFICIENT_FUNDS,
+    "4000000000000119": SandboxBehaviour.UNKNOWN_THEN_SUCCEEDED,
+}
+
+_OUTCOME_OF: dict[str, ChargeOutcome] = {
+    SandboxBehaviour.SUCCEED: ChargeOutcome.SUCCEEDED,
+    SandboxBehaviour.DECLINE: ChargeOutcome.DECLINED,
+    SandboxBehaviour.INSUFFICIENT_FUNDS: ChargeOutcome.INSUFFICIENT_FUNDS,
+    SandboxBehaviour.UNKNOWN_THEN_SUCCEEDED: ChargeOutcome.SUCCEEDED,
+}
+
+CARD_NOT_ON_FILE = gettext_noop("This card is no longer on file. Add it again or use another card.")
+NOTHING_TO_REFUND = gettext_noop(
+    "This payment cannot be refunded: it does not exist or did not succeed."
+)
+REFUND_TOO_LARGE = gettext_noop("The refund is larger than what is left to refund on this payment.")
+REFUND_DONE = gettext_noop("Refund issued.")
+
+_SEPARATORS = re.compile(r"[\s\-]")
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of digits passes the Luhn check (the card number's last digit)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def card_brand(digits: str) -> str:
+    """The card network of a number, from its first digits (display name)."""
+    if digits.startswith("4"):
+        return "Visa"
+    if digits[:2] in {"34", "37"}:
+        return "American Express"
+    if "51" <= digits[:2] <= "55" or "2221" <= digits[:4] <= "2720":
+        return "Mastercard"
+    if digits.startswith(("6011", "65")) or "644" <= digits[:3] <= "649":
+        return "Discover"
+    return "Card"
+
+
+def check_card(card: CardDetails, at: datetime) -> tuple[str, int]:
+    """The card's digits and four-digit expiry year, or :class:`CardRejected` saying what to fix."""
+    digits = _SEPARATORS.sub("", card.number or "")
+    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_valid(digits):
+        raise CardRejected(
+            "This card number is not valid: check the digits and type it again.", field="number"
+        )
+    exp_year = card.exp_year + 2000 if 0 <= card.exp_year < 100 else card.exp_year
+    if not 1 <= card.exp_month <= 12:
+        raise CardRejected(
+            f"{card.exp_month} is not a month: give the expiry month as a number from 1 to 12.",
+            field="expiry",
+        )
+    if (exp_year, card.exp_month) < (at.year, at.month):
+        raise CardRejected(
+            f"This card expired at the end of {card.exp_month:02d}/{exp_year}: "
+            "use a card that is still valid.",
+            field="expiry",
+        )
+    brand = card_brand(digits)
+    cvc_length = 4 if brand == "American Express" else 3
+    if not (card.cvc or "").isdigit() or len(card.cvc) != cvc_length:
+        raise CardRejected(
+            f"The security code must be the {cvc_length} digits "
+            + ("on the front of the card." if cvc_length == 4 else "on the back of the card."),
+            field="cvc",
+        )
+    return digits, exp_year
+
+
+class SandboxGateway:
+    """The offline gateway (see the module's docstring). Stateless: every fact is in the database."""
+
+    def tokenize(self, *, card: CardDetails, at: datetime) -> TokenizedCard:
+        digits, exp_year = check_card(card, at)
+        saved = SandboxCard.objects.create(
+            token=f"tok_sandbox_{secrets.token_hex(12)}",
+            brand=card_brand(digits),
+            last4=digits[-4:],
+            exp_month=card.exp_month,
+            exp_year=exp_year,
+            behaviour=TEST_CARDS.get(digits, SandboxBehaviour.SUCCEED),
+            created_at=now(),
+        )
+        return TokenizedCard(
+            token=saved.token, brand=saved.brand, last4=saved.last4,
+            exp_month=saved.exp_month, exp_year=saved.exp_year,
+        )
+
+    def charge(
+        self, *, token: str, amount: Money, idempotency_key: str, description: str
+    ) -> ChargeResult:
+        _require_positive(amount, "charge")
+        replay = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+        if replay is None:
+            card = SandboxCard.objects.filter(token=token).first()
+            behaviour = card.behaviour if card is not None else None
+            outcome = _OUTCOME_OF[behaviour] if behaviour is not None else ChargeOutcome.DECLINED
+            first_answer = (
+                ChargeOutcome.UNKNOWN
+                if behaviour == SandboxBehaviour.UNKNOWN_THEN_SUCCEEDED
+                else outcome
+            )
+            try:
+                with transaction.atomic():
+                    created = SandboxCharge.objects.create(
+                        idempotency_key=idempotency_key, reference=_reference("ch"), token=token,
+                        amount=amount.amount, currency=amount.currency,
+                        description=description[:500], outcome=outcome,
+                        first_answer=first_answer, created_at=now(),
+                    )
+            except IntegrityError:
+                # Another process sent the same key at the same time: its row is the answer.
+                replay = SandboxCharge.objects.get(idempotency_key=idempotency_key)
+            else:
+                if card is None:
+                    return ChargeResult(ChargeOutcome.DECLINED, created.reference, CARD_NOT_ON_FILE)
+                return _charge_result(created, ChargeOutcome(first_answer))
+        if (replay.token, replay.amount, replay.currency) != (token, amount.amount, amount.currency):
+            raise _reused(idempotency_key)
+        return _charge_result(replay, ChargeOutcome(replay.outcome))
+
+    def refund(self, *, reference: str, amount: Money, idempotency_key: str) -> ChargeResult:
+        _require_positive(amount, "refund")
+        replay = SandboxRefund.objects.filter(idempotency_key=idempotency_key).first()
+        if replay is None:
+            try:
+                with transaction.atomic():
+                    replay = self._refund_once(reference, amount, idempotency_key)
+            except IntegrityError:
+                replay = SandboxRefund.objects.get(idempotency_key=idempotency_key)
+        if (replay.charge_reference, replay.amount, replay.currency) != (
+            reference, amount.amount, amount.currency
+        ):
+            raise _reused(idempotency_key)
+        return ChargeResult(ChargeOutcome(replay.outcome), replay.reference, replay.message)
+
+    def _refund_once(self, reference: str, amount: Money, idempotency_key: str) -> SandboxRefund:
+        # The charge row is locked so that two refunds of one payment cannot both pass the check.
+        charge = (
+            SandboxCharge.objects.select_for_update()
+            .filter(reference=reference, outcome=ChargeOutcome.SUCCEEDED).first()
+        )
+        if charge is None or charge.currency != amount.currency:
+            outcome, message = ChargeOutcome.DECLINED, NOTHING_TO_REFUND
+        else:
+            refunded = sum(
+                SandboxRefund.objects.filter(
+                    charge_reference=reference, outcome=ChargeOutcome.SUCCEEDED
+                ).values_list("amount", flat=True)
+            )
+            if refunded + amount.amount > charge.amount:
+                outcome, message = ChargeOutcome.DECLINED, REFUND_TOO_LARGE
+            else:
+                outcome, message = ChargeOutcome.SUCCEEDED, REFUND_DONE
+        return SandboxRefund.objects.create(
+            idempotency_key=idempotency_key, reference=_reference("re"),
+            charge_reference=reference, amount=amount.amount, currency=amount.currency,
+            outcome=outcome, message=message, created_at=now(),
+        )
+
+    def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
+        charge = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+        if charge is not None:
+            return _charge_result(charge, ChargeOutcome(charge.outcome))
+        refund = SandboxRefund.objects.filter(idempotency_key=idempotency_key).first()
+        if refund is not None:
+            return ChargeResult(ChargeOutcome(refund.outcome), refund.reference, refund.message)
+        return None
+
+
+def _charge_result(charge: SandboxCharge, outcome: ChargeOutcome) -> ChargeResult:
+    if outcome == ChargeOutcome.DECLINED and not SandboxCard.objects.filter(
+        token=charge.token
+    ).exists():
+        return ChargeResult(outcome, charge.reference, CARD_NOT_ON_FILE)
+    return ChargeResult(outcome, charge.reference, OUTCOME_MESSAGES[outcome])
+
+
+def _reference(prefix: str) -> str:
+    return f"{prefix}_sandbox_{secrets.token_hex(12)}"
+
+
+def _require_positive(amount: Money, what: str) -> None:
+    if amount.amount <= 0:
+        raise InvalidAmount(
+            f"A {what} is for an amount above zero, not {amount}.", amount=str(amount)
+        )
+
+
+def _reused(key: str) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        f"The idempotency key {key!r} was already used for another payment; "
+        "use a new key for a new payment.",
+        idempotency_key=key,
+    )

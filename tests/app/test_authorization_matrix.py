@@ -1,0 +1,478 @@
+"""The authorization matrix: every URL of the project, found at run time, against who may reach it.
+
+The test walks ``django.urls.get_resolver()`` recursively — the pages, the JSON API under
+``/api/v1/`` (each django-ninja path is a Django URL pattern) and the Django admin under ``/console/``
+— so a URL added by anyone later is covered without asking. For every route it builds a concrete
+URL from a world of two customer accounts, A and B, and asserts:
+
+(a) anonymous visitors are sent to sign in — a redirect to ``LOGIN_URL`` for pages, 401 for the
+    API, a redirect to the console's login for ``/console/`` — unless the route is public;
+(b) a signed-in member of account A holding every role (billing contact, admin, organizer) gets
+    404 — not 403, never data — for anything that names account B's objects, by page URL and by
+    API id (with a session and with an API token); routes that name nothing answer them without
+    a trace of account B; and the same URLs built with A's own objects do work (so the 404 is not
+    a broken URL);
+(c) customers get no access to ``/console/``: a redirect to the console's login;
+(d) inside their own account, a member lacking the role an endpoint requires gets 403 (for
+    billing endpoints: a member who is not a billing contact), never the data.
+
+How to add a new endpoint
+-------------------------
+1. **Declare it in ACCESS** (below): ``"route": Rule(...)``, where the route is how Django prints
+   the pattern (the id of the failing test; for the API it is ``api/v1/…/<account_id>``):
+
+   - ``Rule(public=True)`` for a page anyone may open (add it only if the product says so);
+   - ``Rule(action=Action.VIEW_BILLING)``: the account action the view passes to ``account_for``,
+     for every route that names an account (required when the route has ``account_id``);
+   - ``Rule()`` for a signed-in page or endpoint that names no account (or only the user's own
+     objects, which must answer 404 for anyone else's);
+   - ``probes=(...)``: the requests to make. Default: GET for pages; for the API, every method the
+     OpenAPI document lists, without a body. Declare a ``Probe("POST", data=...)`` for page forms
+     and API bodies, with a function of the :class:`Side` giving valid input, so that the only
+     reason for a refusal is authorization (a 422 would hide a missing check).
+     ``Probe(query=...)`` names an account by query string (``?account=<id>``).
+2. **Give every new parameter name a filler** in PARAMETERS: a function from a :class:`Side` to
+   the value naming that side's object (``"invoice_id": lambda side: side.make("invoice",
+   lambda: invoice_factory(side.account)).pk``). ``Side.make`` creates an object once per side.
+3. Run this module. It fails, with the list of what to declare, when a route has no row, a
+   parameter has no filler, a row names a route that no longer exists, or an account route
+   declares no action.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.shortcuts import resolve_url
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.regex_helper import normalize
+
+from prorata.accounts.models import Account, User
+from prorata.accounts.permissions import Action, can
+from prorata.accounts.services import account_create, membership_set_roles
+from prorata.api.models import ApiToken
+from prorata.api.services import api_token_create
+from prorata.api.v1 import api as api_v1
+
+pytestmark = pytest.mark.django_db
+
+CONSOLE = "console/"
+API = "api/"
+#: Routes under these prefixes are public whatever they are (static files when served by Django).
+PUBLIC_PREFIXES = ("static/", "media/")
+ROLES = ("billing_contact", "admin", "organizer")
+CONSOLE_LOGIN = "/console/login/?next="
+#: Console routes that send customers elsewhere than the login: Django's admin sends a signed-out
+#: or non-staff visitor of its logout page to its index, which sends them to the login.
+CONSOLE_REDIRECTS = {"console/logout/": "/console/"}
+
+
+# --- the world: two customer accounts, each with its people and objects -------------------------
+
+
+@dataclass
+class Side:
+    """One customer account and what belongs to it.
+
+    ``principal`` holds every role in ``account``; ``members[role]`` holds only ``role``
+    (``members["none"]`` is a member with no role). ``token`` is the principal's API token.
+    """
+
+    label: str
+    account: Account
+    principal: User
+    members: dict[str, User]
+    token: ApiToken
+    token_secret: str
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def make(self, key: str, factory: Callable[[], Any]) -> Any:
+        """``factory()`` the first time ``key`` is asked for on this side, the same object after."""
+        if key not in self.made:
+            self.made[key] = factory()
+        return self.made[key]
+
+    @property
+    def markers(self) -> list[str]:
+        """Strings that only this side's data contains: none may appear in the other side's pages."""
+        return [self.account.name, self.principal.email, *(u.email for u in self.members.values())]
+
+
+def make_side(label: str) -> Side:
+    account = account_create(name=f"Matrix {label} Zq{label}x", country="FR",
+                             billing_address=f"{label} street")
+    principal = User.objects.create_user(f"principal-{label}@matrix.example", "pw")
+    membership_set_roles(actor=None, account=account, user=principal,
+                         **dict.fromkeys(ROLES, True))
+    members = {}
+    for role in (*ROLES, "none"):
+        members[role] = User.objects.create_user(f"{role}-{label}@matrix.example", "pw")
+        membership_set_roles(actor=None, account=account, user=members[role],
+                             **({role: True} if role != "none" else {}))
+    token, secret = api_token_create(user=principal, name=f"token {label}")
+    return Side(label.lower(), account, principal, members, token, secret)
+
+
+@pytest.fixture
+def sides(clock) -> tuple[Side, Side]:
+    return make_side("A"), make_side("B")
+
+
+# --- how to fill each parameter ------------------------------------------------------------------
+
+#: Parameter name → the value that names ``side``'s object. Keep one meaning per name.
+PARAMETERS: dict[str, Callable[[Side], object]] = {
+    "account_id": lambda side: side.account.pk,
+    "token_id": lambda side: side.token.pk,
+    # Public links sent by e-mail (password reset, e-mail change): any value shows the "invalid
+    # link" page; they are in ACCESS as public.
+    "uidb64": lambda side: urlsafe_base64_encode(force_bytes(side.principal.pk)),
+    "token": lambda side: "invalid-token",
+    # The console (Django admin): customers are redirected to its login whatever the value.
+    "app_label": lambda side: "accounts",
+    "object_id": lambda side: side.account.pk,
+    "id": lambda side: side.principal.pk,
+    "content_type_id": lambda side: ContentType.objects.get_for_model(Account).pk,
+    "url": lambda side: "no-such-page/",
+}
+
+
+# --- the table -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request to make: a method, and optional form fields / JSON body / query string.
+
+    A probe names the side's objects when its route has parameters, when it has a ``query``, or
+    when its ``data`` carries the side's ids (say so with ``names_account=True``).
+    """
+
+    method: str = "GET"
+    data: Callable[[Side], dict[str, Any]] | None = None
+    query: Callable[[Side], dict[str, Any]] | None = None
+    names_account: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may reach a route: see the module docstring."""
+
+    public: bool = False
+    action: Action | None = None
+    probes: tuple[Probe, ...] = ()
+
+
+GET = Probe()
+POST = Probe("POST")
+
+ACCESS: dict[str, Rule] = {
+    # Public pages (the allow-list).
+    "": Rule(public=True),  # the plans page
+    "accounts/login/": Rule(public=True),
+    "accounts/logout/": Rule(public=True),  # signing out when signed out changes nothing
+    "accounts/password_reset/": Rule(public=True),
+    "accounts/password_reset/done/": Rule(public=True),
+    "accounts/reset/<uidb64>/<token>/": Rule(public=True),
+    "accounts/reset/done/": Rule(public=True),
+    "accounts/email/confirm/<str:token>/": Rule(public=True),  # opened from the e-mail
+    "i18n/setlang/": Rule(public=True, probes=(Probe("POST", data=lambda s: {"language": "fr"}),)),
+    "api/v1/": Rule(public=True),  # the API's index: links to its documentation
+    "api/v1/openapi.json": Rule(public=True),
+    "api/v1/docs": Rule(public=True),
+    "console/login/": Rule(public=True),
+    # Signed-in pages about the user themself.
+    "profile/": Rule(),
+    "profile/password/": Rule(probes=(POST,)),  # forms posted from the profile page
+    "profile/email/": Rule(probes=(POST,)),
+    "profile/language/": Rule(probes=(POST,)),
+    "profile/tokens/": Rule(probes=(GET, Probe("POST", data=lambda s: {"name": "matrix",
+                                                                       "validity": "30"}))),
+    "profile/tokens/<int:token_id>/revoke/": Rule(probes=(POST,)),
+    # The API: the user and their accounts.
+    "api/v1/me": Rule(),
+    "api/v1/accounts": Rule(),
+    "api/v1/accounts/<account_id>": Rule(action=Action.VIEW_ACCOUNT),
+    "api/v1/accounts/<account_id>/members": Rule(action=Action.MANAGE_MEMBERS),
+    "api/v1/tokens": Rule(),
+    "api/v1/tokens/<token_id>": Rule(),
+}
+
+
+# --- enumerating the URL patterns -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One URL pattern of the project, with what it takes to build a URL that reaches it."""
+
+    route: str  # as Django prints it (ResolverMatch.route)
+    formats: tuple[tuple[str, tuple[str, ...]], ...]  # per nested pattern: "%(name)s" format, names
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(name for _, names in self.formats for name in names)
+
+    @property
+    def kind(self) -> str:
+        if self.route.startswith(CONSOLE):
+            return "console"
+        return "api" if self.route.startswith(API) else "page"
+
+    @property
+    def rule(self) -> Rule:
+        if self.route.startswith(PUBLIC_PREFIXES):
+            return Rule(public=True)
+        if self.kind == "console" and self.route not in ACCESS:
+            return Rule()
+        if self.route not in ACCESS:
+            pytest.fail(f"{self.route!r} has no row in ACCESS: declare who may reach it (see "
+                        "the docstring of tests/app/test_authorization_matrix.py)", pytrace=False)
+        return ACCESS[self.route]
+
+    def url(self, side: Side) -> str:
+        """The concrete URL naming ``side``'s objects; checks it resolves to this very pattern."""
+        missing = [name for name in self.params if name not in PARAMETERS]
+        if missing:
+            pytest.fail(f"{self.route!r}: no filler for parameter(s) {missing}; add them to "
+                        "PARAMETERS in tests/app/test_authorization_matrix.py", pytrace=False)
+        values = {name: str(PARAMETERS[name](side)) for name in self.params}
+        url = "/" + "".join(fmt % {n: values[n] for n in names} for fmt, names in self.formats)
+        reached = resolve(url.split("?")[0]).route
+        assert reached == self.route, (
+            f"{url} reaches {reached!r}, not {self.route!r}: change the PARAMETERS fillers"
+        )
+        return url
+
+
+def _join(route: str, piece: str) -> str:
+    # What django.urls.URLResolver does to build ResolverMatch.route.
+    return piece if not route else route + piece.removeprefix("^")
+
+
+def _walk(patterns: list[Any], route: str = "", formats: tuple = ()) -> Iterator[Route]:
+    for pattern in patterns:
+        fmt, names = normalize(pattern.pattern.regex.pattern)[0]
+        here = (*formats, (fmt, tuple(names)))
+        joined = _join(route, str(pattern.pattern))
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, joined, here)
+        else:
+            assert isinstance(pattern, URLPattern)
+            yield Route(joined, here)
+
+
+def all_routes() -> list[Route]:
+    """Every URL pattern of the project, once each (ninja repeats a path for each method)."""
+    seen: dict[str, Route] = {}
+    for found in _walk(get_resolver().url_patterns):
+        seen.setdefault(found.route, found)
+    return list(seen.values())
+
+
+@functools.cache
+def api_methods() -> dict[str, list[str]]:
+    """Route → the HTTP methods the OpenAPI document lists for it."""
+    methods = {}
+    for path, operations in api_v1.get_openapi_schema()["paths"].items():
+        route = re.sub(r"\{(\w+)\}", r"<\1>", path.lstrip("/"))
+        methods[route] = [m.upper() for m in operations]
+    return methods
+
+
+ROUTES = all_routes()
+
+
+def routes_where(predicate: Callable[[Route], bool]) -> list[Any]:
+    return [pytest.param(r, id=r.route or "(home)") for r in ROUTES if _safe(predicate, r)]
+
+
+def _safe(predicate: Callable[[Route], bool], route: Route) -> bool:
+    try:
+        return predicate(route)
+    except pytest.fail.Exception:  # a route without a row: test_every_route_is_declared says so
+        return False
+
+
+# --- making the requests --------------------------------------------------------------------
+
+
+def probes_of(route: Route) -> tuple[Probe, ...]:
+    rule = route.rule
+    if rule.probes:
+        return rule.probes
+    if route.kind == "api":
+        return tuple(Probe(m) for m in api_methods().get(route.route, ["GET"]))
+    return (GET,)
+
+
+def send(client: Client, route: Route, probe: Probe, side: Side, token: str | None = None):
+    """Make ``probe`` on ``route`` built with ``side``'s objects, as ``client`` (and ``token``)."""
+    url = route.url(side)
+    extra: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    if probe.query is not None:
+        extra["query_params"] = probe.query(side)
+    data = probe.data(side) if probe.data is not None else None
+    method = probe.method.lower()
+    if route.kind == "api" and method != "get":
+        return getattr(client, method)(url, json.dumps(data or {}),
+                                       content_type="application/json", **extra)
+    return getattr(client, method)(url, data or {}, **extra)
+
+
+def signed_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def names_the_side(route: Route, probe: Probe) -> bool:
+    return bool(route.params) or probe.query is not None or probe.names_account
+
+
+def names_an_account(route: Route) -> bool:
+    return any(names_the_side(route, probe) for probe in probes_of(route))
+
+
+def console_redirect_ok(route: Route, location: str) -> bool:
+    if route.route in CONSOLE_REDIRECTS:
+        return location == CONSOLE_REDIRECTS[route.route]
+    return location.startswith(CONSOLE_LOGIN)
+
+
+def describe(response) -> str:
+    location = response.get("Location", "")
+    return f"{response.status_code} {location} {response.content[:200]!r}"
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+
+def test_every_route_is_declared_and_fillable():
+    problems = []
+    for route in ROUTES:
+        if route.kind != "console" and not route.route.startswith(PUBLIC_PREFIXES):
+            if route.route not in ACCESS:
+                problems.append(f"{route.route!r} has no row in ACCESS")
+            elif "account_id" in route.params and ACCESS[route.route].action is None:
+                problems.append(f"{route.route!r} names an account: declare its Rule(action=...)")
+        missing = [p for p in route.params if p not in PARAMETERS]
+        if missing:
+            problems.append(f"{route.route!r} has parameter(s) {missing} missing from PARAMETERS")
+    known = {r.route for r in ROUTES}
+    problems += [f"ACCESS row {route!r} matches no URL pattern any more: remove or fix it"
+                 for route in ACCESS if route not in known]
+    assert not problems, ("Declare every URL in tests/app/test_authorization_matrix.py "
+                          "(see its docstring):\n  " + "\n  ".join(problems))
+
+
+def test_the_walk_sees_pages_the_api_and_the_console():
+    routes = {r.route for r in ROUTES}
+    assert {"", "api/v1/me", "api/v1/accounts/<account_id>", "console/",
+            "profile/tokens/"} <= routes
+
+
+@pytest.mark.parametrize("route", routes_where(lambda r: True))
+def test_anonymous_visitors_are_sent_to_sign_in(sides, route):
+    a, _ = sides
+    for probe in probes_of(route):
+        response = send(Client(), route, probe, a)
+        where = f"anonymous {probe.method} {route.url(a)} → {describe(response)}"
+        if route.rule.public:
+            assert response.status_code < 500, where
+            assert response.status_code not in (401, 403), where
+        elif route.kind == "api":
+            assert response.status_code == 401, where
+            assert response.json()["code"] == "not_authenticated", where
+        elif route.kind == "console":
+            assert response.status_code == 302, where
+            assert console_redirect_ok(route, response["Location"]), where
+        else:
+            assert response.status_code == 302, where
+            assert response["Location"].startswith(f"{resolve_url(settings.LOGIN_URL)}?next="), where
+
+
+@pytest.mark.parametrize("route", routes_where(
+    lambda r: not r.rule.public and r.kind != "console"))
+def test_another_accounts_objects_are_404_for_a_member_holding_every_role(sides, route):
+    a, b = sides
+    auths = [("principal, session", signed_in(a.principal), None),
+             ("billing contact, session", signed_in(a.members["billing_contact"]), None)]
+    if route.kind == "api":
+        auths.append(("principal, API token", Client(), a.token_secret))
+    for probe in probes_of(route):
+        for how, client, token in auths:
+            response = send(client, route, probe, b, token=token)
+            where = f"A's {how}: {probe.method} {route.url(b)} → {describe(response)}"
+            if names_the_side(route, probe):
+                assert response.status_code == 404, where
+                if route.kind == "api":
+                    assert response.json()["code"] == "not_found", where
+            else:
+                assert response.status_code < 400, where
+            body = response.content.decode(errors="replace")
+            for marker in b.markers:
+                assert marker not in body, f"{where}: shows B's {marker!r}"
+
+
+@pytest.mark.parametrize("route", routes_where(
+    lambda r: not r.rule.public and r.kind != "console" and names_an_account(r)))
+def test_the_same_urls_work_for_their_own_account(sides, route):
+    a, _ = sides
+    client = signed_in(a.principal)
+    for probe in probes_of(route):
+        if not names_the_side(route, probe):
+            continue
+        response = send(client, route, probe, a)
+        where = f"A's principal {probe.method} {route.url(a)} → {describe(response)}"
+        assert response.status_code < 400, where
+
+
+@pytest.mark.parametrize("route", routes_where(lambda r: r.kind == "console" and not r.rule.public))
+def test_customers_get_no_access_to_the_console(sides, route):
+    a, b = sides
+    for side in (a, b):
+        response = send(signed_in(a.principal), route, GET, side)
+        where = f"customer GET {route.url(side)} → {describe(response)}"
+        assert response.status_code == 302, where
+        assert console_redirect_ok(route, response["Location"]), where
+
+
+@pytest.mark.parametrize("route", routes_where(
+    lambda r: r.rule.action not in (None, Action.VIEW_ACCOUNT)))
+def test_a_member_without_the_role_gets_403_not_data(sides, route):
+    a, _ = sides
+    lacking = [(role, user) for role, user in a.members.items()
+               if not can(user, route.rule.action, a.account)]
+    assert lacking, f"every member may {route.rule.action}: is the row's action right?"
+    for role, member in lacking:
+        client = signed_in(member)
+        for probe in probes_of(route):
+            response = send(client, route, probe, a)
+            where = f"A's {role} member {probe.method} {route.url(a)} → {describe(response)}"
+            assert response.status_code == 403, where
+            if route.kind == "api":
+                assert response.json()["code"] == "forbidden", where
+            body = response.content.decode(errors="replace")
+            assert a.account.billing_address not in body, where
+
+
+def test_a_member_without_the_billing_role_sees_no_billing_data(sides):
+    a, _ = sides
+    for role in ("admin", "organizer", "none"):
+        body = signed_in(a.members[role]).get(f"/api/v1/accounts/{a.account.pk}").json()
+        assert body["billing"] is None, role
+        assert a.account.billing_address not in json.dumps(body), role
+    body = signed_in(a.members["billing_contact"]).get(f"/api/v1/accounts/{a.account.pk}").json()
+    assert body["billing"]["billing_address"] == a.account.billing_address
