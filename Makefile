@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The demo and its CLI share one movable clock stored in the embedded database.
 export PRORATA_CLOCK ?= movable
 
-.PHONY: setup run demo test test-core lint clean
+.PHONY: setup run demo test browser lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Prorata needs Python 3.11 or newer")'
@@ -26,7 +26,14 @@ run: setup
 	$(BIN)/prorata demo
 	$(BIN)/prorata runserver 127.0.0.1:8000
 
-test: setup
+# Browser tests drive Debian's Chromium (never `playwright install`): installed here when we can.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "Chromium is missing: the browser tests will be skipped (sudo apt-get install -y chromium)"; fi; }
+
+test: setup browser
 	$(BIN)/pytest -n auto -p no:cacheprovider
 
 lint: setup

@@ -16,6 +16,14 @@ from django.utils.translation import gettext_lazy as _
 
 from prorata.accounts.models import Account, AuditEntry, Membership, StaffRole, User
 from prorata.accounts.permissions import staff_roles
+from prorata.accounts.services import audit_record
+from prorata.accounts.throttle import client_ip
+
+#: Account fields whose change is money- or permission-relevant, audited when staff edit them.
+AUDITED_ACCOUNT_FIELDS = (
+    "name", "country", "billing_address", "vat_number", "billing_mode", "advisor_id",
+    "payment_terms_days", "language",
+)
 
 
 @admin.register(User)
@@ -32,6 +40,24 @@ class UserAdmin(DjangoUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Staff roles are group memberships: a permission-relevant change, so it is audited.
+        user = form.instance
+        before = sorted(user.groups.values_list("name", flat=True)) if change else []
+        flags_before = form.initial.get("is_staff"), form.initial.get("is_superuser")
+        super().save_related(request, form, formsets, change)
+        after = sorted(user.groups.values_list("name", flat=True))
+        flags_after = user.is_staff, user.is_superuser
+        if before != after or (change and flags_before != flags_after):
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action="user.staff_roles", obj=user, ip=client_ip(request),
+                before={"groups": before, "is_staff": flags_before[0],
+                        "is_superuser": flags_before[1]},
+                after={"groups": after, "is_staff": flags_after[0],
+                       "is_superuser": flags_after[1]},
+            )
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -46,6 +72,44 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ("name", "vat_number", "memberships__user__email")
     readonly_fields = ("created_at", "currency")
     inlines = (MembershipInline,)
+
+    def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
+        before = (
+            {f: form.initial.get(f.removesuffix("_id"), None) for f in AUDITED_ACCOUNT_FIELDS}
+            if change else None
+        )
+        super().save_model(request, obj, form, change)
+        after = {f: getattr(obj, f) for f in AUDITED_ACCOUNT_FIELDS}
+        if before is not None:
+            before = {f: before[f] for f in AUDITED_ACCOUNT_FIELDS}
+            if before == after:
+                return
+        audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            action="account.change" if change else "account.create", account=obj, obj=obj,
+            before=before, after=after, ip=client_ip(request),
+        )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        # Role changes made in the console are audited like those made through the services.
+        # The forms have already copied their data onto the instances: read the old roles anew.
+        changed = [f.instance.pk for f in formset.initial_forms if f.instance.pk and f.has_changed()]
+        before = {m.pk: m.roles for m in Membership.objects.filter(pk__in=changed)}
+        instances = formset.save()
+        for member in instances:
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action="membership.roles", account=form.instance, obj=member,
+                before={"roles": before[member.pk]} if member.pk in before else None,
+                after={"user": member.user.email, "roles": member.roles}, ip=client_ip(request),
+            )
+        for member in formset.deleted_objects:
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                action="membership.remove", account=form.instance,
+                before={"user": member.user.email, "roles": member.roles},
+                ip=client_ip(request),
+            )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         queryset = super().get_queryset(request).select_related("advisor")
