@@ -1,0 +1,222 @@
+"""Reads of balances, the ledger, documents and payments, and the books' check.
+
+Balances are read from the stored :class:`~prorata.billing.models.AccountBalance` (one indexed row),
+never summed from the ledger on a page; :func:`books_balance` and :func:`books_imbalances_sql` are
+the checks that the stored balances, the ledger and the documents agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, Sum
+
+from prorata.accounts.models import Account
+from prorata.billing.models import (
+    AccountBalance,
+    Document,
+    DocumentKind,
+    DocumentStatus,
+    LedgerEntry,
+    Payment,
+    PaymentStatus,
+    Refund,
+)
+from prorata_core.money import Money
+from prorata_core.tax import EU_COUNTRIES
+
+
+def default_currency(country: str) -> str:
+    """The currency an account buys in until its first purchase fixes it (``Account.currency``):
+    EUR in the EU, USD elsewhere (the catalog's two currencies)."""
+    return "EUR" if country in EU_COUNTRIES else "USD"
+
+
+def account_balance(account: Account, currency: str | None = None) -> Money:
+    """The account's balance (the sum of its ledger entries) in ``currency`` (by default the
+    account's): positive is credit, negative is owed. One query."""
+    currency = currency or account.currency or default_currency(account.country)
+    value = (
+        AccountBalance.objects.filter(account=account, currency=currency)
+        .values_list("balance", flat=True)
+        .first()
+    )
+    return Money(value or 0, currency)
+
+
+def credit_balance(account: Account, currency: str | None = None) -> Money:
+    """The credit the account may spend on its next invoice: ``max(balance, 0)`` (S8). One query."""
+    balance = account_balance(account, currency)
+    return Money(max(balance.amount, 0), balance.currency)
+
+
+# --- the account's history (S10) -----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    """One page of an account's history, newest first; ``next_cursor`` is ``None`` on the last."""
+
+    entries: list[LedgerEntry]
+    next_cursor: str | None
+
+
+def _cursor(entry: LedgerEntry) -> str:
+    return f"{entry.at.isoformat()}|{entry.pk}"
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        at, pk = cursor.rsplit("|", 1)
+        return datetime.fromisoformat(at), int(pk)
+    except (ValueError, AttributeError):
+        return None
+
+
+def transactions_for_account(
+    *,
+    account: Account,
+    kinds: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 25,
+) -> LedgerPage:
+    """Every charge, payment, credit and refund of ``account``, newest first, ``limit`` per page.
+
+    Filters: ``kinds`` (:class:`~prorata.billing.models.LedgerKind` values), ``[start, end)``.
+    Keyset pagination on ``(at, id)`` (DESIGN §8): pass the previous page's ``next_cursor``; every
+    page costs the same at any depth, and no total is counted. The entry's document and payment
+    come along (one query).
+    """
+    rows = LedgerEntry.objects.filter(account=account).select_related("document", "payment")
+    if kinds:
+        rows = rows.filter(kind__in=kinds)
+    if start is not None:
+        rows = rows.filter(at__gte=start)
+    if end is not None:
+        rows = rows.filter(at__lt=end)
+    position = _parse_cursor(cursor) if cursor else None
+    if position is not None:
+        at, pk = position
+        # at <= X bounds the index range; the OR then only breaks ties within one instant.
+        rows = rows.filter(Q(at__lt=at) | Q(at=at, id__lt=pk), at__lte=at)
+    page = list(rows.order_by("-at", "-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return LedgerPage(entries=page, next_cursor=_cursor(page[-1]) if more and page else None)
+
+
+def documents_for_account(
+    *, account: Account, kind: str | None = None, limit: int | None = None
+) -> list[Document]:
+    """The account's finalised invoices and credit notes (receipts), newest first."""
+    rows = Document.objects.filter(account=account, number__isnull=False)
+    if kind:
+        rows = rows.filter(kind=kind)
+    rows = rows.order_by("-issued_at", "-id")
+    return list(rows[:limit] if limit else rows)
+
+
+def document_for_account(*, account: Account, document_id: int) -> Document | None:
+    """One finalised document of ``account`` (``None`` for another account's or a draft)."""
+    return Document.objects.filter(
+        account=account, pk=document_id, number__isnull=False
+    ).select_related("refers_to").first()
+
+
+# --- the books ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Imbalance:
+    """An account whose stored balance, ledger and documents do not agree (minor units)."""
+
+    account_id: int
+    currency: str
+    stored: int
+    ledger: int
+    documents: int
+
+    def __str__(self) -> str:
+        return (f"account {self.account_id} {self.currency}: stored {self.stored}, "
+                f"ledger {self.ledger}, documents and payments {self.documents}")
+
+
+def _sums(rows: Any, field: str) -> dict[tuple[int, str], int]:
+    return {
+        (row["account_id"], row["currency"]): row["total"] or 0
+        for row in rows.values("account_id", "currency").annotate(total=Sum(field))
+    }
+
+
+def books_balance() -> list[Imbalance]:
+    """Every account (and currency) whose books do not balance; empty when all do (DESIGN §3).
+
+    For each: the stored balance = the sum of its ledger entries = Σ credit notes credited +
+    Σ payments received − Σ invoices issued − Σ refunds paid. (A credit note's total is negative,
+    so "credited" is ``−total``, as for an invoice.) Used by the tests after every scenario.
+    """
+    stored = {
+        (row["account_id"], row["currency"]): row["balance"]
+        for row in AccountBalance.objects.values("account_id", "currency", "balance")
+    }
+    ledger = _sums(LedgerEntry.objects.all(), "amount")
+    issued = Document.objects.filter(number__isnull=False).exclude(status=DocumentStatus.VOID)
+    invoices = _sums(issued.filter(kind=DocumentKind.INVOICE), "total")
+    credit_notes = _sums(issued.filter(kind=DocumentKind.CREDIT_NOTE), "total")
+    payments = _sums(Payment.objects.filter(status=PaymentStatus.SUCCEEDED), "amount")
+    refunds = _sums(Refund.objects.filter(status=PaymentStatus.SUCCEEDED), "amount")
+    keys = set(stored) | set(ledger) | set(invoices) | set(credit_notes) | set(payments) | set(refunds)
+    problems = []
+    for key in sorted(keys):
+        documents = (-credit_notes.get(key, 0) + payments.get(key, 0) - invoices.get(key, 0)
+                     - refunds.get(key, 0))
+        values = (stored.get(key, 0), ledger.get(key, 0), documents)
+        if len(set(values)) > 1:
+            problems.append(Imbalance(key[0], key[1], *values))
+    return problems
+
+
+#: The same identity in one aggregate query: each account's rows that break it (none when the
+#: books balance). Every source is reduced to (account, currency, amount) signed in the customer's
+#: favour and summed; a balanced account nets to zero in each of the three comparisons.
+BOOKS_IMBALANCES_SQL = """
+SELECT account_id, currency,
+       SUM(stored) AS stored, SUM(ledger) AS ledger, SUM(documents) AS documents
+FROM (
+    SELECT account_id, currency, balance AS stored, 0 AS ledger, 0 AS documents
+      FROM billing_accountbalance
+    UNION ALL
+    SELECT account_id, currency, 0, amount, 0 FROM billing_ledgerentry
+    UNION ALL
+    SELECT account_id, currency, 0, 0, -total FROM billing_document
+     WHERE number IS NOT NULL AND status <> 'void'
+    UNION ALL
+    SELECT account_id, currency, 0, 0, amount FROM billing_payment WHERE status = 'succeeded'
+    UNION ALL
+    SELECT account_id, currency, 0, 0, -amount FROM billing_refund WHERE status = 'succeeded'
+) AS movements
+GROUP BY account_id, currency
+HAVING SUM(stored) <> SUM(ledger) OR SUM(ledger) <> SUM(documents)
+ORDER BY account_id, currency
+"""
+
+
+def books_imbalances_sql() -> list[tuple[int, str, int, int, int]]:
+    """:data:`BOOKS_IMBALANCES_SQL` run in the database: ``(account, currency, stored, ledger,
+    documents and payments)`` for every account whose books do not balance."""
+    with connection.cursor() as cursor:
+        cursor.execute(BOOKS_IMBALANCES_SQL)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def payments_to_reconcile(*, before: datetime) -> list[Payment]:
+    """Card payments whose outcome is unknown, or still pending since before ``before`` (a crash
+    between recording the payment and hearing from the gateway)."""
+    return list(
+        Payment.objects.filter(
+            Q(status=PaymentStatus.UNKNOWN) | Q(status=PaymentStatus.PENDING, created_at__lt=before)
+        ).order_by("created_at", "id")
+    )

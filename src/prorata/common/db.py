@@ -1,0 +1,72 @@
+"""Database helpers shared by the services: the bounded retry of transient PostgreSQL failures.
+
+PostgreSQL aborts a transaction with SQLSTATE ``40001`` (serialization failure) or ``40P01``
+(deadlock detected) when two transactions cannot both commit as they are; the right answer is to run
+the whole transaction again (DESIGN §8). :func:`retry_transient` does that a bounded number of times,
+and when every attempt failed it raises :class:`~prorata.common.errors.Busy` (a 503 with a clear
+message), never a bare 500. SQLite never raises these: its writers queue on the database lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from django.db import DatabaseError, connection
+
+from prorata.common.errors import Busy
+
+#: SQLSTATE codes after which running the same transaction again is correct.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` (or the driver error it wraps) is a serialization failure or a deadlock."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def retry_transient(
+    function: Callable[P, R] | None = None, *, attempts: int = 4, backoff: float = 0.01
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run the decorated transaction again after a serialization failure or a deadlock.
+
+    Use it on a function whose body is one whole ``transaction.atomic()`` block: a retry re-runs it
+    from the start. Inside an outer transaction nothing can be retried (the outer one is already
+    aborted), so the error is passed up for the outermost retrying function to handle. Waits
+    ``backoff × attempt`` seconds between attempts; raises :class:`Busy` after ``attempts`` failures.
+    """
+
+    def decorate(inner: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(inner)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            attempt = 1
+            while True:
+                try:
+                    return inner(*args, **kwargs)
+                except DatabaseError as error:
+                    if not is_transient(error) or connection.in_atomic_block:
+                        raise
+                    if attempt >= attempts:
+                        raise Busy(
+                            "Too many changes are being made to this account at once; nothing "
+                            "was saved. Try again in a moment.",
+                            attempts=attempts,
+                        ) from error
+                time.sleep(backoff * attempt)
+                attempt += 1
+
+        return wrapper
+
+    if function is not None:
+        return decorate(function)
+    return decorate

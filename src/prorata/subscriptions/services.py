@@ -1,0 +1,841 @@
+"""Writes of subscriptions, the cart and orders: buying, changing and paying (DESIGN §3, §8).
+
+The checkout (:func:`checkout_place`) follows DESIGN §8:
+
+1. **one transaction**: the idempotency check (scoped to the account), the locks (account, then its
+   subscriptions by id: :mod:`prorata.common.locks`), the order priced again by the one engine and
+   compared with what the customer saw (:class:`QuoteChanged` otherwise, with nothing written),
+   then the order recorded ``placed`` with its payment ``pending``;
+2. **outside any transaction**: the gateway charge, with the payment's idempotency key;
+3. **one transaction**: on success the credit note(s) and the invoice finalised with gapless
+   numbers, the ledger, the subscriptions, their history, the audit log and the receipt e-mails
+   (outbox); on a refused card the order and payment marked failed and *nothing else* changed;
+   on an unknown outcome the order stays placed until :func:`payment_reconcile` asks the gateway.
+
+When nothing is to be charged (credit covers it, or a corporate invoice paid later by transfer),
+steps 1 and 3 are one transaction and the gateway is not called. While an order of an account
+awaits its payment, no other order of that account is placed (:class:`OrderInProgress`): the
+credit balance and the subscriptions it was priced on stay as they were.
+
+Staff act with ``by_staff=True``: the policy then allows what customers may not (plan downgrades,
+corporate accounts, advisor-priced plans) with the same pricing, and the audit entry names them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+
+from prorata.accounts.models import Account, User
+from prorata.accounts.services import audit_record
+from prorata.billing.models import (
+    Document,
+    DocumentKind,
+    LedgerKind,
+    Payment,
+    PaymentMethodKind,
+    PaymentStatus,
+)
+from prorata.billing.selectors import credit_balance, default_currency, payments_to_reconcile
+from prorata.billing.services import (
+    DraftLine,
+    Movement,
+    document_draft,
+    documents_finalize,
+    ledger_append,
+    notify_billing_contacts,
+)
+from prorata.catalog.models import BillingCycle, Plan
+from prorata.catalog.selectors import catalog_snapshot
+from prorata.common.clock import format_instant, now
+from prorata.common.db import retry_transient
+from prorata.common.locks import lock_account, lock_subscriptions
+from prorata.payments.gateway import CardDetails, ChargeOutcome, get_gateway
+from prorata.payments.models import PaymentMethod
+from prorata.subscriptions.errors import (
+    CheckoutInProgress,
+    IdempotencyConflict,
+    OrderInProgress,
+    PaymentFailed,
+    PaymentMethodRequired,
+    QuoteChanged,
+)
+from prorata.subscriptions.models import (
+    CartItem,
+    Order,
+    OrderKindChoice,
+    OrderStatus,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionStatus,
+)
+from prorata.subscriptions.selectors import (
+    CheckoutItem,
+    account_currency,
+    account_tax,
+    cart_items,
+    checkout_quote,
+    fingerprint,
+    line_from_json,
+    order_quote,
+    price_items,
+    require_may_order,
+    state_of,
+)
+from prorata_core.errors import ValidationError
+from prorata_core.money import Money
+from prorata_core.orders import LineKind, OrderKind
+from prorata_core.periods import Period
+from prorata_core.tax import TaxDecision, TaxRule, normalize_vat_number
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckoutItem",
+    "CheckoutResult",
+    "cart_add",
+    "cart_items",
+    "cart_remove",
+    "checkout_place",
+    "checkout_quote",
+    "order_quote",
+    "payment_reconcile",
+    "subscription_start_trial",
+]
+
+#: What the customer sees when the gateway did not say whether the card was charged.
+PAYMENT_UNCONFIRMED = (
+    "We could not confirm the payment with your bank. Do not pay again: we will check it and "
+    "let you know by e-mail."
+)
+PAYMENT_NOT_RECEIVED = (
+    "Your payment did not reach the bank and nothing was charged. Place the order again."
+)
+_FAILURE_CODES = {
+    ChargeOutcome.DECLINED: "payment_declined",
+    ChargeOutcome.INSUFFICIENT_FUNDS: "insufficient_funds",
+}
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """What a checkout did. ``status`` is the order's: ``paid``, ``invoiced`` (corporate: the
+    invoice awaits a transfer) or ``placed`` (the payment's outcome is being confirmed).
+    ``replayed`` is true when this is the stored answer to an earlier request with the same key."""
+
+    order: Order
+    status: str
+    invoice: Document | None
+    credit_notes: tuple[Document, ...]
+    amount_charged: Money
+    credit_created: Money
+    replayed: bool = False
+    message: str = ""
+
+    @property
+    def next_billing_dates(self) -> dict[str, str]:
+        return {item["product"]: item["next_billing_date"] for item in self.order.snapshot["items"]}
+
+
+# --- the cart (S18) -----------------------------------------------------------------------------
+
+def cart_add(
+    *,
+    account: Account,
+    user: User,
+    product_code: str,
+    plan_code: str,
+    cycle_code: str,
+    quantity: int,
+) -> CartItem:
+    """Put a change in the account's cart (replacing the product's earlier item).
+
+    The item is quoted first, so a change the policy refuses (a downgrade, a corporate account)
+    never enters the cart; the refusal is raised with its message.
+    """
+    order_quote(account=account, user=user, product_code=product_code, plan_code=plan_code,
+                cycle_code=cycle_code, quantity=quantity)
+    plan = Plan.objects.select_related("product").get(code=plan_code)
+    cycle = BillingCycle.objects.get(code=cycle_code)
+    with transaction.atomic():
+        item, _created = CartItem.objects.update_or_create(
+            account=account, product=plan.product,
+            defaults={"plan": plan, "cycle": cycle, "quantity": quantity, "created_at": now()},
+        )
+    return item
+
+
+def cart_remove(*, account: Account, user: User, product_code: str) -> bool:
+    """Take a product's item out of the cart; returns whether there was one."""
+    require_may_order(user, account, by_staff=False)
+    deleted, _ = CartItem.objects.filter(account=account, product__code=product_code).delete()
+    return deleted > 0
+
+
+# --- free trials ---------------------------------------------------------------------------------
+
+def subscription_start_trial(
+    *, account: Account, product_code: str, plan_code: str = "free_trial", actor: User | None = None
+) -> Subscription:
+    """Start a free trial of ``product_code`` (S16): one license for the plan's ``trial_days``,
+    nothing invoiced; it is followed by a purchase or expires. Refused if the product is already
+    subscribed (one subscription per product, a database constraint)."""
+    catalog = catalog_snapshot()
+    plan = catalog.plan(plan_code)
+    if plan.trial_days is None or plan.product_code != product_code:
+        raise ValidationError(f"{plan.name} is not a free trial of {product_code}.", plan=plan_code)
+    at = now()
+    with transaction.atomic():
+        account = lock_account(account.pk)
+        if Subscription.objects.filter(account=account, product__code=product_code).exists():
+            raise ValidationError("This product is already subscribed; a free trial is for new "
+                                  "customers.", product=product_code)
+        plan_row = Plan.objects.select_related("product").get(code=plan_code)
+        cycle = BillingCycle.objects.order_by("months").first()
+        if cycle is None:
+            raise ValidationError("The catalog has no billing period.")
+        currency = account.currency or default_currency(account.country)
+        subscription = Subscription.objects.create(
+            account=account, product=plan_row.product, plan=plan_row, cycle=cycle, quantity=1,
+            currency=currency, unit_amount=0, status=SubscriptionStatus.TRIALING, auto_renew=False,
+            anchor=at, period_start=at, period_end=at + timedelta(days=plan.trial_days),
+            invoiced_amount=0, created_at=at,
+        )
+        SubscriptionEvent.objects.create(
+            subscription=subscription, at=at, kind=SubscriptionEvent.Kind.TRIAL_STARTED,
+            after=_describe(subscription), actor=actor,
+        )
+        audit_record(actor=actor, action="subscription.start_trial", account=account,
+                     obj=subscription, after=_describe(subscription))
+    return subscription
+
+
+# --- the checkout ----------------------------------------------------------------------------------
+
+@dataclass
+class _Placed:
+    """What step 1 recorded: the order, and the payment to send (``None`` when done already)."""
+
+    order: Order
+    payment: Payment | None = None
+    token: str = ""
+    result: CheckoutResult | None = None
+
+
+def checkout_place(
+    *,
+    account: Account,
+    user: User,
+    idempotency_key: str,
+    expected: Sequence[str] | str,
+    items: Sequence[CheckoutItem] | None = None,
+    payment_method_id: int | None = None,
+    new_card: CardDetails | None = None,
+    vat_number: str | None = None,
+    by_staff: bool = False,
+) -> CheckoutResult:
+    """Place the order the customer confirmed: ``items`` (by default the cart) priced now, which
+    must be exactly what they saw (``expected``: the quotes' fingerprints, in item order).
+
+    ``idempotency_key`` (per account; a new one per attempt, the same one on a resubmit): a
+    replay of the same request returns the first answer without charging again
+    (``replayed=True``); the key with a different request raises :class:`IdempotencyConflict`;
+    while the first request is still running, :class:`CheckoutInProgress` (safe to retry).
+
+    Payment, when money is due: the saved card ``payment_method_id``, else ``new_card`` (saved as
+    the default once the charge succeeds), else the account's default card
+    (:class:`PaymentMethodRequired` if none). A corporate account (staff only) is invoiced with
+    its payment terms instead. ``vat_number``, typed at checkout, is validated before anything is
+    written and saved on the account with the order.
+
+    Raises :class:`QuoteChanged` (nothing written) when the order differs from the quote shown,
+    :class:`PaymentFailed` (``payment_declined`` / ``insufficient_funds``; nothing changed but the
+    failed order and payment) when the card is refused, the policy's refusals, and
+    :class:`OrderInProgress` while another order of the account awaits its payment.
+    """
+    require_may_order(user, account, by_staff=by_staff)
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 200:
+        raise ValidationError("An idempotency key of 1 to 200 characters is required.")
+    if isinstance(expected, str):
+        expected = (expected,)
+    if vat_number is not None and vat_number.strip():
+        vat_number = normalize_vat_number(vat_number, account.country)
+    else:
+        vat_number = None
+    from_cart = items is None
+    item_list = list(items) if items is not None else cart_items(account=account)
+    card_label = (
+        f"{new_card.exp_month:02d}/{new_card.exp_year}:"
+        f"{''.join(ch for ch in new_card.number if ch.isdigit())[-4:]}"
+        if new_card is not None else None
+    )
+    request = fingerprint([
+        [item.as_json() for item in item_list], list(expected), payment_method_id, card_label,
+        vat_number, by_staff,
+    ])
+    stored = Order.objects.filter(account=account, idempotency_key=key).first()
+    if stored is not None:
+        return _replay(stored, request)
+
+    token = ""
+    if new_card is not None:
+        # Tokenised before anything is written: a mistyped card is refused with nothing saved.
+        token = get_gateway().tokenize(card=new_card, at=now()).token
+    placed = _place(
+        account=account, user=user, key=key, request=request, expected=tuple(expected),
+        items=item_list, from_cart=from_cart, payment_method_id=payment_method_id,
+        token=token, vat_number=vat_number, by_staff=by_staff,
+    )
+    if placed.result is not None:
+        return placed.result
+    payment = placed.payment
+    if payment is None:
+        raise RuntimeError("An order placed without a result has a payment to send.")
+    try:
+        charge = get_gateway().charge(
+            token=placed.token, amount=Money(payment.amount, payment.currency),
+            idempotency_key=payment.idempotency_key,
+            description=f"Order {placed.order.pk}",
+        )
+        outcome, reference, message = charge.outcome, charge.reference, charge.message
+    except Exception:  # the gateway did not answer: maybe charged; reconcile, never charge again
+        logger.exception("Gateway charge for payment %s did not answer", payment.pk)
+        outcome, reference, message = ChargeOutcome.UNKNOWN, "", PAYMENT_UNCONFIRMED
+    result = _finish(order_id=placed.order.pk, account_id=account.pk, outcome=outcome,
+                     reference=reference, message=message, actor=user)
+    if result.status == OrderStatus.PAID and new_card is not None:
+        _save_card(account=account, card=new_card, user=user, payment=payment)
+    return result
+
+
+def _replay(order: Order, request: str) -> CheckoutResult:
+    """The stored answer to the first request made with this order's key."""
+    if order.request_fingerprint != request:
+        raise IdempotencyConflict(
+            "This idempotency key was already used for a different order. Send the same request "
+            "again to get its result, or use a new key for a new order.",
+            order=order.pk,
+        )
+    if order.status == OrderStatus.FAILED:
+        raise PaymentFailed(order.failure_message, code=order.failure_code, order=order.pk)
+    if order.status == OrderStatus.PLACED:
+        payment = order.payments.order_by("-id").first()
+        if payment is None or payment.status == PaymentStatus.PENDING:
+            raise CheckoutInProgress(
+                "This order is still being processed. It is safe to send the same request again "
+                "in a moment.",
+                order=order.pk,
+            )
+    return _result(order, replayed=True)
+
+
+def _result(
+    order: Order, *, replayed: bool = False, message: str = "",
+    documents: list[Document] | None = None, payments: list[Payment] | None = None,
+) -> CheckoutResult:
+    """The answer to a checkout; ``documents`` and ``payments`` when the caller has them at hand
+    (else they are read)."""
+    if documents is None:
+        documents = list(order.documents.filter(number__isnull=False).order_by("id"))
+    if payments is None:
+        payments = list(order.payments.all())
+    invoice = next((doc for doc in documents if doc.kind == DocumentKind.INVOICE), None)
+    charged = sum(
+        payment.amount for payment in payments if payment.status == PaymentStatus.SUCCEEDED
+    )
+    if order.status == OrderStatus.PLACED and not message:
+        message = PAYMENT_UNCONFIRMED
+    return CheckoutResult(
+        order=order, status=order.status, invoice=invoice,
+        credit_notes=tuple(doc for doc in documents if doc.kind == DocumentKind.CREDIT_NOTE),
+        amount_charged=Money(charged, order.currency),
+        credit_created=Money(order.credit_created, order.currency),
+        replayed=replayed, message=message,
+    )
+
+
+@retry_transient
+def _place(
+    *,
+    account: Account,
+    user: User,
+    key: str,
+    request: str,
+    expected: tuple[str, ...],
+    items: list[CheckoutItem],
+    from_cart: bool,
+    payment_method_id: int | None,
+    token: str,
+    vat_number: str | None,
+    by_staff: bool,
+) -> _Placed:
+    """Step 1 (and step 3 too when nothing is charged): one transaction."""
+    with transaction.atomic():
+        account = lock_account(account.pk)
+        # The same key's first request may have committed while we waited for the lock; and while
+        # an order of the account awaits its payment, no other one is placed (one query for both).
+        busy = list(Order.objects.filter(
+            Q(idempotency_key=key) | Q(status=OrderStatus.PLACED), account=account
+        ))
+        stored = next((order for order in busy if order.idempotency_key == key), None)
+        if stored is not None:
+            return _Placed(order=stored, result=_replay(stored, request))
+        locked = lock_subscriptions(
+            account_id=account.pk, product_codes=[item.product_code for item in items]
+        )
+        subscriptions = {row.product.code: row for row in locked}
+        states = {code: state_of(row) for code, row in subscriptions.items()}
+        at = now()
+        tax = account_tax(account, at, vat_number)
+        currency = account_currency(account, next(iter(states.values()), None))
+        quote = price_items(
+            account=account, items=items, subscriptions=states, catalog=catalog_snapshot(),
+            at=at, tax=tax, credit=credit_balance(account, currency), by_staff=by_staff,
+        )
+        if quote.fingerprints != expected:
+            raise QuoteChanged(
+                "The order summary changed since you saw it: review the new summary and place "
+                "the order again.",
+                quote=quote,
+            )
+        if busy:
+            raise OrderInProgress(
+                "Another order of this account is waiting for its payment to be confirmed; try "
+                "again in a moment.",
+            )
+        _remember_account_details(account=account, user=user, currency=currency,
+                                  vat_number=vat_number)
+        due = quote.totals.amount_due.amount
+        charge_card = due > 0 and not account.is_corporate
+        method = _payment_method(account, payment_method_id, token) if charge_card else None
+        kinds = {quote_item.kind.value for quote_item in quote.items}
+        order = Order.objects.create(
+            account=account, kind=kinds.pop() if len(kinds) == 1 else OrderKindChoice.MIXED,
+            status=OrderStatus.PLACED, currency=quote.currency,
+            subtotal=quote.totals.subtotal.amount, tax=quote.totals.tax.amount,
+            total=quote.totals.total.amount, credit_applied=quote.totals.credit_applied.amount,
+            amount_due=due, credit_created=quote.totals.credit_created.amount,
+            snapshot={**quote.summary(), "from_cart": from_cart},
+            expected_versions={
+                str(item.subscription_id): item.subscription_version
+                for item in quote.items if item.subscription_id is not None
+            },
+            idempotency_key=key, request_fingerprint=request, placed_by=user, by_staff=by_staff,
+            created_at=at,
+        )
+        if not charge_card:
+            documents = _apply(order=order, account=account, subscriptions=subscriptions,
+                               payment=None, actor=user)
+            return _Placed(order=order, result=_result(order, documents=documents, payments=[]))
+        saved, token = method  # type: ignore[misc]
+        payment = Payment.objects.create(
+            account=account, order=order, method=PaymentMethodKind.CARD, payment_method=saved,
+            method_label=str(saved) if saved is not None else "Card",
+            currency=order.currency, amount=due, status=PaymentStatus.PENDING,
+            idempotency_key=f"prorata:order:{order.pk}:1", attempt=1, created_at=at,
+        )
+        # The order reserves its subscriptions: a quote made before it is stale from now on.
+        Subscription.objects.filter(pk__in=[row.pk for row in locked]).update(
+            version=F("version") + 1
+        )
+    return _Placed(order=order, payment=payment, token=token)
+
+
+def _remember_account_details(
+    *, account: Account, user: User, currency: str, vat_number: str | None
+) -> None:
+    """The first purchase fixes the account's currency; a VAT number typed at checkout is kept."""
+    fields = []
+    before = {"currency": account.currency, "vat_number": account.vat_number}
+    if not account.currency:
+        account.currency = currency
+        fields.append("currency")
+    if vat_number and vat_number != account.vat_number:
+        account.vat_number = vat_number
+        fields.append("vat_number")
+    if fields:
+        account.save(update_fields=fields)
+        audit_record(actor=user, action="account.billing_details", account=account, obj=account,
+                     before={name: before[name] for name in fields},
+                     after={name: getattr(account, name) for name in fields})
+
+
+def _payment_method(
+    account: Account, payment_method_id: int | None, token: str
+) -> tuple[PaymentMethod | None, str]:
+    if token:
+        return None, token
+    methods = PaymentMethod.objects.filter(account=account, removed_at__isnull=True)
+    if payment_method_id is not None:
+        method = methods.filter(pk=payment_method_id).first()
+        if method is None:
+            from prorata.payments.errors import PaymentMethodNotFound
+
+            raise PaymentMethodNotFound(
+                f"There is no saved card {payment_method_id} on this account; choose one of the "
+                "account's saved cards, or add a new one.",
+                payment_method_id=payment_method_id,
+            )
+        return method, method.token
+    method = methods.filter(is_default=True).first()
+    if method is None:
+        raise PaymentMethodRequired(
+            "This order has an amount to pay: enter your card details.",
+        )
+    return method, method.token
+
+
+@retry_transient
+def _finish(
+    *, order_id: int, account_id: int, outcome: ChargeOutcome, reference: str, message: str,
+    actor: User | None, notify_failure: bool = False,
+) -> CheckoutResult:
+    """Step 3: apply the paid order, or fail it, or leave it placed (unknown outcome); once."""
+    with transaction.atomic():
+        account = lock_account(account_id)
+        order = Order.objects.get(pk=order_id)
+        if order.status != OrderStatus.PLACED:  # reconciled meanwhile: the first answer stands
+            return _finished(order)
+        payment = order.payments.order_by("-id").first()
+        if payment is None:
+            raise RuntimeError(f"Order {order.pk} is placed without a payment.")
+        at = now()
+        if outcome == ChargeOutcome.SUCCEEDED:
+            payment.status = PaymentStatus.SUCCEEDED
+            payment.reference = reference[:255]
+            payment.message = message
+            payment.completed_at = at
+            locked = lock_subscriptions(
+                account_id=account.pk,
+                product_codes=[item["product"] for item in order.snapshot["items"]],
+            )
+            documents = _apply(order=order, account=account,
+                               subscriptions={row.product.code: row for row in locked},
+                               payment=payment, actor=actor)
+            return _result(order, documents=documents, payments=[payment])
+        if outcome == ChargeOutcome.UNKNOWN:
+            payment.status = PaymentStatus.UNKNOWN
+            payment.message = message
+            payment.save(update_fields=["status", "message"])
+            return _result(order, message=PAYMENT_UNCONFIRMED)
+        code = _FAILURE_CODES.get(outcome, "payment_declined")
+        payment.status = PaymentStatus.FAILED
+        payment.reference = reference[:255]
+        payment.failure_code = code
+        payment.message = message
+        payment.completed_at = at
+        payment.save(update_fields=["status", "reference", "failure_code", "message",
+                                    "completed_at"])
+        order.status = OrderStatus.FAILED
+        order.failure_code = code
+        order.failure_message = message
+        order.completed_at = at
+        order.save(update_fields=["status", "failure_code", "failure_message", "completed_at"])
+        # Nothing was applied: the subscriptions are as they were quoted, so a quote made before
+        # this attempt is valid again (no other order could be placed meanwhile).
+        for subscription_id, version in order.expected_versions.items():
+            Subscription.objects.filter(pk=int(subscription_id), version=version + 1).update(
+                version=version
+            )
+        if notify_failure:
+            _notify(order=order, account=account, template="payment_failed", context={
+                "amount_due": _money(order.amount_due, order.currency), "reason": message,
+                "items": _email_items(order),
+            }, attachments=[])
+    return _finished(order)
+
+
+def _finished(order: Order) -> CheckoutResult:
+    if order.status == OrderStatus.FAILED:
+        raise PaymentFailed(order.failure_message, code=order.failure_code, order=order.pk)
+    return _result(order)
+
+
+def _save_card(*, account: Account, card: CardDetails, user: User, payment: Payment) -> None:
+    """Keep the card that just paid as the account's default (it was only tokenised until now)."""
+    from prorata.payments.services import payment_method_add
+
+    try:
+        method = payment_method_add(account=account, card=card, make_default=True, actor=user)
+    except Exception:  # the order is paid; failing to save the card must not undo that
+        logger.exception("Could not save the card of payment %s", payment.pk)
+        return
+    Payment.objects.filter(pk=payment.pk).update(payment_method=method, method_label=str(method))
+
+
+# --- applying a paid (or fully credited, or invoiced) order -----------------------------------------
+
+def _apply(
+    *,
+    order: Order,
+    account: Account,
+    subscriptions: dict[str, Subscription],
+    payment: Payment | None,
+    actor: User | None,
+) -> list[Document]:
+    """Issue the order's documents and make its change real, in the caller's transaction (under
+    the account and subscription locks). Uses the order's snapshot: exactly what was shown.
+    ``payment`` (succeeded, not saved yet) is saved with its invoice. Returns the documents."""
+    snapshot = order.snapshot
+    currency = order.currency
+    at = now()
+    change_at = datetime.fromisoformat(snapshot["at"])
+    tax_data = snapshot["tax"]
+    tax = TaxDecision(tax_data["rate_bp"], TaxRule(tax_data["rule"]), tax_data["country"],
+                      tax_data["mention"])
+    items = snapshot["items"]
+    subscriptions, before = _prepare_subscriptions(
+        order=order, account=account, subscriptions=subscriptions, change_at=change_at, at=at
+    )
+
+    # Credit notes: the unused time of each subscription, grouped by the invoice they correct.
+    credits: dict[int, list[DraftLine]] = defaultdict(list)
+    invoices: dict[int, Document] = {}
+    charges: list[DraftLine] = []
+    for item in items:
+        subscription = subscriptions.get(item["product"])
+        for data in item["lines"]:
+            line = line_from_json(data, currency)
+            if line.kind is LineKind.CREDIT:
+                if subscription is None or subscription.invoice_id is None:
+                    raise ValidationError("A credit needs the invoice of the period it corrects.")
+                credits[subscription.invoice_id].append(DraftLine(line, subscription.pk))
+                invoices[subscription.invoice_id] = subscription.invoice
+            else:
+                charges.append(DraftLine(line, subscription.pk if subscription else None))
+    credit_notes = [
+        document_draft(account=account, kind=DocumentKind.CREDIT_NOTE, lines=lines, at=at, tax=tax,
+                       currency=currency, order=order,
+                       refers_to=invoices[invoice_id])
+        for invoice_id, lines in sorted(credits.items())
+    ]
+    # The invoice: the credit balance (with the new credit notes) is used first (S8).
+    charge_total = sum(d.line.amount.amount + d.line.tax.amount for d in charges)
+    available = credit_balance(account, currency).amount - sum(cn.total for cn in credit_notes)
+    credit_applied = max(0, min(charge_total, available))
+    paid = payment.amount if payment is not None else 0
+    if paid > charge_total - credit_applied:
+        logger.error("Order %s: paid %s for %s due", order.pk, paid, charge_total - credit_applied)
+        paid = charge_total - credit_applied
+    invoice = document_draft(
+        account=account, kind=DocumentKind.INVOICE, lines=charges, at=at, tax=tax,
+        currency=currency, order=order, credit_applied=credit_applied, amount_paid=paid,
+        due_at=at + timedelta(days=account.payment_terms_days) if account.is_corporate else None,
+    )
+    if invoice.amount_due + invoice.amount_paid != order.amount_due:
+        logger.error("Order %s: the invoice leaves %s due, the quote said %s", order.pk,
+                     invoice.amount_due + invoice.amount_paid, order.amount_due)
+    if payment is not None:
+        payment.invoice = invoice
+        payment.save(update_fields=["status", "reference", "message", "completed_at", "invoice"])
+    documents_finalize(documents=[*credit_notes, invoice])
+
+    movements = [Movement(LedgerKind.CREDIT_NOTE, -note.total, document=note,
+                          memo=f"Credit note {note.number}") for note in credit_notes]
+    movements.append(Movement(LedgerKind.INVOICE, -invoice.total, document=invoice,
+                              memo=f"Invoice {invoice.number}"))
+    if payment is not None:
+        movements.append(Movement(LedgerKind.PAYMENT, payment.amount, document=invoice,
+                                  payment=payment, memo=f"{payment.method_label} · {invoice.number}"))
+    ledger_append(account=account, currency=currency, at=at, movements=movements)
+
+    _commit_subscriptions(order=order, subscriptions=subscriptions, before=before,
+                          invoice=invoice, at=at, actor=actor)
+    products = [item["product"] for item in items]
+    CartItem.objects.filter(account=account, product__code__in=products).delete()
+    order.status = OrderStatus.PAID if invoice.amount_due == 0 else OrderStatus.INVOICED
+    order.invoice = invoice
+    order.completed_at = at
+    order.save(update_fields=["status", "invoice", "completed_at"])
+    audit_record(
+        actor=actor, action="staff.order.place" if order.by_staff else "order.place",
+        account=account, obj=order,
+        after={"kind": order.kind, "status": order.status, "invoice": invoice.number,
+               "credit_notes": [note.number for note in credit_notes],
+               "amount_due": order.amount_due, "credit_created": order.credit_created,
+               "currency": currency, "items": [item["configuration"] for item in items],
+               "by_staff": order.by_staff},
+    )
+    _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes)
+    return [*credit_notes, invoice]
+
+
+def _prepare_subscriptions(
+    *, order: Order, account: Account, subscriptions: dict[str, Subscription],
+    change_at: datetime, at: datetime,
+) -> tuple[dict[str, Subscription], dict[str, dict[str, Any] | None]]:
+    """Give each item's subscription its new configuration and period (a first purchase's is
+    created here, so that the invoice lines can name it); saved by :func:`_commit_subscriptions`
+    once the invoice exists. Returns them by product, and what each was before."""
+    items = order.snapshot["items"]
+    plans = {row.code: row for row in Plan.objects.filter(
+        code__in=[item["configuration"]["plan"] for item in items])}
+    cycles = {row.code: row for row in BillingCycle.objects.filter(
+        code__in=[item["configuration"]["cycle"] for item in items])}
+    prepared = dict(subscriptions)
+    before: dict[str, dict[str, Any] | None] = {}
+    for item in items:
+        config = item["configuration"]
+        charge = next(line for line in item["lines"] if line["kind"] == LineKind.CHARGE.value)
+        period = Period(datetime.fromisoformat(item["period"]["start"]),
+                        datetime.fromisoformat(item["period"]["end"]))
+        plan = plans[config["plan"]]
+        subscription = prepared.get(item["product"])
+        before[item["product"]] = _describe(subscription) if subscription is not None else None
+        if subscription is None:
+            subscription = Subscription(account=account, product_id=plan.product_id,
+                                        created_at=at, version=0)
+        subscription.plan = plan
+        subscription.cycle = cycles[config["cycle"]]
+        subscription.quantity = config["quantity"]
+        subscription.currency = order.currency
+        subscription.unit_amount = config["unit_amount"]
+        subscription.status = SubscriptionStatus.ACTIVE
+        subscription.auto_renew = True
+        subscription.anchor = change_at
+        subscription.period_start = period.start
+        subscription.period_end = period.end
+        subscription.invoiced_amount = charge["amount"]
+        if subscription.pk is None:
+            subscription.save()
+        prepared[item["product"]] = subscription
+    return prepared, before
+
+
+def _commit_subscriptions(
+    *, order: Order, subscriptions: dict[str, Subscription],
+    before: dict[str, dict[str, Any] | None], invoice: Document, at: datetime,
+    actor: User | None,
+) -> None:
+    """Save the prepared subscriptions with the invoice of their new period, and their history."""
+    events = []
+    for item in order.snapshot["items"]:
+        subscription = subscriptions[item["product"]]
+        subscription.invoice = invoice
+        subscription.version += 1
+        subscription.save()
+        kind = {OrderKind.PURCHASE.value: SubscriptionEvent.Kind.PURCHASED,
+                OrderKind.REACTIVATION.value: SubscriptionEvent.Kind.REACTIVATED,
+                OrderKind.RENEWAL.value: SubscriptionEvent.Kind.RENEWED}.get(
+                    item["kind"], SubscriptionEvent.Kind.CHANGED)
+        events.append(SubscriptionEvent(subscription=subscription, at=at, kind=kind,
+                                        before=before[item["product"]],
+                                        after=_describe(subscription), order=order, actor=actor))
+    SubscriptionEvent.objects.bulk_create(events)
+
+
+def _describe(subscription: Subscription) -> dict[str, Any]:
+    return {
+        "plan": subscription.plan.code, "cycle": subscription.cycle.code,
+        "quantity": subscription.quantity, "unit_amount": subscription.unit_amount,
+        "currency": subscription.currency, "status": subscription.status,
+        "period_start": format_instant(subscription.period_start),
+        "period_end": format_instant(subscription.period_end),
+        "invoiced_amount": subscription.invoiced_amount, "version": subscription.version,
+    }
+
+
+# --- e-mails --------------------------------------------------------------------------------------
+
+def _money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": currency}
+
+
+def _email_items(order: Order) -> list[dict[str, Any]]:
+    items = []
+    for item in order.snapshot["items"]:
+        config = item["configuration"]
+        previous = item.get("previous")
+        items.append({
+            "product": item["product_name"], "plan": config["plan_name"],
+            "licenses": config["quantity"], "cycle": config["cycle"],
+            "previous": None if previous is None else {
+                "plan": previous["plan_name"], "licenses": previous["quantity"],
+                "cycle": previous["cycle"],
+            },
+        })
+    return items
+
+
+def _notify(
+    *, order: Order, account: Account, template: str, context: dict[str, Any],
+    attachments: list[dict[str, Any]],
+) -> None:
+    notify_billing_contacts(account=account, template=template, context=context,
+                            attachments=attachments, dedupe_key=f"order:{order.pk}:{template}")
+
+
+def _send_receipt(
+    *, order: Order, account: Account, invoice: Document, credit_notes: list[Document]
+) -> None:
+    """The confirmation e-mail with its receipts (S6, S12). An invoice left open (corporate terms)
+    is not a receipt yet: its receipt goes out when the transfer is recorded."""
+    if invoice.amount_due:
+        return
+    items = order.snapshot["items"]
+    first = items[0]
+    attachments = [{"kind": "invoice", "id": invoice.pk}] + [
+        {"kind": "credit_note", "id": note.pk} for note in credit_notes
+    ]
+    common = {"items": _email_items(order), "next_billing_date": first["next_billing_date"]}
+    if order.credit_created:
+        balance = credit_balance(account, order.currency)
+        _notify(order=order, account=account, template="credit_created", attachments=attachments,
+                context={**common, "credit": _money(order.credit_created, order.currency),
+                         "balance": _money(balance.amount, balance.currency),
+                         "document_number": credit_notes[0].number if credit_notes else
+                         invoice.number})
+        return
+    kind = order.kind if order.kind in {"purchase", "change", "renewal"} else (
+        "purchase" if order.kind == OrderKind.REACTIVATION.value else "change")
+    _notify(order=order, account=account, template="receipt", attachments=attachments, context={
+        **common, "kind": kind, "document_number": invoice.number,
+        "amount_paid": _money(invoice.amount_paid, invoice.currency),
+        "total": _money(invoice.total, invoice.currency),
+        "credit_applied": _money(invoice.credit_applied, invoice.currency),
+        "period_start": first["period"]["start"], "period_end": first["period"]["end"],
+    })
+
+
+# --- reconciliation (DESIGN §8) ---------------------------------------------------------------------
+
+def payment_reconcile(
+    *, older_than: timedelta = timedelta(minutes=10), payment_ids: Sequence[int] | None = None
+) -> list[CheckoutResult]:
+    """Settle card payments of orders whose outcome is unknown (or that stayed pending longer than
+    ``older_than``: a crash between recording and hearing from the gateway), by asking the gateway
+    with the payment's idempotency key. Never charges again: a payment the gateway never received
+    fails (the customer places the order again); a succeeded one completes its order; each order
+    is completed or failed exactly once, whoever gets there first. The customer is e-mailed either
+    way. Returns what became of each order looked at (still ``placed`` if the gateway still does
+    not know). A job runs it; ``payment_ids`` narrows it (tests, the console).
+    """
+    candidates = payments_to_reconcile(before=now() - older_than)
+    if payment_ids is not None:
+        wanted = set(payment_ids)
+        candidates = [payment for payment in candidates if payment.pk in wanted]
+    gateway = get_gateway()
+    results = []
+    for payment in candidates:
+        if payment.order_id is None:
+            continue
+        answer = gateway.lookup(idempotency_key=payment.idempotency_key)
+        if answer is None:
+            outcome, reference, message = ChargeOutcome.DECLINED, "", PAYMENT_NOT_RECEIVED
+        else:
+            outcome, reference, message = answer.outcome, answer.reference, answer.message
+        try:
+            results.append(_finish(order_id=payment.order_id, account_id=payment.account_id,
+                                   outcome=outcome, reference=reference, message=message,
+                                   actor=None, notify_failure=True))
+        except PaymentFailed:
+            results.append(_result(Order.objects.get(pk=payment.order_id)))
+    return results
