@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "prorata.billing",
     "prorata.payments",
     "prorata.notifications",
+    "prorata.jobs",
     "prorata.api",
     "prorata.web",
 ]

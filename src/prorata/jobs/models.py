@@ -1,0 +1,59 @@
+"""The billing run's own record: one row per subscription period it renewed.
+
+``Renewal`` is the exactly-once rule of the billing run (issue 5): the unique constraint on
+(subscription, period_start) means a period is invoiced once, whatever crashes or concurrent runs
+happen — a second attempt fails on the constraint and its transaction writes nothing. The row also
+carries the dunning state of that period's invoice (attempts, next retry).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RenewalStatus(models.TextChoices):
+    #: Invoiced; a card payment attempt is pending (the charge step calls the gateway).
+    CHARGING = "charging", _("charging")
+    #: Settled: paid by card or by the account's credit.
+    PAID = "paid", _("paid")
+    #: Invoiced on payment terms (corporate account): paid later by bank transfer.
+    INVOICED = "invoiced", _("invoiced, payment terms")
+    #: The last attempt failed; another is due at ``next_attempt_at`` (dunning).
+    RETRYING = "retrying", _("payment failed, retrying")
+    #: Every attempt failed: the subscription expired.
+    FAILED = "failed", _("payment failed")
+
+
+class Renewal(models.Model):
+    """The renewal of ``subscription`` for ``[period_start, period_end)`` and how its invoice is
+    being settled. Written by :mod:`prorata.jobs.billing_run` only."""
+
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.PROTECT, related_name="renewals"
+    )
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateTimeField(_("period start"))
+    period_end = models.DateTimeField(_("period end"))
+    invoice = models.ForeignKey("billing.Document", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(_("status"), max_length=16, choices=RenewalStatus.choices)
+    #: Card attempts made so far (the first one included); dunning retries 1, 3 and 7 days later.
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    first_failed_at = models.DateTimeField(_("first failure"), null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        verbose_name = _("renewal")
+        verbose_name_plural = _("renewals")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"], name="renewal_once_per_period"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at", "id"], name="renewal_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Renewal of {self.subscription_id} from {self.period_start:%Y-%m-%d} ({self.status})"

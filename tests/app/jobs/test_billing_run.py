@@ -1,0 +1,224 @@
+"""The billing run: renewals at the period end, credit applied first, the card charged, dunning,
+exactly once whatever happens (issue 5; DESIGN §3 "Renewal" and example 2)."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+
+from prorata.billing.models import Document, DocumentKind, DocumentStatus, Payment, PaymentStatus
+from prorata.billing.selectors import credit_balance
+from prorata.jobs.billing_run import bill_run
+from prorata.jobs.models import Renewal, RenewalStatus
+from prorata.notifications.models import OutboxMessage
+from prorata.payments.models import PaymentMethod
+from prorata.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionStatus
+from prorata_core.periods import utc
+from tests.app.subscriptions.support import (
+    assert_books_balance,
+    buy,
+    card,
+    customer,
+    eur,
+    numbers,
+    staff,
+    usd,
+)
+
+pytestmark = pytest.mark.django_db
+
+DECLINED = "4000 0000 0000 0002"
+
+
+@pytest.fixture
+def bistro_after_example_2(clock, demo_catalog):
+    """DESIGN example 2 up to the change: Lite monthly × 5 from 2026-03-01, reduced to 3 licenses
+    on 2026-03-11, leaving 25.55 of credit."""
+    clock.set(utc(2026, 3, 1))
+    bistro, jeanne = customer("Bistro Numérique", "FR", "jeanne@bistro.example", currency="EUR")
+    buy(bistro, jeanne, "lite", "monthly", 5, new_card=card())
+    clock.set(utc(2026, 3, 11))
+    buy(bistro, jeanne, "lite", "monthly", 3)
+    assert credit_balance(bistro) == eur("25.55")
+    return bistro, jeanne
+
+
+def test_example_2_renewal_applies_the_credit_and_charges_the_rest(clock, bistro_after_example_2):
+    bistro, _ = bistro_after_example_2
+    OutboxMessage.objects.all().delete()
+    # When the billing run runs at 2026-04-11
+    clock.set(utc(2026, 4, 11))
+    stats = bill_run()
+    # Then the invoice is 198.00, 25.55 of credit is applied and 172.45 is charged to the card
+    assert (stats.renewed, stats.charged, stats.declined) == (1, 1, 0)
+    invoice = Document.objects.filter(account=bistro, kind=DocumentKind.INVOICE).latest("sequence")
+    assert (invoice.total, invoice.tax, invoice.credit_applied, invoice.amount_paid,
+            invoice.amount_due) == (19800, 3300, 2555, 17245, 0)
+    assert invoice.status == DocumentStatus.PAID and invoice.number == "2026-000003"
+    assert invoice.snapshot["lines"][0]["period_start"] == "2026-04-11T00:00:00Z"
+    assert invoice.lines.get().amount == 16500
+    payment = Payment.objects.get(invoice=invoice)
+    assert (payment.amount, payment.status) == (17245, PaymentStatus.SUCCEEDED)
+    subscription = Subscription.objects.get(account=bistro)
+    assert (subscription.period_start, subscription.period_end) == (utc(2026, 4, 11),
+                                                                    utc(2026, 5, 11))
+    assert (subscription.invoiced_amount, subscription.invoice) == (16500, invoice)
+    assert credit_balance(bistro) == eur("0")
+    assert SubscriptionEvent.objects.filter(subscription=subscription, kind="renewed").count() == 1
+    (receipt,) = OutboxMessage.objects.filter(template="receipt")
+    assert receipt.to == "jeanne@bistro.example"
+    assert receipt.attachments == [{"kind": "invoice", "id": invoice.pk}]
+    assert_books_balance()
+
+
+def test_nothing_is_renewed_before_the_period_ends_and_a_second_run_does_nothing(
+    clock, bistro_after_example_2
+):
+    clock.set(utc(2026, 4, 10, 23, 59, 59))
+    assert bill_run().renewed == 0
+    clock.set(utc(2026, 4, 11))
+    assert bill_run().renewed == 1
+    again = bill_run()
+    assert (again.renewed, again.charged) == (0, 0)
+    assert Renewal.objects.count() == 1
+    assert_books_balance()
+
+
+def test_a_run_late_by_three_months_renews_each_period_once_from_the_anchor(clock, demo_catalog):
+    clock.set(utc(2026, 1, 31))
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    clock.set(utc(2026, 4, 30, 12))
+    stats = bill_run(chunk_size=1)
+    assert (stats.renewed, stats.charged) == (3, 3)
+    periods = list(Renewal.objects.order_by("period_start").values_list("period_start",
+                                                                        "period_end"))
+    assert periods == [(utc(2026, 2, 28), utc(2026, 3, 31)), (utc(2026, 3, 31), utc(2026, 4, 30)),
+                       (utc(2026, 4, 30), utc(2026, 5, 31))]
+    assert numbers(DocumentKind.INVOICE) == [f"2026-00000{i}" for i in range(1, 5)]
+    assert_books_balance()
+
+
+def test_a_declined_card_is_retried_1_3_and_7_days_later_then_the_subscription_expires(
+    clock, demo_catalog
+):
+    clock.set(utc(2026, 1, 1))
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    # the card on file now declines
+    PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
+    from prorata.payments.services import payment_method_add
+    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    OutboxMessage.objects.all().delete()
+
+    clock.set(utc(2026, 2, 1))
+    stats = bill_run()
+    assert (stats.renewed, stats.declined) == (1, 1)
+    subscription = Subscription.objects.get(account=acme)
+    renewal = Renewal.objects.get()
+    assert subscription.status == SubscriptionStatus.PAST_DUE
+    assert (renewal.status, renewal.next_attempt_at) == (RenewalStatus.RETRYING, utc(2026, 2, 2))
+    for day, next_attempt in [(2, utc(2026, 2, 4)), (4, utc(2026, 2, 8))]:
+        clock.set(utc(2026, 2, day))
+        assert bill_run().declined == 1
+        renewal.refresh_from_db()
+        assert (renewal.status, renewal.next_attempt_at) == (RenewalStatus.RETRYING, next_attempt)
+    # nothing happens between two retries
+    clock.set(utc(2026, 2, 7))
+    assert bill_run().declined == 0
+    clock.set(utc(2026, 2, 8))
+    last = bill_run()
+    assert (last.declined, last.expired) == (1, 1)
+    renewal.refresh_from_db()
+    subscription.refresh_from_db()
+    assert renewal.status == RenewalStatus.FAILED and renewal.attempts == 4
+    assert subscription.status == SubscriptionStatus.EXPIRED
+    assert Payment.objects.filter(invoice=renewal.invoice, status=PaymentStatus.FAILED).count() == 4
+    assert OutboxMessage.objects.filter(template="payment_failed").count() == 4
+    assert "next_retry_at" not in OutboxMessage.objects.filter(
+        template="payment_failed").latest("id").context
+    # an expired subscription is not renewed again
+    clock.set(utc(2026, 3, 5))
+    assert bill_run().renewed == 0
+    assert_books_balance()
+
+
+def test_a_retry_with_a_new_card_pays_and_ends_past_due(clock, demo_catalog):
+    clock.set(utc(2026, 1, 1))
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    buy(acme, alice, "lite", "monthly", 2, new_card=card())
+    from prorata.payments.services import payment_method_add
+    PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
+    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    clock.set(utc(2026, 2, 1))
+    bill_run()
+    assert Subscription.objects.get(account=acme).status == SubscriptionStatus.PAST_DUE
+    payment_method_add(account=acme, card=card(), actor=alice)  # a good card, now the default
+    clock.set(utc(2026, 2, 2))
+    stats = bill_run()
+    assert stats.charged == 1
+    assert Subscription.objects.get(account=acme).status == SubscriptionStatus.ACTIVE
+    assert Renewal.objects.get().status == RenewalStatus.PAID
+    assert_books_balance()
+
+
+def test_a_corporate_renewal_is_invoiced_on_terms_and_not_charged(clock, demo_catalog):
+    clock.set(utc(2026, 1, 1))
+    advisor = staff("advisor@prorata.example", "corporate_advisor")
+    globex, _hans = customer("Globex", "DE", "hans@globex.example", currency="EUR",
+                            vat_number="DE136695976", corporate_advisor=advisor)
+    buy(globex, advisor, "pro", "annual", 20, by_staff=True)
+    clock.set(utc(2027, 1, 1))
+    stats = bill_run()
+    assert (stats.renewed, stats.charged) == (1, 0)
+    renewal = Renewal.objects.get()
+    invoice = renewal.invoice
+    assert renewal.status == RenewalStatus.INVOICED
+    assert (invoice.status, invoice.due_at, invoice.tax) == (DocumentStatus.OPEN,
+                                                           utc(2027, 1, 31), 0)
+    assert invoice.snapshot["tax_rule"] == "reverse_charge" and invoice.snapshot["mention"]
+    assert not Payment.objects.filter(invoice=invoice).exists()
+    assert Subscription.objects.get(account=globex).status == SubscriptionStatus.ACTIVE
+    assert_books_balance()
+
+
+def test_a_subscription_that_cannot_be_priced_does_not_block_the_others(clock, demo_catalog):
+    clock.set(utc(2026, 1, 1))
+    accounts = []
+    for index in range(3):
+        account, user = customer(f"Customer {index}", "US", f"c{index}@x.example", currency="USD")
+        buy(account, user, "lite", "monthly", 1, new_card=card())
+        accounts.append(account)
+    # a corrupt row: a license count the plan does not allow
+    Subscription.objects.filter(account=accounts[1]).update(quantity=10**6)
+    clock.set(utc(2026, 2, 1))
+    stats = bill_run(chunk_size=10)
+    assert (stats.renewed, stats.fallbacks, len(stats.failed_ids)) == (2, 1, 1)
+    assert stats.failed_ids == [Subscription.objects.get(account=accounts[1]).pk]
+    assert numbers(DocumentKind.INVOICE)[-2:] == ["2026-000004", "2026-000005"]
+    assert_books_balance()
+
+
+def test_the_command_prints_what_it_did(clock, bistro_after_example_2, capsys):
+    clock.set(utc(2026, 4, 11))
+    call_command("bill-run", "--chunk-size", "10")
+    assert '"renewed": 1' in capsys.readouterr().out
+    from django.core.management.base import CommandError
+    with pytest.raises(CommandError, match="INDEX/COUNT"):
+        call_command("bill-run", "--partition", "2/2")
+
+
+def test_partitions_split_the_work_without_overlap(clock, demo_catalog):
+    clock.set(utc(2026, 1, 1))
+    for index in range(6):
+        account, user = customer(f"Customer {index}", "US", f"p{index}@x.example", currency="USD")
+        buy(account, user, "lite", "monthly", 1, new_card=card())
+    clock.set(utc(2026, 2, 1) + timedelta(hours=1))
+    first = bill_run(partition=(0, 2))
+    second = bill_run(partition=(1, 2))
+    assert first.renewed + second.renewed == 6
+    assert first.renewed > 0 and second.renewed > 0
+    assert bill_run().renewed == 0
+    assert usd("59.00").amount * 6 * 2 == sum(
+        Document.objects.filter(kind=DocumentKind.INVOICE).values_list("total", flat=True))
+    assert_books_balance()
