@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0003_signin_failures_and_email_changes'),
         ('billing', '0003_ledger_append_only'),
-        ('subscriptions', '0002_alter_subscriptionevent_kind'),
+        ('subscriptions', '0001_initial'),
     ]
 
     operations = [
