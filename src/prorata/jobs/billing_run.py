@@ -26,14 +26,15 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Mod
 
-from prorata.accounts.models import Account, BillingMode, Membership
+from prorata.accounts.models import BillingMode, Membership
 from prorata.billing.models import (
     AccountBalance,
     Document,
@@ -48,12 +49,13 @@ from prorata.billing.models import (
 )
 from prorata.billing.services import (
     Movement,
-    buyer_details,
     ledger_append,
     notify_billing_contacts,
     seller_details,
 )
+from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
+from prorata.common.bulk import as_json, insert_rows, reserve_ids
 from prorata.common.clock import format_instant, now
 from prorata.common.locks import lock_account, lock_counters
 from prorata.jobs.models import Renewal, RenewalStatus
@@ -61,14 +63,13 @@ from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.payments.gateway import ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionStatus
-from prorata.subscriptions.selectors import account_tax
 from prorata_core.catalog import Catalog
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
 from prorata_core.numbering import INVOICE_SERIES, format_number
 from prorata_core.orders import Configuration, Order, OrderKind, Term, price_order
 from prorata_core.periods import Period
-from prorata_core.tax import TaxDecision
+from prorata_core.tax import TaxDecision, tax_decision
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,9 @@ def bill_run(
     """
     at = now()
     stats = RunStats()
-    catalog = catalog_snapshot()
-    while renew_chunk(at=at, catalog=catalog, chunk_size=chunk_size, partition=partition,
-                      stats=stats):
+    catalog, codes = catalog_snapshot(), _Codes.load()
+    while renew_chunk(at=at, catalog=catalog, codes=codes, chunk_size=chunk_size,
+                      partition=partition, stats=stats):
         pass
     if charge:
         charge_due(at=at, stats=stats, partition=partition)
@@ -124,38 +125,81 @@ def bill_run(
 # --- step 1: invoicing ------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Due:
-    """A claimed subscription with what pricing and writing need (one row of the claim)."""
+class _Due(NamedTuple):
+    """A claimed subscription and its account: what pricing and writing need (one claim row)."""
 
-    subscription: Subscription
-    account: Account
+    id: int
+    plan_id: int
+    cycle_id: int
+    quantity: int
+    currency: str
+    unit_amount: int
+    anchor: datetime
+    period_start: datetime
+    period_end: datetime
+    invoiced_amount: int
+    account_id: int
+    name: str
+    country: str
+    billing_address: str
+    vat_number: str
+    billing_mode: str
+    payment_terms_days: int
+    language: str
+
+
+_CLAIM_SQL = """
+SELECT s.id, s.plan_id, s.cycle_id, s.quantity, s.currency, s.unit_amount, s.anchor,
+       s.period_start, s.period_end, s.invoiced_amount, a.id, a.name, a.country,
+       a.billing_address, a.vat_number, a.billing_mode, a.payment_terms_days, a.language
+  FROM subscriptions_subscription s JOIN accounts_account a ON a.id = s.account_id
+ WHERE s.status = %s AND s.auto_renew AND s.period_end <= %s {filters}
+ ORDER BY s.period_end, s.id
+ LIMIT %s {lock}
+"""
 
 
 def _claim(
-    *, at: datetime, limit: int, partition: tuple[int, int] | None, skip: list[int]
+    *, at: datetime, limit: int, partition: tuple[int, int] | None, skip: list[int],
+    only: int | None = None,
 ) -> list[_Due]:
-    queryset = (
-        Subscription.objects.filter(
-            status=SubscriptionStatus.ACTIVE, auto_renew=True, period_end__lte=at
-        )
-        .select_related("account")
-        .order_by("period_end", "id")
-    )
-    if skip:
-        queryset = queryset.exclude(id__in=skip)
+    """Due subscriptions with their accounts, oldest period end first, locked together (PostgreSQL:
+    rows another transaction holds are skipped, never waited for, so the run and a checkout never
+    wait on each other in a cycle; SQLite: the transaction already holds the write lock)."""
+    sqlite = connection.vendor == "sqlite"
+    filters, params = [], [SubscriptionStatus.ACTIVE.value, _sqlite(at) if sqlite else at]
+    if only is not None:
+        filters.append("AND s.id = %s")
+        params.append(only)
     if partition is not None:
-        index, count = partition
-        queryset = queryset.annotate(_part=Mod("id", count)).filter(_part=index)
-    if connection.features.has_select_for_update_skip_locked:
-        queryset = queryset.select_for_update(skip_locked=True, of=("self", "account"))
-    return [_Due(s, s.account) for s in queryset[:limit]]
+        filters.append("AND s.id %% %s = %s")
+        params.extend(partition[::-1])
+    if skip:
+        filters.append(f"AND s.id NOT IN ({', '.join(['%s'] * len(skip))})")
+        params.extend(skip)
+    params.append(limit)
+    lock = (
+        "FOR UPDATE OF s, a SKIP LOCKED"
+        if connection.features.has_select_for_update_skip_locked else ""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL.format(filters=" ".join(filters), lock=lock), params)
+        rows = cursor.fetchall()
+    if sqlite:  # raw SQL skips Django's converters: SQLite gives naive UTC instants
+        return [_Due(*row[:6], *(_aware(value) for value in row[6:9]), *row[9:]) for row in rows]
+    return [_Due(*row) for row in rows]
+
+
+def _aware(value: datetime | str) -> datetime:
+    instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
 
 
 def renew_chunk(
     *,
     at: datetime,
     catalog: Catalog,
+    codes: _Codes,
     chunk_size: int,
     partition: tuple[int, int] | None,
     stats: RunStats,
@@ -168,7 +212,7 @@ def renew_chunk(
             return 0
         try:
             with transaction.atomic():
-                _renew(due, at=at, catalog=catalog)
+                _renew(due, at=at, catalog=catalog, codes=codes)
             stats.renewed += len(due)
             stats.chunks += 1
             return len(due)
@@ -178,28 +222,17 @@ def renew_chunk(
     stats.fallbacks += 1
     for item in due:
         with transaction.atomic():
-            again = _reclaim(item.subscription.pk, at=at)
-            if again is None:
+            again = _claim(at=at, limit=1, partition=None, skip=[], only=item.id)
+            if not again:
                 continue  # renewed meanwhile by another run
             try:
                 with transaction.atomic():
-                    _renew([again], at=at, catalog=catalog)
+                    _renew(again, at=at, catalog=catalog, codes=codes)
                 stats.renewed += 1
             except (IntegrityError, ProrataError, ValueError, KeyError) as error:
-                logger.error("billing run: subscription %s not renewed: %s",
-                             item.subscription.pk, error)
-                stats.failed_ids.append(item.subscription.pk)
+                logger.error("billing run: subscription %s not renewed: %s", item.id, error)
+                stats.failed_ids.append(item.id)
     return len(due)
-
-
-def _reclaim(subscription_id: int, *, at: datetime) -> _Due | None:
-    queryset = Subscription.objects.filter(
-        pk=subscription_id, status=SubscriptionStatus.ACTIVE, auto_renew=True, period_end__lte=at
-    ).select_related("account")
-    if connection.features.has_select_for_update_skip_locked:
-        queryset = queryset.select_for_update(skip_locked=True, of=("self", "account"))
-    subscription = queryset.first()
-    return _Due(subscription, subscription.account) if subscription else None
 
 
 def _credit_balances(account_ids: set[int]) -> dict[tuple[int, str], int]:
@@ -211,12 +244,19 @@ def _credit_balances(account_ids: set[int]) -> dict[tuple[int, str], int]:
     }
 
 
-def _default_cards(account_ids: set[int]) -> dict[int, PaymentMethod]:
+class _Card(NamedTuple):
+    pk: int
+    brand: str
+    last4: str
+
+
+def _default_cards(account_ids: set[int]) -> dict[int, _Card]:
+    """Each account's default card (id, brand, last four digits), if it has one."""
     return {
-        method.account_id: method
-        for method in PaymentMethod.objects.filter(
+        account_id: _Card(pk, brand, last4)
+        for account_id, pk, brand, last4 in PaymentMethod.objects.filter(
             account_id__in=account_ids, is_default=True, removed_at__isnull=True
-        )
+        ).values_list("account_id", "id", "brand", "last4")
     }
 
 
@@ -224,184 +264,249 @@ def _money(amount: int, currency: str) -> dict[str, Any]:
     return {"amount": amount, "currency": currency}
 
 
-def _renew(due: list[_Due], *, at: datetime, catalog: Catalog) -> None:
-    """Price and write the renewals of ``due`` (claimed and locked by the caller)."""
-    account_ids = {item.account.pk for item in due}
+@dataclass(frozen=True, slots=True)
+class _Codes:
+    """Catalog codes by primary key, read once per run (the engine works with codes)."""
+
+    plans: dict[int, str]
+    cycles: dict[int, str]
+
+    @classmethod
+    def load(cls) -> _Codes:
+        return cls(dict(Plan.objects.values_list("id", "code")),
+                   dict(BillingCycle.objects.values_list("id", "code")))
+
+
+_DOCUMENT_COLUMNS = (
+    "id", "kind", "series", "year", "sequence", "number", "account_id", "status", "issued_at",
+    "due_at", "paid_at", "currency", "subtotal", "tax", "total", "credit_applied", "amount_paid",
+    "amount_due", "tax_rule", "tax_mention", "snapshot",
+)
+_LINE_COLUMNS = (
+    "document_id", "position", "kind", "description", "subscription_id", "plan_code",
+    "cycle_code", "quantity", "period_start", "period_end", "unit_amount", "ratio_numerator",
+    "ratio_denominator", "amount", "tax_rate_bp", "tax",
+)
+_LEDGER_COLUMNS = ("account_id", "currency", "at", "kind", "amount", "document_id", "memo")
+_RENEWAL_COLUMNS = (
+    "subscription_id", "account_id", "period_start", "period_end", "invoice_id", "status",
+    "attempts", "created_at",
+)
+_PAYMENT_COLUMNS = (
+    "account_id", "invoice_id", "method", "payment_method_id", "method_label", "currency",
+    "amount", "status", "reference", "idempotency_key", "attempt", "failure_code", "message",
+    "created_at",
+)
+_EVENT_COLUMNS = ("subscription_id", "at", "kind", "before", "after")
+
+
+def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) -> None:
+    """Price and write the renewals of ``due`` (claimed and locked by the caller), set-based."""
+    account_ids = {item.account_id for item in due}
     balances = _credit_balances(account_ids)
     cards = _default_cards(account_ids)
     taxes: dict[tuple[str, str], TaxDecision] = {}
+    buyers: dict[int, dict[str, str]] = {}
     seller = seller_details()
+    at_text = format_instant(at)
     priced: list[tuple[_Due, Order]] = []
     for item in due:
-        sub, account = item.subscription, item.account
-        key = (account.country, account.vat_number)
-        if key not in taxes:
-            taxes[key] = account_tax(account, at)
-        unit = Money(sub.unit_amount, sub.currency)
-        config = Configuration(catalog.plan(sub.plan.code), catalog.cycle(sub.cycle.code),
-                               sub.quantity, unit)
-        term = Term(config, Period(sub.period_start, sub.period_end), sub.anchor,
-                    Money(sub.invoiced_amount, sub.currency))
-        credit = max(balances.get((account.pk, sub.currency), 0), 0)
-        order = price_order(kind=OrderKind.RENEWAL, at=at, target=config, tax=taxes[key],
-                            credit_balance=Money(credit, sub.currency), current=term)
-        balances[(account.pk, sub.currency)] = (
-            balances.get((account.pk, sub.currency), 0) - order.totals.total.amount
-        )
+        key = (item.country, item.vat_number)
+        tax = taxes.get(key)
+        if tax is None:
+            tax = taxes[key] = tax_decision(
+                seller_country=settings.PRORATA_SELLER_COUNTRY, customer_country=item.country,
+                customer_vat_number=item.vat_number or None, at=at,
+            )
+        config = Configuration(catalog.plan(codes.plans[item.plan_id]),
+                               catalog.cycle(codes.cycles[item.cycle_id]), item.quantity,
+                               Money(item.unit_amount, item.currency))
+        term = Term(config, Period(item.period_start, item.period_end), item.anchor,
+                    Money(item.invoiced_amount, item.currency))
+        balance_key = (item.account_id, item.currency)
+        credit = max(balances.get(balance_key, 0), 0)
+        order = price_order(kind=OrderKind.RENEWAL, at=at, target=config, tax=tax,
+                            credit_balance=Money(credit, item.currency), current=term)
+        balances[balance_key] = balances.get(balance_key, 0) - order.totals.total.amount
         priced.append((item, order))
 
     # Gapless numbers: the counter is locked after the accounts and subscriptions (locks.py).
-    counters = lock_counters([(INVOICE_SERIES, at.year)])
-    counter = counters[(INVOICE_SERIES, at.year)]
+    counter = lock_counters([(INVOICE_SERIES, at.year)])[(INVOICE_SERIES, at.year)]
     first = counter.last + 1
     counter.last += len(priced)
     counter.save(update_fields=["last"])
+    document_ids = reserve_ids(Document._meta.db_table, len(priced))
 
-    documents: list[Document] = []
-    for offset, (item, order) in enumerate(priced):
-        sub, account = item.subscription, item.account
-        line = order.lines[0]
-        totals = order.totals
-        corporate = account.billing_mode == BillingMode.CORPORATE
-        paid = totals.amount_due.amount == 0
+    documents, lines, entries, renewals, payments, events, updates = [], [], [], [], [], [], []
+    deltas: dict[tuple[int, str], int] = defaultdict(int)
+    settled: list[tuple[_Due, Order, int, str]] = []
+    for offset, ((item, order), document_id) in enumerate(
+        zip(priced, document_ids, strict=True)
+    ):
+        line, totals = order.lines[0], order.totals
+        corporate = item.billing_mode == BillingMode.CORPORATE
+        due_amount = totals.amount_due.amount
+        total = totals.total.amount
+        status = DocumentStatus.PAID if due_amount == 0 else DocumentStatus.OPEN
+        due_at = at + timedelta(days=item.payment_terms_days) if corporate else None
         number = format_number(INVOICE_SERIES, at.year, first + offset)
+        buyer = buyers.get(item.account_id)
+        if buyer is None:
+            buyer = buyers[item.account_id] = {
+                "name": item.name, "address": item.billing_address, "country": item.country,
+                "vat_number": item.vat_number,
+            }
+        period_start, period_end = (format_instant(order.period.start),
+                                    format_instant(order.period.end))
         snapshot = {
-            "kind": DocumentKind.INVOICE.value, "number": number,
-            "issued_at": format_instant(at),
-            "due_at": (format_instant(at + timedelta(days=account.payment_terms_days))
-                       if corporate else None),
-            "refers_to": None, "currency": order.currency, "seller": seller,
-            "buyer": buyer_details(account),
+            "kind": DocumentKind.INVOICE.value, "number": number, "issued_at": at_text,
+            "due_at": format_instant(due_at) if due_at else None, "refers_to": None,
+            "currency": order.currency, "seller": seller, "buyer": buyer,
             "lines": [{
                 "kind": line.kind.value, "description": line.description,
-                "period_start": format_instant(line.period.start),
-                "period_end": format_instant(line.period.end), "quantity": line.quantity,
-                "unit_amount": line.unit_amount.amount, "ratio": "1/1",
+                "period_start": period_start, "period_end": period_end,
+                "quantity": line.quantity, "unit_amount": line.unit_amount.amount, "ratio": "1/1",
                 "amount": line.amount.amount, "tax_rate_bp": line.tax_rate_bp,
                 "tax": line.tax.amount,
             }],
-            "subtotal": totals.subtotal.amount, "tax": totals.tax.amount,
-            "total": totals.total.amount, "credit_applied": totals.credit_applied.amount,
-            "amount_paid": 0, "amount_due": totals.amount_due.amount,
-            "tax_rule": order.tax.rule.value, "mention": order.tax.mention,
-            "status": DocumentStatus.PAID.value if paid else DocumentStatus.OPEN.value,
+            "subtotal": totals.subtotal.amount, "tax": totals.tax.amount, "total": total,
+            "credit_applied": totals.credit_applied.amount, "amount_paid": 0,
+            "amount_due": due_amount, "tax_rule": order.tax.rule.value,
+            "mention": order.tax.mention, "status": status.value,
         }
-        documents.append(Document(
-            kind=DocumentKind.INVOICE, series=INVOICE_SERIES, year=at.year,
-            sequence=first + offset, number=number, account_id=account.pk,
-            status=DocumentStatus.PAID if paid else DocumentStatus.OPEN, issued_at=at,
-            due_at=(at + timedelta(days=account.payment_terms_days)) if corporate else None,
-            paid_at=at if paid else None, currency=order.currency,
-            subtotal=totals.subtotal.amount, tax=totals.tax.amount, total=totals.total.amount,
-            credit_applied=totals.credit_applied.amount, amount_paid=0,
-            amount_due=totals.amount_due.amount, tax_rule=order.tax.rule.value,
-            tax_mention=order.tax.mention or "", snapshot=snapshot,
+        documents.append((
+            document_id, DocumentKind.INVOICE.value, INVOICE_SERIES, at.year, first + offset,
+            number, item.account_id, status.value, at, due_at, at if due_amount == 0 else None,
+            order.currency, totals.subtotal.amount, totals.tax.amount, total,
+            totals.credit_applied.amount, 0, due_amount, order.tax.rule.value,
+            order.tax.mention or "", as_json(snapshot),
         ))
-    Document.objects.bulk_create(documents)
-
-    lines, entries, renewals, payments, events = [], [], [], [], []
-    deltas: dict[tuple[int, str], int] = defaultdict(int)
-    for (item, order), document in zip(priced, documents, strict=True):
-        sub, account = item.subscription, item.account
-        line = order.lines[0]
-        lines.append(DocumentLine(
-            document=document, position=1, kind=line.kind.value, description=line.description,
-            subscription_id=sub.pk, plan_code=line.plan_code, cycle_code=line.cycle_code,
-            quantity=line.quantity, period_start=line.period.start, period_end=line.period.end,
-            unit_amount=line.unit_amount.amount, ratio_numerator=1, ratio_denominator=1,
-            amount=line.amount.amount, tax_rate_bp=line.tax_rate_bp, tax=line.tax.amount,
+        lines.append((
+            document_id, 1, line.kind.value, line.description, item.id, line.plan_code,
+            line.cycle_code, line.quantity, order.period.start, order.period.end,
+            line.unit_amount.amount, 1, 1, line.amount.amount, line.tax_rate_bp, line.tax.amount,
         ))
-        entries.append(LedgerEntry(
-            account_id=account.pk, currency=order.currency, at=at, kind=LedgerKind.INVOICE,
-            amount=-document.total, document=document, memo=f"Invoice {document.number}",
-        ))
-        deltas[(account.pk, order.currency)] -= document.total
-        corporate = account.billing_mode == BillingMode.CORPORATE
-        if document.amount_due == 0:
-            status = RenewalStatus.PAID
+        entries.append((item.account_id, order.currency, at, LedgerKind.INVOICE.value, -total,
+                        document_id, f"Invoice {number}"))
+        deltas[(item.account_id, order.currency)] -= total
+        if due_amount == 0:
+            renewal_status = RenewalStatus.PAID
+            settled.append((item, order, document_id, number))
         elif corporate:
-            status = RenewalStatus.INVOICED
+            renewal_status = RenewalStatus.INVOICED
         else:
-            status = RenewalStatus.CHARGING
-            card = cards.get(account.pk)
-            payments.append(Payment(
-                account_id=account.pk, invoice=document, method=PaymentMethodKind.CARD,
-                payment_method=card,
-                method_label=f"{card.brand} •••• {card.last4}" if card else "",
-                currency=order.currency, amount=document.amount_due,
-                status=PaymentStatus.PENDING,
-                idempotency_key=_payment_key(sub.pk, order.period.start, 1), attempt=1,
-                created_at=at,
+            renewal_status = RenewalStatus.CHARGING
+            card = cards.get(item.account_id)
+            payments.append((
+                item.account_id, document_id, PaymentMethodKind.CARD.value,
+                card.pk if card else None, f"{card.brand} •••• {card.last4}" if card else "",
+                order.currency, due_amount, PaymentStatus.PENDING.value, "",
+                _payment_key(item.id, order.period.start, 1), 1, "", "", at,
             ))
-        renewals.append(Renewal(
-            subscription_id=sub.pk, account_id=account.pk, period_start=order.period.start,
-            period_end=order.period.end, invoice=document, status=status,
-            attempts=1 if status == RenewalStatus.CHARGING else 0, created_at=at,
+        renewals.append((item.id, item.account_id, order.period.start, order.period.end,
+                         document_id, renewal_status.value,
+                         1 if renewal_status == RenewalStatus.CHARGING else 0, at))
+        events.append((
+            item.id, at, SubscriptionEvent.Kind.RENEWED.value,
+            as_json({"period_start": format_instant(item.period_start),
+                     "period_end": format_instant(item.period_end)}),
+            as_json({"period_start": period_start, "period_end": period_end, "invoice": number}),
         ))
-        events.append(SubscriptionEvent(
-            subscription_id=sub.pk, at=at, kind=SubscriptionEvent.Kind.RENEWED,
-            before={"period_start": format_instant(sub.period_start),
-                    "period_end": format_instant(sub.period_end)},
-            after={"period_start": format_instant(order.period.start),
-                   "period_end": format_instant(order.period.end), "invoice": document.number},
-        ))
-    DocumentLine.objects.bulk_create(lines)
-    LedgerEntry.objects.bulk_create(entries)
-    Renewal.objects.bulk_create(renewals)  # the unique constraint refuses a period twice
-    Payment.objects.bulk_create(payments)
-    SubscriptionEvent.objects.bulk_create(events)
+        updates.append((order.period.start, order.period.end, line.amount.amount, document_id,
+                        item.id))
 
+    insert_rows(Document._meta.db_table, _DOCUMENT_COLUMNS, documents)
+    insert_rows(DocumentLine._meta.db_table, _LINE_COLUMNS, lines)
+    insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, entries)
+    # The unique constraint on (subscription, period_start) refuses a period twice: exactly once.
+    insert_rows(Renewal._meta.db_table, _RENEWAL_COLUMNS, renewals)
+    insert_rows(Payment._meta.db_table, _PAYMENT_COLUMNS, payments)
+    insert_rows(SubscriptionEvent._meta.db_table, _EVENT_COLUMNS, events)
+    _advance_subscriptions(updates)
+    _move_balances(deltas)
+    _receipts_for_credit_paid(settled, at=at)
+
+
+def _advance_subscriptions(updates: list[tuple[datetime, datetime, int, int, int]]) -> None:
+    """Move each subscription to its new period (rows: start, end, invoiced, invoice id, id)."""
+    table = connection.ops.quote_name(Subscription._meta.db_table)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            starts, ends, invoiced, invoices, ids = (list(column) for column in zip(*updates,
+                                                                                   strict=True))
+            cursor.execute(
+                f"UPDATE {table} AS s SET period_start = v.ps, period_end = v.pe, "  # noqa: S608
+                "invoiced_amount = v.inv, invoice_id = v.doc, version = s.version + 1 "
+                "FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::bigint[], "
+                "%s::bigint[]) AS v(ps, pe, inv, doc, id) WHERE s.id = v.id",
+                [starts, ends, invoiced, invoices, ids],
+            )
+            return
         cursor.executemany(
-            "UPDATE subscriptions_subscription SET period_start = %s, period_end = %s, "
-            "invoiced_amount = %s, invoice_id = %s, version = version + 1 WHERE id = %s",
-            [(order.period.start, order.period.end, order.lines[0].amount.amount, document.pk,
-              item.subscription.pk)
-             for (item, order), document in zip(priced, documents, strict=True)],
+            f"UPDATE {table} SET period_start = %s, period_end = %s, invoiced_amount = %s, "  # noqa: S608
+            "invoice_id = %s, version = version + 1 WHERE id = %s",
+            [(_sqlite(start), _sqlite(end), inv, doc, pk) for start, end, inv, doc, pk in updates],
         )
+
+
+def _sqlite(instant: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(instant)
+
+
+def _move_balances(deltas: dict[tuple[int, str], int]) -> None:
+    """Add each account's movement to its stored balance (created on its first entry)."""
+    table = connection.ops.quote_name(AccountBalance._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            accounts, currencies, amounts = (list(column) for column in zip(
+                *((account, currency, delta) for (account, currency), delta in deltas.items()),
+                strict=True))
+            cursor.execute(
+                f"INSERT INTO {table} (account_id, currency, balance) "  # noqa: S608
+                "SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[]) "
+                "ON CONFLICT (account_id, currency) DO UPDATE "
+                f"SET balance = {table}.balance + excluded.balance",
+                [accounts, currencies, amounts],
+            )
+            return
         cursor.executemany(
-            "INSERT INTO billing_accountbalance (account_id, currency, balance) VALUES (%s, %s, %s) "
+            f"INSERT INTO {table} (account_id, currency, balance) VALUES (%s, %s, %s) "  # noqa: S608
             "ON CONFLICT (account_id, currency) DO UPDATE "
-            "SET balance = billing_accountbalance.balance + excluded.balance",
+            f"SET balance = {table}.balance + excluded.balance",
             [(account_id, currency, delta) for (account_id, currency), delta in deltas.items()],
         )
-    _receipts_for_credit_paid(priced, documents, at=at)
 
 
 def _payment_key(subscription_id: int, period_start: datetime, attempt: int) -> str:
     return f"renewal:{subscription_id}:{format_instant(period_start)}:{attempt}"
 
 
-def _receipts_for_credit_paid(
-    priced: list[tuple[_Due, Order]], documents: list[Document], *, at: datetime
-) -> None:
+def _receipts_for_credit_paid(settled: list[tuple[_Due, Order, int, str]], *, at: datetime) -> None:
     """Queue receipts for the renewals the account's credit paid in full (no charge step)."""
-    settled = [(item, order, document) for (item, order), document in zip(priced, documents,
-               strict=True) if document.amount_due == 0]
     if not settled:
         return
     contacts: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for account_id, email, language in Membership.objects.filter(
-        account_id__in={item.account.pk for item, _, _ in settled}, is_billing_contact=True,
+        account_id__in={item.account_id for item, _, _, _ in settled}, is_billing_contact=True,
         user__is_active=True,
     ).values_list("account_id", "user__email", "user__language"):
         contacts[account_id].append((email, language))
     messages = [
         OutboxMessage(
-            dedupe_key=f"receipt:invoice:{document.pk}:{email}"[:200], to=email,
-            template="receipt", language=language or item.account.language,
-            context={"kind": "renewal", "document_number": document.number,
-                     "amount_paid": _money(0, document.currency),
-                     "total": _money(document.total, document.currency),
-                     "credit_applied": _money(document.credit_applied, document.currency),
+            dedupe_key=f"receipt:invoice:{document_id}:{email}"[:200], to=email,
+            template="receipt", language=language or item.language,
+            context={"kind": "renewal", "document_number": number,
+                     "amount_paid": _money(0, order.currency),
+                     "total": _money(order.totals.total.amount, order.currency),
+                     "credit_applied": _money(order.totals.credit_applied.amount, order.currency),
                      "period_start": format_instant(order.period.start),
                      "period_end": format_instant(order.period.end),
                      "next_billing_date": format_instant(order.period.end)},
-            attachments=[{"kind": "invoice", "id": document.pk}],
+            attachments=[{"kind": "invoice", "id": document_id}],
             status=OutboxStatus.PENDING, next_attempt_at=at, created_at=at,
         )
-        for item, order, document in settled
-        for email, language in contacts[item.account.pk]
+        for item, order, document_id, number in settled
+        for email, language in contacts[item.account_id]
     ]
     OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
 
@@ -458,7 +563,7 @@ def _start_retries(*, at: datetime, partition: tuple[int, int] | None) -> None:
             renewal.save(update_fields=["attempts", "status"])
             Payment.objects.create(
                 account_id=renewal.account_id, invoice=renewal.invoice,
-                method=PaymentMethodKind.CARD, payment_method=card,
+                method=PaymentMethodKind.CARD, payment_method_id=card.pk if card else None,
                 method_label=f"{card.brand} •••• {card.last4}" if card else "",
                 currency=renewal.invoice.currency, amount=renewal.invoice.amount_due,
                 status=PaymentStatus.PENDING,

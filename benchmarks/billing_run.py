@@ -1,0 +1,224 @@
+"""The billing run at scale: N due subscriptions renewed, then (optionally) charged.
+
+    .venv/bin/python benchmarks/billing_run.py --subscriptions 100000 --database postgres
+    .venv/bin/python benchmarks/billing_run.py --subscriptions 10000 --database sqlite --charge
+
+Creates a fresh database (PostgreSQL: ``prorata_bench_run`` on the server of ``DATABASE_URL``,
+default 127.0.0.1:5432; SQLite: a file under a temporary directory), migrates it, loads the demo
+catalog and N accounts with one due subscription each — mixed plans, cycles, currencies and tax
+cases (US, France, Germany with and without a VAT number, Japan), 5 % with some credit, 2 % of cards
+declined —, then runs ``prorata bill-run`` in a child process and measures it from the outside.
+
+Prints one JSON line: renewals, seconds, renewals_per_s, peak_rss_mb (the child's), plus the
+charge step's figures with ``--charge`` (the built-in sandbox gateway writes rows of its own for
+every charge, so it measures the step's overhead, not a real provider's latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_AT = datetime(2026, 6, 1, tzinfo=UTC)
+#: country, currency, VAT number (valid, so reverse charge applies when not the seller's country)
+TAX_CASES = [
+    ("US", "USD", ""), ("FR", "EUR", ""), ("DE", "EUR", ""), ("DE", "EUR", "DE136695976"),
+    ("FR", "EUR", "FR40303265045"), ("JP", "USD", ""),
+]
+
+
+def _database_url(kind: str, workdir: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    return base.rsplit("/", 1)[0] + "/prorata_bench_run"
+
+
+def _recreate_postgres(url: str) -> None:
+    import psycopg
+
+    server, name = url.rsplit("/", 1)
+    with psycopg.connect(server.replace("postgres://", "postgresql://") + "/postgres",
+                         autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def _setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ["PRORATA_CLOCK"] = "movable"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prorata.settings.base")
+    import django
+
+    django.setup()
+
+
+def _rows(n: int, seed: int = 7):
+    """Yield (account, subscription, sandbox card, payment method, balance) rows for N accounts."""
+    from prorata.catalog.models import BillingCycle, Plan, Price, Product
+    from prorata_core.periods import shift_months
+
+    rng = random.Random(seed)
+    product = Product.objects.get(code="webinar").pk
+    plans = {plan.code: plan.pk for plan in Plan.objects.all()}
+    cycles = {cycle.code: (cycle.pk, cycle.months) for cycle in BillingCycle.objects.all()}
+    prices = {
+        (price.plan.code, price.cycle.code, price.currency): price.unit_amount
+        for price in Price.objects.select_related("plan", "cycle")
+    }
+    choices = [("lite", "monthly"), ("lite", "annual"), ("standard", "monthly"),
+               ("standard", "annual"), ("pro", "monthly"), ("pro", "annual")]
+    for index in range(n):
+        country, currency, vat = TAX_CASES[index % len(TAX_CASES)]
+        plan, cycle = choices[rng.randrange(len(choices))]
+        cycle_pk, months = cycles[cycle]
+        quantity = rng.choice((1, 1, 2, 3, 5, 10, 25))
+        unit = prices[(plan, cycle, currency)]
+        start = shift_months(RUN_AT - timedelta(minutes=rng.randrange(1, 24 * 60)), -months)
+        end = shift_months(start, months)  # the period that ends just before the run
+        declined = rng.random() < 0.02
+        yield (
+            (f"Customer {index}", country, currency, vat, index),
+            (product, plans[plan], cycle_pk, quantity, currency, unit, start, end, unit * quantity),
+            f"tok_bench_{index}", "decline" if declined else "succeed",
+            rng.random() < 0.05,
+        )
+
+
+def _load(n: int, vendor: str) -> None:
+    from django.db import connection, transaction
+
+    from prorata.catalog.services import catalog_load_demo
+    from prorata.common.clock import clock_set
+
+    clock_set(instant=RUN_AT)
+    catalog_load_demo()
+    batch = 20_000
+    rows = _rows(n)
+    done = 0
+    while done < n:
+        chunk = [next(rows) for _ in range(min(batch, n - done))]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM accounts_account")
+            first_id = cursor.fetchone()[0] + 1
+            ids = range(first_id, first_id + len(chunk))
+            accounts = [
+                (pk, name, country, currency, "1 Bench Street", vat, "self_service", 30, "en",
+                 RUN_AT)
+                for pk, ((name, country, currency, vat, _), *_rest) in zip(ids, chunk, strict=True)
+            ]
+            subscriptions = [
+                (pk, product, plan, cycle, quantity, currency, unit, "active", True, start, start,
+                 end, invoiced, 1, start)
+                for pk, (_, (product, plan, cycle, quantity, currency, unit, start, end, invoiced),
+                         *_rest) in zip(ids, chunk, strict=True)
+            ]
+            cards = [(token, "Visa", "4242", 12, 2030, behaviour, RUN_AT)
+                     for _, _, token, behaviour, _ in chunk]
+            methods = [(pk, token, "Visa", "4242", 12, 2030, True, RUN_AT)
+                       for pk, (_, _, token, _, _) in zip(ids, chunk, strict=True)]
+            balances = [(pk, account[2], 5000) for pk, (account, _, _, _, credit)
+                        in zip(ids, chunk, strict=True) if credit]
+            statements = [
+                ("accounts_account (id, name, country, currency, billing_address, vat_number, "
+                 "billing_mode, payment_terms_days, language, created_at)", accounts),
+                ("subscriptions_subscription (account_id, product_id, plan_id, cycle_id, quantity, "
+                 "currency, unit_amount, status, auto_renew, anchor, period_start, period_end, "
+                 "invoiced_amount, version, created_at)", subscriptions),
+                ("payments_sandboxcard (token, brand, last4, exp_month, exp_year, behaviour, "
+                 "created_at)", cards),
+                ("payments_paymentmethod (account_id, token, brand, last4, exp_month, exp_year, "
+                 "is_default, created_at)", methods),
+                ("billing_accountbalance (account_id, currency, balance)", balances),
+            ]
+            for table, values in statements:
+                if not values:
+                    continue
+                if vendor == "postgresql":
+                    with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                        for value in values:
+                            copy.write_row(value)
+                else:
+                    marks = ", ".join(["%s"] * len(values[0]))
+                    cursor.executemany(f"INSERT INTO {table} VALUES ({marks})", values)  # noqa: S608
+            # A balance of credit must come from the ledger: a credit note would be the source in
+            # real life; here one ledger row per credited account keeps the books consistent.
+            credited = [(pk, currency, RUN_AT, "credit_note", amount, "benchmark credit")
+                        for pk, currency, amount in balances]
+            if credited:
+                cursor.executemany(
+                    "INSERT INTO billing_ledgerentry (account_id, currency, at, kind, amount, memo) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)", credited)
+        done += len(chunk)
+    if vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setval(pg_get_serial_sequence('accounts_account', 'id'), "
+                           "(SELECT MAX(id) FROM accounts_account))")
+            cursor.execute("ANALYZE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--charge", action="store_true", help="also run the charge step")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="prorata-bench-"))
+    url = _database_url(args.database, workdir)
+    if args.database == "postgres":
+        _recreate_postgres(url)
+    _setup_django(url)
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    _load(args.subscriptions, connection.vendor)
+    load_seconds = time.perf_counter() - started
+    connection.close()
+
+    env = {**os.environ, "DATABASE_URL": url, "PRORATA_CLOCK": "movable",
+           "PRORATA_VAR_DIR": str(workdir)}
+    command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge",
+               "--chunk-size", str(args.chunk_size)]
+    started = time.perf_counter()  # benchmarks time the run from outside; no project clock here
+    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,  # noqa: S603
+                            cwd=ROOT).stdout
+    seconds = time.perf_counter() - started
+    stats = json.loads(output.strip().splitlines()[-1])
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = {
+        "benchmark": "billing_run", "database": args.database,
+        "subscriptions": args.subscriptions, "renewals": stats["renewed"],
+        "seconds": round(seconds, 2), "renewals_per_s": round(stats["renewed"] / seconds),
+        "peak_rss_mb": round(peak_kb / 1024, 1), "load_seconds": round(load_seconds, 1),
+        "chunk_size": args.chunk_size,
+    }
+    if args.charge:
+        command = [sys.executable, "-m", "prorata.cli", "bill-run"]
+        started = time.perf_counter()
+        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,  # noqa: S603
+                                cwd=ROOT).stdout
+        charge_seconds = time.perf_counter() - started
+        charged = json.loads(output.strip().splitlines()[-1])
+        result |= {"charged": charged["charged"], "declined": charged["declined"],
+                   "charge_seconds": round(charge_seconds, 2),
+                   "charges_per_s": round((charged["charged"] + charged["declined"])
+                                          / charge_seconds)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
