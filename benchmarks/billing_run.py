@@ -63,7 +63,7 @@ def _setup_django(url: str) -> None:
     django.setup()
 
 
-def _rows(n: int, seed: int = 7):
+def _rows(n: int, seed: int = 7, credit_share: float = 0.05):
     """Yield (account, subscription, sandbox card, payment method, balance) rows for N accounts."""
     from prorata.catalog.models import BillingCycle, Plan, Price, Product
     from prorata_core.periods import shift_months
@@ -91,11 +91,13 @@ def _rows(n: int, seed: int = 7):
             (f"Customer {index}", country, currency, vat, index),
             (product, plans[plan], cycle_pk, quantity, currency, unit, start, end, unit * quantity),
             f"tok_bench_{index}", "decline" if declined else "succeed",
-            rng.random() < 0.05,
+            rng.random() < credit_share,
         )
 
 
-def _load(n: int, vendor: str) -> None:
+def _load(n: int, vendor: str, credit_share: float = 0.05) -> None:
+    """Load the catalog and N due subscriptions. ``credit_share`` of the accounts get 50.00 of
+    credit from a bare ledger row (no credit note behind it: set 0 where the books are checked)."""
     from django.db import connection, transaction
 
     from prorata.catalog.services import catalog_load_demo
@@ -104,7 +106,7 @@ def _load(n: int, vendor: str) -> None:
     clock_set(instant=RUN_AT)
     catalog_load_demo()
     batch = 20_000
-    rows = _rows(n)
+    rows = _rows(n, credit_share=credit_share)
     done = 0
     while done < n:
         chunk = [next(rows) for _ in range(min(batch, n - done))]

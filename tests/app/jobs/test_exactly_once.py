@@ -1,0 +1,91 @@
+"""Exactly once, whatever happens (issue 5): two runs at the same time, and runs killed with
+SIGKILL at random instants then started again, never invoice a period twice, never skip or reuse
+an invoice number, and leave the books balanced. PostgreSQL only: these need real row locks and a
+database that a second process can open (the SQLite test database lives in memory)."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from benchmarks.billing_run import RUN_AT, _load
+from django.conf import settings
+from django.db import connection, connections
+
+from prorata.billing.models import Document, DocumentKind, LedgerEntry
+from prorata.jobs.billing_run import bill_run
+from prorata.jobs.models import Renewal
+from prorata.subscriptions.models import Subscription
+from tests.app.subscriptions.support import assert_books_balance
+
+ROOT = Path(__file__).resolve().parents[3]
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="row locks and a second process need PostgreSQL",
+    ),
+]
+
+
+def _assert_each_period_once(subscriptions: int) -> None:
+    assert Renewal.objects.count() == subscriptions
+    assert Subscription.objects.filter(period_end__lte=RUN_AT).count() == 0
+    sequences = sorted(Document.objects.filter(kind=DocumentKind.INVOICE)
+                       .values_list("sequence", flat=True))
+    assert sequences == list(range(1, subscriptions + 1))  # gapless, none reused
+    assert LedgerEntry.objects.filter(kind="invoice").count() == subscriptions
+    assert_books_balance()
+
+
+def test_two_runs_at_the_same_time_renew_each_period_once():
+    _load(300, connection.vendor, credit_share=0)
+    errors: list[BaseException] = []
+    totals: list[int] = []
+
+    def run() -> None:
+        try:
+            totals.append(bill_run(chunk_size=7, charge=False).renewed)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(totals) == 300 and all(total > 0 for total in totals)
+    _assert_each_period_once(300)
+
+
+def test_runs_killed_at_random_instants_then_restarted_renew_each_period_once():
+    _load(600, connection.vendor, credit_share=0)
+    database = settings.DATABASES["default"]
+    url = (f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
+           f"{database['PORT'] or 5432}/{database['NAME']}")
+    env = {**os.environ, "DATABASE_URL": url, "PRORATA_CLOCK": "movable",
+           "DJANGO_SETTINGS_MODULE": "prorata.settings.base"}
+    command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge", "--chunk-size", "3"]
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(6):
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,  # noqa: S603
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.2, 2.5))  # start-up takes about a second
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 1
+    assert 0 < Renewal.objects.count() < 600 or kills < 6
+    subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
+    _assert_each_period_once(600)
