@@ -23,6 +23,9 @@ class Command(BaseCommand):
                             help="only subscriptions whose id %% COUNT == INDEX, e.g. 0/2")
         parser.add_argument("--no-charge", action="store_true",
                             help="invoice only; leave the card payments for a later run")
+        parser.add_argument("--partitions", type=int, default=None, metavar="N",
+                            help="split the run into N partitions: Celery tasks when "
+                                 "PRORATA_BROKER_URL is set, else run here one after the other")
 
     def handle(self, *args: Any, **options: Any) -> None:
         partition = None
@@ -39,6 +42,18 @@ class Command(BaseCommand):
             partition = (index, count)
         if options["chunk_size"] < 1:
             raise CommandError("--chunk-size must be at least 1.")
+        if options["partitions"] is not None:
+            if options["partitions"] < 1 or partition is not None:
+                raise CommandError(
+                    "--partitions takes a count of at least 1, and not together with --partition."
+                )
+            from prorata.jobs.celery import bill_run_partitioned
+
+            counts = bill_run_partitioned(partitions=options["partitions"],
+                                          chunk_size=options["chunk_size"],
+                                          charge=not options["no_charge"])
+            self.stdout.write(json.dumps(counts))
+            return
         stats = bill_run(chunk_size=options["chunk_size"], partition=partition,
                          charge=not options["no_charge"])
         self.stdout.write(json.dumps(stats.as_dict()))
