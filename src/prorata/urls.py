@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("prorata.accounts.urls")),
     path("api/v1/", api_v1.urls),
     path("profile/tokens/", include("prorata.api.urls")),
+    path("billing/", include("prorata.web.urls_billing")),
 ]

@@ -64,6 +64,11 @@ from prorata.accounts.services import account_create, membership_set_roles
 from prorata.api.models import ApiToken
 from prorata.api.services import api_token_create
 from prorata.api.v1 import api as api_v1
+from prorata.catalog.services import catalog_load_demo
+from prorata.payments.gateway import CardDetails
+from prorata.payments.services import payment_method_add
+from prorata.subscriptions.selectors import order_quote
+from prorata.subscriptions.services import checkout_place
 
 pytestmark = pytest.mark.django_db
 
@@ -145,7 +150,47 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
     "id": lambda side: side.principal.pk,
     "content_type_id": lambda side: ContentType.objects.get_for_model(Account).pk,
     "url": lambda side: "no-such-page/",
+    # The billing center's API (the demo catalog is loaded once a side needs it).
+    "product_code": lambda side: billing_catalog(side) or "webinar",
+    "document_id": lambda side: side.make("invoice", lambda: billing_purchase(side).invoice).pk,
+    "payment_method_id": lambda side: side.make("card", lambda: payment_method_add(
+        account=side.account, card=BILLING_CARD, actor=side.principal)).pk,
+    # The billing center's pages: the order of the side's purchase (the invoice's order).
+    "order_id": lambda side: side.make("invoice", lambda: billing_purchase(side).invoice).order_id,
 }
+
+
+# --- billing objects and bodies (the billing center's API) ---------------------------------------
+
+BILLING_CARD = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
+BILLING_ITEM = {"product_code": "webinar", "plan_code": "lite", "cycle_code": "monthly",
+                "quantity": 1}
+
+
+def billing_catalog(side: Side) -> None:
+    side.make("catalog", catalog_load_demo)
+
+
+def billing_quote(side: Side) -> Any:
+    billing_catalog(side)
+    item = BILLING_ITEM
+    return order_quote(account=side.account, user=side.principal, product_code=item["product_code"],
+                       plan_code=item["plan_code"], cycle_code=item["cycle_code"],
+                       quantity=item["quantity"])
+
+
+def billing_purchase(side: Side) -> Any:
+    """Lite monthly × 1 bought by ``side``'s principal with a card: an invoice to name."""
+    quote = billing_quote(side)
+    return checkout_place(account=side.account, user=side.principal,
+                          idempotency_key=f"matrix-setup-{side.label}", items=[quote.item],
+                          expected=[quote.fingerprint], new_card=BILLING_CARD)
+
+
+def checkout_body(side: Side) -> dict[str, Any]:
+    return {"items": [BILLING_ITEM], "expected": [billing_quote(side).fingerprint],
+            "card": {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030,
+                     "cvc": "123"}}
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -163,6 +208,8 @@ class Probe:
     data: Callable[[Side], dict[str, Any]] | None = None
     query: Callable[[Side], dict[str, Any]] | None = None
     names_account: bool = False
+    #: Extra request headers, as Django's test client takes them (``HTTP_IDEMPOTENCY_KEY``).
+    headers: Callable[[Side], dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +254,58 @@ ACCESS: dict[str, Rule] = {
     "api/v1/accounts/<account_id>/members": Rule(action=Action.MANAGE_MEMBERS),
     "api/v1/tokens": Rule(),
     "api/v1/tokens/<token_id>": Rule(),
+    # The API: the billing center (quotes, cart, checkout, subscriptions, receipts, cards).
+    "api/v1/accounts/<account_id>/quote": Rule(action=Action.MANAGE_BILLING, probes=(
+        Probe("POST", data=lambda s: billing_catalog(s) or BILLING_ITEM),)),
+    "api/v1/accounts/<account_id>/cart": Rule(action=Action.MANAGE_BILLING),
+    "api/v1/accounts/<account_id>/cart/items/<product_code>": Rule(
+        action=Action.MANAGE_BILLING, probes=(
+            Probe("PUT", data=lambda s: {"plan_code": "lite", "cycle_code": "monthly",
+                                         "quantity": 1}),
+            Probe("DELETE"))),
+    "api/v1/accounts/<account_id>/checkout": Rule(action=Action.MANAGE_BILLING, probes=(
+        Probe("POST", data=checkout_body,
+              headers=lambda s: {"HTTP_IDEMPOTENCY_KEY": f"matrix-{s.label}"}),)),
+    "api/v1/accounts/<account_id>/subscriptions": Rule(action=Action.VIEW_BILLING),
+    "api/v1/accounts/<account_id>/invoices": Rule(action=Action.VIEW_BILLING),
+    "api/v1/accounts/<account_id>/invoices/<document_id>": Rule(action=Action.VIEW_BILLING),
+    "api/v1/accounts/<account_id>/invoices/<document_id>/pdf": Rule(action=Action.VIEW_BILLING),
+    "api/v1/accounts/<account_id>/transactions": Rule(action=Action.VIEW_BILLING),
+    "api/v1/accounts/<account_id>/payment-methods": Rule(action=Action.MANAGE_BILLING, probes=(
+        GET, Probe("POST", data=lambda s: {"number": "4242 4242 4242 4242", "exp_month": 12,
+                                           "exp_year": 2030, "cvc": "123"}))),
+    "api/v1/accounts/<account_id>/payment-methods/<payment_method_id>/default": Rule(
+        action=Action.MANAGE_BILLING),
+    "api/v1/accounts/<account_id>/payment-methods/<payment_method_id>": Rule(
+        action=Action.MANAGE_BILLING),
+    # The billing center's pages (web/urls_billing.py).
+    "billing/": Rule(),  # the user's accounts: straight to the only one
+    "billing/<int:account_id>/": Rule(action=Action.VIEW_ACCOUNT),
+    "billing/<int:account_id>/subscriptions/<slug:product_code>/modify/": Rule(
+        action=Action.MANAGE_BILLING, probes=(GET, Probe("POST", data=lambda s: {
+            "plan": "lite", "cycle": "monthly", "quantity": "1", "action": "add_to_cart"}))),
+    "billing/<int:account_id>/subscriptions/<slug:product_code>/cancel-renewal/": Rule(
+        action=Action.MANAGE_BILLING, probes=(POST,)),
+    "billing/<int:account_id>/subscriptions/<slug:product_code>/resume-renewal/": Rule(
+        action=Action.MANAGE_BILLING, probes=(POST,)),
+    "billing/<int:account_id>/cart/": Rule(action=Action.MANAGE_BILLING, probes=(
+        GET, Probe("POST", data=lambda s: {"product": "webinar"}))),
+    "billing/<int:account_id>/checkout/": Rule(action=Action.MANAGE_BILLING, probes=(
+        GET, Probe("POST", data=lambda s: {"idempotency_key": f"matrix-page-{s.label}"}))),
+    "billing/<int:account_id>/orders/<int:order_id>/": Rule(action=Action.VIEW_BILLING),
+    "billing/<int:account_id>/transactions/": Rule(action=Action.VIEW_BILLING),
+    "billing/<int:account_id>/documents/<int:document_id>.pdf": Rule(
+        action=Action.VIEW_BILLING),
+    "billing/<int:account_id>/payment-methods/": Rule(action=Action.MANAGE_BILLING, probes=(
+        GET, Probe("POST", data=lambda s: {"card_number": "4242 4242 4242 4242",
+                                           "card_expiry": "12/30", "card_cvc": "123"}))),
+    "billing/<int:account_id>/payment-methods/<int:payment_method_id>/default/": Rule(
+        action=Action.MANAGE_BILLING, probes=(POST,)),
+    "billing/<int:account_id>/payment-methods/<int:payment_method_id>/remove/": Rule(
+        action=Action.MANAGE_BILLING, probes=(POST,)),
+    "billing/<int:account_id>/support/": Rule(action=Action.MANAGE_BILLING, probes=(
+        GET, Probe("POST", data=lambda s: {"kind": "billing_question",
+                                           "message": "A question"}))),
 }
 
 
@@ -323,6 +422,8 @@ def send(client: Client, route: Route, probe: Probe, side: Side, token: str | No
     extra: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     if probe.query is not None:
         extra["query_params"] = probe.query(side)
+    if probe.headers is not None:
+        extra.update(probe.headers(side))
     data = probe.data(side) if probe.data is not None else None
     method = probe.method.lower()
     if route.kind == "api" and method != "get":

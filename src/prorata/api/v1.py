@@ -41,6 +41,9 @@ from prorata.api.errors import install_error_handlers
 AREAS = [
     "prorata.api.accounts",
     "prorata.api.tokens",
+    "prorata.api.subscriptions",
+    "prorata.api.billing",
+    "prorata.api.payment_methods",
 ]
 
 api = NinjaAPI(

@@ -68,6 +68,16 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"credit"}),
         frozenset({"name", "document_number", "balance", "items", "next_billing_date", "url"}),
     ),
+    # The next renewal cancelled (S2): active until period_end, then it expires.
+    "renewal_cancelled": (
+        frozenset({"product", "period_end"}),
+        frozenset({"name", "plan", "licenses", "url"}),
+    ),
+    # The renewal resumed (S2): renewed automatically at period_end.
+    "renewal_resumed": (
+        frozenset({"product", "period_end"}),
+        frozenset({"name", "plan", "licenses", "url"}),
+    ),
     # A renewal or order whose charge failed: what is due, why, when it is retried, where to pay.
     "payment_failed": (
         frozenset({"amount_due"}),

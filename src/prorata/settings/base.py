@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "prorata.notifications",
     "prorata.jobs",
     "prorata.api",
+    "prorata.support",
     "prorata.web",
 ]
 
@@ -158,7 +159,7 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/profile/"
+LOGIN_REDIRECT_URL = "/billing/"
 LOGOUT_REDIRECT_URL = "/"
 #: Password reset links (and e-mail change links) expire after 24 hours of the project clock.
 PASSWORD_RESET_TIMEOUT = 24 * 3600

@@ -97,6 +97,8 @@ class SubscriptionEvent(models.Model):
         CHANGED = "changed", _("changed")
         REACTIVATED = "reactivated", _("reactivated")
         RENEWED = "renewed", _("renewed")
+        RENEWAL_CANCELLED = "renewal_stopped", _("renewal cancelled")
+        RENEWAL_RESUMED = "renewal_resumed", _("renewal resumed")
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(_("at"))

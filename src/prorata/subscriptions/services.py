@@ -839,3 +839,80 @@ def payment_reconcile(
         except PaymentFailed:
             results.append(_result(Order.objects.get(pk=payment.order_id)))
     return results
+
+
+# --- renewal on or off (S2) -------------------------------------------------------------------------
+
+def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew: bool
+                 ) -> Subscription:
+    """Turn the automatic renewal of ``account``'s ``product_code`` on or off (S2, S3).
+
+    Only the account's billing contact, and never online for a corporate account (its advisor
+    does it: :class:`~prorata_core.errors.CorporateAccount` names them). The subscription stays
+    active to the end of its paid period either way; with renewal off it then expires. The
+    change, its history entry, the audit entry and the confirmation e-mail are one transaction.
+    """
+    from django.utils.translation import gettext_noop
+
+    from prorata.subscriptions.selectors import _contact
+    from prorata_core.errors import ChangeRefused, CorporateAccount
+    from prorata_core.policy import BillingMode
+
+    require_may_order(user, account, by_staff=False)
+    if account.billing_mode == BillingMode.CORPORATE:
+        contact = _contact(account)
+        raise CorporateAccount(
+            f"This account is billed through the Corporate Billing Center: contact {contact} to "
+            "change, cancel or renew it.",
+            contact=contact,
+        )
+    at = now()
+    with transaction.atomic():
+        account = lock_account(account.pk)
+        subscription = (Subscription.objects.select_for_update()
+                        .select_related("product", "plan", "cycle")
+                        .filter(account=account, product__code=product_code).first())
+        if subscription is None:
+            raise ValidationError(gettext_noop("There is no subscription to this product."),
+                                  product=product_code)
+        if subscription.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
+            raise ChangeRefused(gettext_noop(
+                "Only an active subscription renews: choose Subscribe now to buy a plan."))
+        if subscription.auto_renew == auto_renew:
+            return subscription
+        before = _describe(subscription) | {"auto_renew": subscription.auto_renew}
+        subscription.auto_renew = auto_renew
+        subscription.save(update_fields=["auto_renew"])
+        after = _describe(subscription) | {"auto_renew": auto_renew}
+        SubscriptionEvent.objects.create(
+            subscription=subscription, at=at,
+            kind=(SubscriptionEvent.Kind.RENEWAL_RESUMED if auto_renew
+                  else SubscriptionEvent.Kind.RENEWAL_CANCELLED),
+            before=before, after=after, actor=user,
+        )
+        action = "subscription.resume_renewal" if auto_renew else "subscription.cancel_renewal"
+        audit_record(actor=user, action=action, account=account, obj=subscription,
+                     before=before, after=after)
+        template = "renewal_resumed" if auto_renew else "renewal_cancelled"
+        notify_billing_contacts(
+            account=account, template=template,
+            context={"product": subscription.product.name, "plan": subscription.plan.name,
+                     "licenses": subscription.quantity,
+                     "period_end": format_instant(subscription.period_end),
+                     "url": f"/billing/{account.pk}/"},
+            dedupe_key=f"renewal:{subscription.pk}:{template}:{format_instant(at)}",
+        )
+    return subscription
+
+
+def subscription_cancel_renewal(*, account: Account, user: User, product_code: str
+                                ) -> Subscription:
+    """Cancel the next renewal (S2): the subscription stays active until its period ends, then
+    expires. A confirmation e-mail goes to the billing contacts. Idempotent."""
+    return _renewal_set(account=account, user=user, product_code=product_code, auto_renew=False)
+
+
+def subscription_resume_renewal(*, account: Account, user: User, product_code: str
+                                ) -> Subscription:
+    """Undo :func:`subscription_cancel_renewal` before the period ends (S2). Idempotent."""
+    return _renewal_set(account=account, user=user, product_code=product_code, auto_renew=True)

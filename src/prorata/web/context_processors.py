@@ -24,7 +24,7 @@ class NavLink:
 #: serve (yet) is left out, so the billing center's link appears once /billing/ exists.
 LINKS = [
     (_("Plans"), "/", "all"),
-    (_("My account"), "/billing/", "signed_in"),
+    (_("Billing"), "/billing/", "signed_in"),
     (_("Profile"), "/profile/", "signed_in"),
     (_("Staff console"), "/console/", "staff"),
 ]

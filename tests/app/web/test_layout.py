@@ -25,17 +25,17 @@ def test_a_visitor_sees_the_plans_and_a_sign_in_button(client, clock):
 
 
 def test_a_customer_sees_their_profile(signed_in):
-    assert nav(signed_in.get("/profile/")) == ["Plans", "Profile (current)"]
+    assert nav(signed_in.get("/profile/")) == ["Plans", "Billing", "Profile (current)"]
 
 
 def test_staff_also_see_the_console(client, clock):
     User.objects.create_user("ops@prorata.example", PASSWORD, is_staff=True)
     client.login(username="ops@prorata.example", password=PASSWORD)
-    assert nav(client.get("/")) == ["Plans (current)", "Profile", "Staff console"]
+    assert nav(client.get("/")) == ["Plans (current)", "Billing", "Profile", "Staff console"]
 
 
 def test_the_top_bar_is_in_french_for_a_french_reader(signed_in):
     html = signed_in.get("/profile/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
-    assert nav(html) == ["Formules", "Profil (current)"]
+    assert nav(html) == ["Formules", "Facturation", "Profil (current)"]
     assert ">Se déconnecter</button>" in html
 

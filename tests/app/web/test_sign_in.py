@@ -27,12 +27,12 @@ def test_in_french_the_labels_are_e_mail_and_mot_de_passe(client, clock):
     assert ">Se connecter</button>" in html
 
 
-def test_a_correct_sign_in_lands_on_the_profile(client, alice):
+def test_a_correct_sign_in_lands_on_the_billing_center(client, alice):
     # when Alice signs in (her address typed in capitals)
     response = sign_in(client, "Alice@ACME.example", PASSWORD)
-    # then she lands on her profile, signed in
+    # then she lands on the billing center (LOGIN_REDIRECT_URL), signed in
     assert response.status_code == 302
-    assert response["Location"] == "/profile/"
+    assert response["Location"] == "/billing/"
     profile = client.get("/profile/")
     assert profile.status_code == 200
     assert "alice@acme.example" in page_text(profile)
@@ -52,7 +52,7 @@ def test_a_sign_in_never_redirects_to_another_site(client, alice):
         "/accounts/login/",
         {"username": "alice@acme.example", "password": PASSWORD, "next": "https://evil.example/"},
     )
-    assert response["Location"] == "/profile/"
+    assert response["Location"] == "/billing/"
 
 
 def test_a_wrong_password_says_so_and_signs_nobody_in(client, alice):
@@ -109,4 +109,4 @@ def test_signing_out_needs_a_post_with_the_csrf_token(alice):
 
 
 def test_a_signed_in_user_visiting_the_sign_in_page_goes_on(signed_in):
-    assert signed_in.get("/accounts/login/")["Location"] == "/profile/"
+    assert signed_in.get("/accounts/login/")["Location"] == "/billing/"

@@ -60,7 +60,7 @@ def test_once_the_window_has_passed_the_address_signs_in_again(client, alice, cl
     # then the right password works again
     response = sign_in(client, "alice@acme.example", PASSWORD)
     assert response.status_code == 302
-    assert response["Location"] == "/profile/"
+    assert response["Location"] == "/billing/"
 
 
 def test_an_address_lockout_is_audited_once(client, alice):

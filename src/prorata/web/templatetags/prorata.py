@@ -32,3 +32,31 @@ def day(value: datetime | date | None) -> str:
     if value is None or value == "":
         return ""
     return format_date(value, get_language() or "en")
+
+
+@register.filter
+def percent(basis_points: int | None) -> str:
+    """A tax rate in basis points as a percentage of the active language: 2000 → ``20%`` /
+    ``20 %``."""
+    if basis_points is None or basis_points == "":
+        return ""
+    from decimal import Decimal
+
+    from babel.numbers import format_percent
+
+    from prorata.web.formatting import babel_locale
+
+    return format_percent(Decimal(basis_points) / Decimal(10_000), decimal_quantization=False,
+                          locale=babel_locale(get_language() or "en"))
+
+
+@register.filter
+def count(value: int | None) -> str:
+    """A whole number with the active language's grouping: ``1,000`` / ``1 000``."""
+    if value is None or value == "":
+        return ""
+    from babel.numbers import format_decimal
+
+    from prorata.web.formatting import babel_locale
+
+    return format_decimal(value, locale=babel_locale(get_language() or "en"))

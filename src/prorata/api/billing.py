@@ -1,0 +1,262 @@
+"""API area "billing": invoices and credit notes (with their PDF) and the account's transactions.
+
+Documents are the finalised ones only (drafts have no number and are never shown); their lines
+and totals come from the immutable snapshot taken when they were numbered, their payment state
+from the row. Transactions are the ledger, newest first, in keyset pages (DESIGN §8): each page
+answers ``next_cursor`` (``null`` on the last), never a total count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.http import Http404, HttpResponse
+from django.urls import reverse
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from prorata.accounts.permissions import Action, account_for
+from prorata.api.auth import ApiRequest
+from prorata.api.money import MoneyOut, Out, money
+from prorata.api.schemas import errors
+from prorata.billing.models import Document, LedgerEntry, LedgerKind
+from prorata.billing.receipts import document_pdf
+from prorata.billing.selectors import (
+    document_for_account,
+    documents_for_account,
+    transactions_for_account,
+)
+from prorata_core.errors import ValidationError
+
+router = Router(tags=["billing"])
+
+PDF_LANGUAGES = ("en", "fr")
+
+
+def _pdf_url(document_id: int, account_id: int) -> str:
+    return reverse("api-v1:invoice_pdf", kwargs={"account_id": account_id,
+                                                 "document_id": document_id})
+
+
+class DocumentOut(Out):
+    """An invoice or a credit note (``kind``) as issued. A credit note's amounts are negative and
+    ``refers_to`` is the number of the invoice it corrects. For an invoice,
+    ``amount_due = total − credit_applied − amount_paid``."""
+
+    id: int
+    kind: str
+    number: str
+    status: str
+    issued_at: datetime
+    due_at: datetime | None
+    paid_at: datetime | None
+    refers_to: str | None
+    currency: str
+    subtotal: MoneyOut
+    tax: MoneyOut
+    total: MoneyOut
+    credit_applied: MoneyOut
+    amount_paid: MoneyOut
+    amount_due: MoneyOut
+    tax_rule: str
+    tax_mention: str
+    pdf_url: str
+
+    @staticmethod
+    def of(document: Document) -> DocumentOut:
+        currency = document.currency
+        return DocumentOut(
+            id=document.pk, kind=document.kind, number=document.number or "",
+            status=document.status, issued_at=document.issued_at, due_at=document.due_at,
+            paid_at=document.paid_at, refers_to=document.snapshot.get("refers_to"),
+            currency=currency, subtotal=money(document.subtotal, currency),
+            tax=money(document.tax, currency), total=money(document.total, currency),
+            credit_applied=money(document.credit_applied, currency),
+            amount_paid=money(document.amount_paid, currency),
+            amount_due=money(document.amount_due, currency), tax_rule=document.tax_rule,
+            tax_mention=document.tax_mention,
+            pdf_url=_pdf_url(document.pk, document.account_id),
+        )
+
+
+class DocumentLineOut(Out):
+    kind: str
+    description: str
+    period_start: datetime
+    period_end: datetime
+    quantity: int
+    unit_amount: MoneyOut
+    ratio: str = Field(description="The exact proration ratio, 'numerator/denominator'.")
+    amount: MoneyOut
+    tax_rate_bp: int
+    tax: MoneyOut
+
+
+class DocumentDetailOut(DocumentOut):
+    """A document with its lines, seller and buyer, exactly as issued."""
+
+    lines: list[DocumentLineOut]
+    seller: dict[str, Any]
+    buyer: dict[str, Any]
+
+    @staticmethod
+    def of(document: Document) -> DocumentDetailOut:  # type: ignore[override]
+        snapshot = document.snapshot
+        currency = document.currency
+        lines = [
+            DocumentLineOut(
+                kind=line["kind"], description=line["description"],
+                period_start=datetime.fromisoformat(line["period_start"]),
+                period_end=datetime.fromisoformat(line["period_end"]),
+                quantity=line["quantity"], unit_amount=money(line["unit_amount"], currency),
+                ratio=line["ratio"], amount=money(line["amount"], currency),
+                tax_rate_bp=line["tax_rate_bp"], tax=money(line["tax"], currency),
+            )
+            for line in snapshot.get("lines", [])
+        ]
+        return DocumentDetailOut(
+            **DocumentOut.of(document).model_dump(), lines=lines,
+            seller=snapshot.get("seller", {}), buyer=snapshot.get("buyer", {}),
+        )
+
+
+@router.get("/accounts/{account_id}/invoices",
+            response={200: list[DocumentOut], **errors(401, 403, 404, 422)},
+            summary="The account's invoices and credit notes, newest first")
+def invoices(
+    request: ApiRequest, account_id: int,
+    kind: str | None = Query(None, description="'invoice' or 'credit_note' (default: both)"),
+) -> list[DocumentOut]:
+    account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
+    if kind not in (None, "", "invoice", "credit_note"):
+        raise ValidationError("kind is 'invoice' or 'credit_note'.", kind=kind)
+    return [DocumentOut.of(d) for d in documents_for_account(account=account, kind=kind or None)]
+
+
+def _document(account: Any, document_id: int) -> Document:
+    document = document_for_account(account=account, document_id=document_id)
+    if document is None:
+        raise Http404("No such document")
+    return document
+
+
+@router.get("/accounts/{account_id}/invoices/{document_id}",
+            response={200: DocumentDetailOut, **errors(401, 403, 404, 422)},
+            summary="One invoice or credit note, with its lines")
+def invoice(request: ApiRequest, account_id: int, document_id: int) -> DocumentDetailOut:
+    account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
+    return DocumentDetailOut.of(_document(account, document_id))
+
+
+@router.get(
+    "/accounts/{account_id}/invoices/{document_id}/pdf",
+    response={**errors(401, 403, 404, 422)}, url_name="invoice_pdf",
+    summary="One invoice or credit note as PDF",
+    openapi_extra={"responses": {"200": {
+        "description": "The PDF (Content-Disposition names the file)",
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    }}},
+)
+def invoice_pdf(
+    request: ApiRequest, account_id: int, document_id: int,
+    language: str | None = Query(None, description="'en' or 'fr' (default: the user's, then "
+                                                    "the account's)"),
+) -> HttpResponse:
+    account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
+    document = _document(account, document_id)
+    language = language or request.auth_user.language or account.language
+    if language not in PDF_LANGUAGES:
+        raise ValidationError("language is 'en' or 'fr'.", language=language)
+    filename, pdf = document_pdf(document=document, language=language)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- transactions (S10) -------------------------------------------------------------------------
+
+class DocumentRef(Out):
+    id: int
+    kind: str
+    number: str | None
+    pdf_url: str
+
+
+class TransactionOut(Out):
+    """One money movement. ``amount`` is signed in the customer's favour: a charge (invoice) is
+    negative, a payment or a credit positive, a refund paid out negative."""
+
+    id: int
+    at: datetime
+    kind: str
+    amount: MoneyOut
+    memo: str
+    document: DocumentRef | None
+
+    @staticmethod
+    def of(entry: LedgerEntry, account_id: int) -> TransactionOut:
+        document = entry.document
+        return TransactionOut(
+            id=entry.pk, at=entry.at, kind=entry.kind, amount=money(entry.amount, entry.currency),
+            memo=entry.memo,
+            document=None if document is None else DocumentRef(
+                id=document.pk, kind=document.kind, number=document.number,
+                pdf_url=_pdf_url(document.pk, account_id)),
+        )
+
+
+class TransactionsOut(Out):
+    """One page, newest first. Pass ``next_cursor`` as ``cursor`` for the next page; it is
+    ``null`` on the last page. There is no total count, by design (DESIGN §8)."""
+
+    entries: list[TransactionOut]
+    next_cursor: str | None
+
+
+class TransactionsQuery(Schema):
+    kind: list[str] = Field(
+        default_factory=list,
+        description="Only these kinds (repeat or comma-separate): invoice (a charge), "
+                    "credit_note (a credit), payment, refund.")
+    start: datetime | None = Field(None, description="From this instant (inclusive).")
+    end: datetime | None = Field(None, description="Before this instant (exclusive).")
+    cursor: str | None = Field(None, description="The previous page's next_cursor.")
+    limit: int = Field(25, ge=1, le=100)
+
+
+def _kinds(values: list[str]) -> list[str]:
+    kinds = [k.strip() for value in values for k in value.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(LedgerKind.values))
+    if unknown:
+        raise ValidationError(
+            f"Unknown transaction kind(s): {', '.join(unknown)}; use "
+            f"{', '.join(LedgerKind.values)}.", kind=unknown)
+    return kinds
+
+
+def _check_cursor(cursor: str | None) -> None:
+    if not cursor:
+        return
+    at, _, pk = cursor.rpartition("|")
+    try:
+        datetime.fromisoformat(at)
+        int(pk)
+    except ValueError:
+        raise ValidationError("This cursor is not one this API gave: pass a page's next_cursor "
+                              "unchanged.", cursor=cursor) from None
+
+
+@router.get("/accounts/{account_id}/transactions",
+            response={200: TransactionsOut, **errors(401, 403, 404, 422)},
+            summary="The account's charges, payments, credits and refunds, newest first")
+def transactions(
+    request: ApiRequest, account_id: int, filters: Query[TransactionsQuery],
+) -> TransactionsOut:
+    account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
+    kinds = _kinds(filters.kind)
+    _check_cursor(filters.cursor)
+    page = transactions_for_account(account=account, kinds=kinds or None, start=filters.start,
+                                    end=filters.end, cursor=filters.cursor, limit=filters.limit)
+    return TransactionsOut(entries=[TransactionOut.of(e, account.pk) for e in page.entries],
+                           next_cursor=page.next_cursor)

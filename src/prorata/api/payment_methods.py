@@ -1,0 +1,105 @@
+"""API area "payment methods": the account's saved cards (S20).
+
+A card number is never returned, stored or logged: a card is added by sending its details once
+(the gateway tokenises them) and is shown afterwards by brand, last four digits and expiry. An id
+of another account's card (or of a removed one) is a 404 ``payment_method_not_found``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ninja import Router, Schema
+from ninja.responses import Status
+from pydantic import Field
+
+from prorata.accounts.permissions import Action, account_for
+from prorata.api.auth import ApiRequest
+from prorata.api.money import Out
+from prorata.api.schemas import errors
+from prorata.payments.gateway import CardDetails
+from prorata.payments.models import PaymentMethod
+from prorata.payments.services import (
+    payment_method_add,
+    payment_method_remove,
+    payment_method_set_default,
+    payment_methods_for,
+)
+
+router = Router(tags=["payment methods"])
+
+
+class PaymentMethodOut(Out):
+    id: int
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    is_default: bool
+    created_at: datetime
+
+    @staticmethod
+    def of(method: PaymentMethod) -> PaymentMethodOut:
+        return PaymentMethodOut(id=method.pk, brand=method.brand, last4=method.last4,
+                                exp_month=method.exp_month, exp_year=method.exp_year,
+                                is_default=method.is_default, created_at=method.created_at)
+
+
+class PaymentMethodIn(Schema):
+    """A card as typed (the sandbox's test numbers: 4242 4242 4242 4242 succeeds, 4000 0000 0000
+    0002 is declined when charged). ``make_default``: renewals charge it from now on (the
+    account's first card is its default anyway)."""
+
+    number: str = Field(max_length=40)
+    exp_month: int
+    exp_year: int
+    cvc: str = Field(max_length=8)
+    make_default: bool = True
+
+
+@router.get("/accounts/{account_id}/payment-methods",
+            response={200: list[PaymentMethodOut], **errors(401, 403, 404, 422)},
+            summary="The account's saved cards, the default first")
+def payment_methods(request: ApiRequest, account_id: int) -> list[PaymentMethodOut]:
+    account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
+    return [PaymentMethodOut.of(m) for m in payment_methods_for(account=account)]
+
+
+@router.post("/accounts/{account_id}/payment-methods",
+             response={201: PaymentMethodOut, **errors(401, 403, 404, 422)},
+             summary="Save a card")
+def payment_method_create(
+    request: ApiRequest, account_id: int, body: PaymentMethodIn
+) -> Status[PaymentMethodOut]:
+    """A mistyped number, an expired card or a bad security code is a 422 ``card_rejected``
+    whose ``params.field`` names the field to fix; nothing is saved."""
+    account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
+    card = CardDetails(number=body.number, exp_month=body.exp_month, exp_year=body.exp_year,
+                       cvc=body.cvc)
+    method = payment_method_add(account=account, card=card, make_default=body.make_default,
+                                actor=request.auth_user)
+    return Status(201, PaymentMethodOut.of(method))
+
+
+@router.post("/accounts/{account_id}/payment-methods/{payment_method_id}/default",
+             response={200: PaymentMethodOut, **errors(401, 403, 404, 422)},
+             summary="Make a saved card the default (the one renewals charge)")
+def payment_method_default(
+    request: ApiRequest, account_id: int, payment_method_id: int
+) -> PaymentMethodOut:
+    account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
+    return PaymentMethodOut.of(payment_method_set_default(
+        account=account, payment_method_id=payment_method_id, actor=request.auth_user))
+
+
+@router.delete("/accounts/{account_id}/payment-methods/{payment_method_id}",
+               response={204: None, **errors(401, 403, 404, 422)},
+               summary="Remove a saved card")
+def payment_method_delete(
+    request: ApiRequest, account_id: int, payment_method_id: int
+) -> Status[None]:
+    """If it was the default, the most recently added remaining card becomes the default."""
+    account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
+    payment_method_remove(account=account, payment_method_id=payment_method_id,
+                          actor=request.auth_user)
+    return Status(204, None)

@@ -1,0 +1,103 @@
+"""Business errors as page messages, translated (STYLE rule 10: mapped once, here).
+
+:func:`error_message` turns a :class:`~prorata_core.errors.ProrataError` into text for the reader's
+language: each machine ``code`` has a gettext message filled with the error's ``params``; a code
+not listed here (or whose params are missing) falls back to the gettext of the English message
+(gateway messages are marked for translation where they are written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from prorata_core.errors import ProrataError
+
+#: code → message; ``%(name)s`` are filled from the error's params.
+MESSAGES: dict[str, Any] = {
+    "invalid_input": None,  # many different messages: the English text, through gettext
+    "invalid_license_count": _(
+        "This plan takes between %(min)s and %(max)s licenses: choose a number in that range."
+    ),
+    "invalid_vat_number": _(
+        "%(vat_number)s is not a valid VAT number: check the country prefix and the digits "
+        "(for example FR40303265045), or leave the field empty."
+    ),
+    "unknown_country": _("The account's country is not known: contact support."),
+    "currency_mismatch": _("The amounts are not in the same currency."),
+    "not_in_catalog": _("This plan or billing period is not sold: choose another one."),
+    "change_refused": None,
+    "nothing_to_change": _(
+        "That is already your subscription: change the plan, the number of licenses or the "
+        "billing period."
+    ),
+    "downgrade_needs_support": _(
+        "A plan downgrade is done by our support team. Send the prefilled support request and "
+        "we will take care of it."
+    ),
+    "corporate_account": _(
+        "This account is billed through the Corporate Billing Center: contact %(contact)s to "
+        "change, cancel or renew it."
+    ),
+    "past_due": _(
+        "This subscription has an unpaid invoice: pay it (or update your card) first, then "
+        "modify the subscription."
+    ),
+    "trial_only_purchase": _("A free trial cannot be modified: choose Subscribe now to buy a plan."),
+    "advisor_priced": _(
+        "This plan is priced by an advisor: contact us and an advisor will prepare your offer."
+    ),
+    "subscription_expired": _(
+        "This subscription has expired: choose Subscribe now to reactivate it."
+    ),
+    "currency_locked": _(
+        "This subscription is billed in %(currency)s; it cannot change currency."
+    ),
+    "already_subscribed": _(
+        "This product is already subscribed: use Modify subscription to change it."
+    ),
+    "quote_changed": _(
+        "Your order summary changed since you saw it (prices, taxes, your subscription or your "
+        "credit). Check the new amounts below, then place the order again."
+    ),
+    "idempotency_conflict": _(
+        "This order form was already used for a different order. Review your order and place it "
+        "again."
+    ),
+    "in_progress": _("Your order is still being processed. Reload this page in a moment."),
+    "order_in_progress": _(
+        "Another order of this account is waiting for its payment. Try again in a few minutes."
+    ),
+    "payment_method_required": _(
+        "Money is due: enter a card or choose a saved one to place the order."
+    ),
+    "payment_declined": None,  # the gateway's own message, translated where it is written
+    "insufficient_funds": None,
+    "card_rejected": None,
+    "not_permitted": _(
+        "Only the account's billing contact buys or changes its subscriptions; ask them."
+    ),
+    "payment_method_not_found": _(
+        "This card is not on file for this account: choose one of its saved cards or add a new one."
+    ),
+    "busy": _("We are busy right now and nothing was saved: please try again."),
+}
+
+
+def error_message(error: ProrataError) -> str:
+    """The reader's-language message of ``error``."""
+    message: Any = MESSAGES.get(error.code)
+    if message is None:
+        return gettext(error.message)
+    try:
+        return str(message) % dict(error.params)
+    except (KeyError, TypeError, ValueError):
+        return gettext(error.message)
+
+
+Formatter = Callable[[ProrataError], str]
+
+__all__ = ["MESSAGES", "error_message"]

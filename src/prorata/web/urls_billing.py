@@ -1,0 +1,29 @@
+"""The billing center's pages, under ``/billing/`` (DESIGN §6)."""
+
+from django.urls import path
+
+from prorata.web import views_billing as views
+
+app_name = "billing"
+urlpatterns = [
+    path("", views.billing_index, name="index"),
+    path("<int:account_id>/", views.account_page, name="account"),
+    path("<int:account_id>/subscriptions/<slug:product_code>/modify/", views.modify,
+         name="modify"),
+    path("<int:account_id>/subscriptions/<slug:product_code>/cancel-renewal/",
+         views.renewal_toggle, {"resume": False}, name="cancel_renewal"),
+    path("<int:account_id>/subscriptions/<slug:product_code>/resume-renewal/",
+         views.renewal_toggle, {"resume": True}, name="resume_renewal"),
+    path("<int:account_id>/cart/", views.cart, name="cart"),
+    path("<int:account_id>/checkout/", views.checkout, name="checkout"),
+    path("<int:account_id>/orders/<int:order_id>/", views.order_page, name="order"),
+    path("<int:account_id>/transactions/", views.transactions, name="transactions"),
+    path("<int:account_id>/documents/<int:document_id>.pdf", views.document_download,
+         name="document"),
+    path("<int:account_id>/payment-methods/", views.payment_methods, name="payment_methods"),
+    path("<int:account_id>/payment-methods/<int:payment_method_id>/default/",
+         views.payment_method_action, {"action": "default"}, name="payment_method_default"),
+    path("<int:account_id>/payment-methods/<int:payment_method_id>/remove/",
+         views.payment_method_action, {"action": "remove"}, name="payment_method_remove"),
+    path("<int:account_id>/support/", views.support, name="support"),
+]

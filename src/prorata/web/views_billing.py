@@ -1,0 +1,719 @@
+"""The billing center (DESIGN §6, the seed's steps 1–6): My account → Modify subscription → Cart /
+Checkout → Place order → confirmation; View all transactions, receipts (PDF), payment methods and
+support requests.
+
+Thin edges (STYLE rule 7): each view's first call is :func:`account_for` (404 for another account,
+403 without the role), then it parses its input, calls one service or selector, and renders.
+Business errors are shown with :func:`prorata.web.errors.error_message`, in the reader's language.
+Every page works without JavaScript; htmx only refreshes the order summary as the form changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import get_language, gettext
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from prorata.accounts.models import Account, BillingMode, User
+from prorata.accounts.permissions import Action, account_for, accounts_of, can
+from prorata.billing.models import LedgerKind
+from prorata.billing.receipts import document_pdf
+from prorata.billing.selectors import (
+    credit_balance,
+    document_for_account,
+    transactions_for_account,
+)
+from prorata.payments.errors import CardRejected
+from prorata.payments.gateway import CardDetails
+from prorata.payments.services import (
+    default_payment_method,
+    payment_method_add,
+    payment_method_remove,
+    payment_method_set_default,
+    payment_methods_for,
+)
+from prorata.subscriptions.errors import PaymentFailed, QuoteChanged
+from prorata.subscriptions.models import Order, OrderStatus, Subscription, SubscriptionStatus
+from prorata.subscriptions.selectors import (
+    CheckoutQuote,
+    Quote,
+    account_tax,
+    cart_items,
+    checkout_quote,
+    current_configuration,
+    current_term,
+    order_quote,
+    quote_catalog,
+    state_of,
+    subscriptions_for_account,
+)
+from prorata.subscriptions.services import (
+    cart_add,
+    cart_remove,
+    checkout_place,
+    subscription_cancel_renewal,
+    subscription_resume_renewal,
+)
+from prorata.support.models import SupportRequestKind
+from prorata.support.services import support_request_create
+from prorata.web.errors import error_message
+from prorata_core.catalog import Catalog, Plan
+from prorata_core.errors import (
+    DowngradeNeedsSupport,
+    InvalidVatNumber,
+    ProrataError,
+)
+from prorata_core.money import Money
+from prorata_core.orders import OrderKind, OrderLine, price_order
+from prorata_core.tax import EU_COUNTRIES
+
+CYCLE_LABELS = {"monthly": _("Monthly"), "quarterly": _("Quarterly"), "annual": _("Annual")}
+KIND_LABELS = {
+    LedgerKind.INVOICE: _("Charge"),
+    LedgerKind.CREDIT_NOTE: _("Credit"),
+    LedgerKind.PAYMENT: _("Payment"),
+    LedgerKind.REFUND: _("Refund"),
+}
+TRANSACTIONS_PER_PAGE = 25
+
+
+def cycle_label(code: str) -> str:
+    label = CYCLE_LABELS.get(code)
+    return str(label) if label is not None else code.replace("_", " ").capitalize()
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _contact(account: Account) -> dict[str, str] | None:
+    """Who a corporate account turns to (S3, S14): its advisor, else Corporate Billing."""
+    if account.billing_mode != BillingMode.CORPORATE:
+        return None
+    advisor = account.advisor
+    if advisor is None:
+        return {"name": gettext("Corporate Billing"), "email": ""}
+    return {"name": advisor.get_full_name() or advisor.email, "email": advisor.email}
+
+
+def _frame(user: User, account: Account) -> dict[str, Any]:
+    """What the billing center's sub-navigation needs on every page of an account."""
+    manage = can(user, Action.MANAGE_BILLING, account)
+    return {"manage": manage, "billing": can(user, Action.VIEW_BILLING, account),
+            "cart_count": len(cart_items(account=account)) if manage else 0}
+
+
+# --- /billing/ ------------------------------------------------------------------------------------
+
+@login_required
+def billing_index(request: HttpRequest) -> HttpResponse:
+    """The user's accounts; straight to the only one."""
+    accounts = list(accounts_of(_user(request)))
+    if len(accounts) == 1:
+        return redirect("billing:account", account_id=accounts[0].pk)
+    return render(request, "web/billing/index.html", {"accounts": accounts})
+
+
+# --- My account (S10, S15, S16) -------------------------------------------------------------------
+
+@dataclass
+class ProductCard:
+    """One product of the account as its card shows it."""
+
+    product_code: str
+    product_name: str
+    subscription: Subscription | None
+    plan_name: str = ""
+    participant_limit: int | None = None
+    cycle: str = ""
+    next_payment: Money | None = None
+    next_payment_total: Money | None = None
+    subscribe_now: bool = False
+    options: bool = False
+
+
+def _next_payment(account: Account, subscription: Subscription, catalog: Catalog,
+                  credit: Money) -> tuple[Money, Money] | None:
+    """The renewal at the period's end priced by the engine: (total, amount due after credit)."""
+    if not subscription.auto_renew or subscription.status != SubscriptionStatus.ACTIVE:
+        return None
+    state = state_of(subscription)
+    try:
+        order = price_order(
+            kind=OrderKind.RENEWAL, at=subscription.period_end,
+            target=current_configuration(catalog, state),
+            tax=account_tax(account, subscription.period_end),
+            credit_balance=credit if credit.currency == subscription.currency
+            else Money(0, subscription.currency),
+            current=current_term(catalog, state),
+        )
+    except (ProrataError, KeyError):
+        return None
+    return order.totals.total, order.totals.amount_due
+
+
+@login_required
+def account_page(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = account_for(_user(request), account_id, Action.VIEW_ACCOUNT)
+    user = _user(request)
+    billing = can(user, Action.VIEW_BILLING, account)
+    manage = can(user, Action.MANAGE_BILLING, account)
+    corporate = account.billing_mode == BillingMode.CORPORATE
+    catalog = quote_catalog()
+    credit = credit_balance(account) if billing else None
+    subscriptions = {s.product.code: s for s in subscriptions_for_account(account=account)}
+    cards = []
+    for code, product in sorted(catalog.products.items()):
+        subscription = subscriptions.get(code)
+        card = ProductCard(code, product.name, subscription)
+        if subscription is not None:
+            plan = catalog.plans.get(subscription.plan.code)
+            card.plan_name = subscription.plan.name
+            card.participant_limit = plan.participant_limit if plan else None
+            card.cycle = cycle_label(subscription.cycle.code)
+            if billing and credit is not None:
+                priced = _next_payment(account, subscription, catalog, credit)
+                if priced is not None:
+                    card.next_payment_total, card.next_payment = priced
+        status = subscription.status if subscription is not None else None
+        if not corporate and manage:
+            card.subscribe_now = status in (None, SubscriptionStatus.TRIALING,
+                                            SubscriptionStatus.EXPIRED)
+            card.options = status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+        cards.append(card)
+    activity = (transactions_for_account(account=account, limit=5).entries if billing else [])
+    return render(request, "web/billing/account.html", {
+        "account": account, "cards": cards, "billing": billing, "manage": manage,
+        "contact": _contact(account), "credit": credit, "activity": _rows(activity),
+        "cart_count": len(cart_items(account=account)) if manage else 0,
+    })
+
+
+@login_required
+@require_POST
+def renewal_toggle(request: HttpRequest, account_id: int, product_code: str,
+                   resume: bool) -> HttpResponse:
+    """Cancel renewal / Resume renewal (S2), from the card's Options menu."""
+    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    try:
+        if resume:
+            subscription = subscription_resume_renewal(
+                account=account, user=_user(request), product_code=product_code)
+            messages.success(request, gettext(
+                "Your subscription renews again automatically. A confirmation e-mail is on its "
+                "way."))
+        else:
+            subscription = subscription_cancel_renewal(
+                account=account, user=_user(request), product_code=product_code)
+            from prorata.web.formatting import format_date
+            messages.success(request, gettext(
+                "Renewal cancelled: your subscription stays active until %(date)s, then it "
+                "expires. A confirmation e-mail is on its way."
+            ) % {"date": format_date(subscription.period_end, get_language() or "en")})
+    except ProrataError as error:
+        messages.error(request, error_message(error))
+    return redirect("billing:account", account_id=account.pk)
+
+
+# --- Modify subscription (S4, S13, S17, S18) ----------------------------------------------------
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def _sellable_plans(catalog: Catalog, product_code: str, currency: str) -> list[Plan]:
+    """The plans a customer may choose online: priced in the account's currency, not trials."""
+    return [plan for plan in catalog.plans_of(product_code)
+            if not plan.is_trial and plan.self_service
+            and any((plan.code, cycle, currency) in catalog.prices for cycle in catalog.cycles)]
+
+
+@dataclass
+class SummaryLine:
+    kind: str
+    label: str
+    detail: str
+    start: datetime
+    end: datetime
+    amount: Money
+    tax: Money
+
+
+def _line(line: OrderLine, catalog: Catalog) -> SummaryLine:
+    plan = catalog.plans.get(line.plan_code)
+    name = plan.name if plan else line.plan_code
+    detail = gettext("%(plan)s, %(count)s × %(rate)s, %(cycle)s") % {
+        "plan": name, "count": line.quantity, "cycle": cycle_label(line.cycle_code).lower(),
+        "rate": _money(line.unit_amount),
+    }
+    if line.kind.value == "credit":
+        label = gettext("Credit for unused time")
+    else:
+        label = gettext("New billing period")
+    return SummaryLine(line.kind.value, label, detail, line.period.start, line.period.end,
+                       line.amount, line.tax)
+
+
+def _money(value: Money) -> str:
+    from prorata.web.formatting import format_money
+
+    return format_money(value, get_language() or "en")
+
+
+def _quote_context(quote: Quote, catalog: Catalog) -> dict[str, Any]:
+    order = quote.order
+    return {
+        "quote": quote, "lines": [_line(line, catalog) for line in order.lines],
+        "totals": order.totals, "period": order.period, "tax": order.tax,
+    }
+
+
+@dataclass
+class Choice:
+    plan: str
+    cycle: str
+    quantity: int
+
+
+def _choice(request: HttpRequest, source: Any, subscription: Subscription | None,
+            plans: list[Plan], cycles: list[str]) -> Choice:
+    default_plan = (subscription.plan.code if subscription is not None
+                    and subscription.status != SubscriptionStatus.TRIALING else
+                    (plans[0].code if plans else ""))
+    default_cycle = subscription.cycle.code if subscription is not None else (
+        cycles[0] if cycles else "")
+    default_quantity = subscription.quantity if subscription is not None else 1
+    plan = source.get("plan") or default_plan
+    cycle = source.get("cycle") or default_cycle
+    return Choice(plan, cycle, _int(source.get("quantity"), default_quantity))
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def modify(request: HttpRequest, account_id: int, product_code: str) -> HttpResponse:
+    """Plan, licenses and billing period with the live order summary; Checkout or Add to cart."""
+    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    user = _user(request)
+    catalog = quote_catalog()
+    product = catalog.products.get(product_code)
+    if product is None:
+        raise Http404("No such product")
+    subscription = Subscription.objects.select_related("plan", "cycle", "product").filter(
+        account=account, product__code=product_code).first()
+    currency = subscription.currency if subscription else (
+        account.currency or ("EUR" if account.country in EU_COUNTRIES else "USD"))
+    plans = _sellable_plans(catalog, product_code, currency)
+    cycles = sorted({cycle for (plan, cycle, cur) in catalog.prices if cur == currency
+                     and plan in {p.code for p in plans}},
+                    key=lambda code: (catalog.cycles[code].months, code))
+    source = request.POST if request.method == "POST" else request.GET
+    choice = _choice(request, source, subscription, plans, cycles)
+    others = [item for item in cart_items(account=account) if item.product_code != product_code]
+    error = None
+    downgrade = False
+    quote = None
+    try:
+        quote = order_quote(account=account, user=user, product_code=product_code,
+                            plan_code=choice.plan, cycle_code=choice.cycle,
+                            quantity=choice.quantity)
+    except DowngradeNeedsSupport as refused:
+        downgrade, error = True, error_message(refused)
+    except ProrataError as refused:
+        error = error_message(refused)
+    except KeyError:
+        error = gettext("This plan or billing period is not sold: choose another one.")
+
+    if request.method == "POST" and quote is not None:
+        try:
+            cart_add(account=account, user=user, product_code=product_code,
+                     plan_code=choice.plan, cycle_code=choice.cycle, quantity=choice.quantity)
+        except ProrataError as refused:
+            error = error_message(refused)
+        else:
+            if request.POST.get("action") == "add_to_cart":
+                messages.success(request, gettext("Added to your cart."))
+                return redirect("billing:cart", account_id=account.pk)
+            return redirect("billing:checkout", account_id=account.pk)
+
+    plan_names = {plan.code: plan.name for plan in catalog.plans.values()}
+    support_message = ""
+    if downgrade and subscription is not None:
+        support_message = gettext(
+            "Please downgrade my %(product)s subscription from %(current)s to %(target)s "
+            "(%(count)s licenses, %(cycle)s billing)."
+        ) % {"product": product.name, "current": subscription.plan.name,
+             "target": plan_names.get(choice.plan, choice.plan), "count": choice.quantity,
+             "cycle": cycle_label(choice.cycle).lower()}
+    context = {
+        "account": account, "product": product, "subscription": subscription,
+        "plans": [{"plan": plan, "price": catalog.prices.get((plan.code, choice.cycle, currency)),
+                   "current": subscription is not None and subscription.plan.code == plan.code
+                   and subscription.status != SubscriptionStatus.TRIALING}
+                  for plan in plans],
+        "cycles": [(code, cycle_label(code)) for code in cycles],
+        "choice": choice, "error": error, "downgrade": downgrade,
+        "support_message": support_message, "add_to_cart": bool(others),
+        "contact": _contact(account), "credit": credit_balance(account, currency),
+        "purchase": subscription is None or subscription.status in (
+            SubscriptionStatus.TRIALING, SubscriptionStatus.EXPIRED),
+        **(_quote_context(quote, catalog) if quote is not None else {}),
+    }
+    if request.headers.get("HX-Request") == "true":
+        return render(request, "web/billing/_summary.html", context)
+    return render(request, "web/billing/modify.html", context)
+
+
+# --- support requests (S11, S13) ----------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def support(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Write to support; the downgrade's one-click request posts here with its prefilled text."""
+    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    source = request.POST if request.method == "POST" else request.GET
+    kind = source.get("kind") or SupportRequestKind.BILLING_QUESTION
+    message = source.get("message", "")
+    error = None
+    if request.method == "POST":
+        try:
+            support_request_create(account=account, user=_user(request), kind=kind,
+                                   message=message)
+        except ProrataError as refused:
+            error = error_message(refused)
+        else:
+            messages.success(request, gettext(
+                "Your request was sent to our support team. We answer by e-mail, usually within "
+                "one business day."))
+            return redirect("billing:account", account_id=account.pk)
+    return render(request, "web/billing/support.html", {
+        "account": account, "kind": kind, "message": message, "error": error,
+        "kinds": SupportRequestKind.choices, **_frame(_user(request), account),
+    })
+
+
+# --- the cart and the checkout (S18–S21) --------------------------------------------------------
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def cart(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    if request.method == "POST":
+        cart_remove(account=account, user=_user(request),
+                    product_code=request.POST.get("product", ""))
+        messages.info(request, gettext("Removed from your cart."))
+        return redirect("billing:cart", account_id=account.pk)
+    context: dict[str, Any] = {"account": account, **_frame(_user(request), account)}
+    if cart_items(account=account):
+        try:
+            context.update(_checkout_context(checkout_quote(account=account, user=_user(request))))
+        except ProrataError as refused:
+            context["error"] = error_message(refused)
+    return render(request, "web/billing/cart.html", context)
+
+
+def _checkout_context(quote: CheckoutQuote) -> dict[str, Any]:
+    catalog = quote_catalog()
+    return {
+        "checkout": quote,
+        "items": [{"quote": item, **_quote_context(item, catalog),
+                   "rate": item.order.configuration.unit_amount,
+                   "plan_name": item.order.configuration.plan.name,
+                   "cycle": cycle_label(item.order.configuration.cycle.code)}
+                  for item in quote.items],
+        "totals": quote.totals, "tax": quote.tax,
+        "expected": ",".join(quote.fingerprints),
+    }
+
+
+def _card(data: Any) -> tuple[CardDetails | None, dict[str, str]]:
+    """The new card typed on a form (number, expiry MM/YY, CVC), or field errors."""
+    errors = {}
+    number = (data.get("card_number") or "").strip()
+    expiry = (data.get("card_expiry") or "").strip().replace(" ", "")
+    cvc = (data.get("card_cvc") or "").strip()
+    if not number:
+        errors["number"] = gettext("Enter the card number.")
+    month = year = 0
+    parts = expiry.split("/")
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+        month, year = int(parts[0]), int(parts[1])
+        year = year + 2000 if year < 100 else year
+    else:
+        errors["expiry"] = gettext("Enter the expiry date as MM/YY, e.g. 12/30.")
+    if not cvc:
+        errors["cvc"] = gettext("Enter the security code.")
+    if errors:
+        return None, errors
+    return CardDetails(number=number, exp_month=month, exp_year=year, cvc=cvc), {}
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The checkout page: billing period from today, licenses, rate, tax, credit applied, total
+    due, Modify order; payment details and VAT number when money is due; Place order.
+
+    The form carries an idempotency key made when the page was rendered and the fingerprints of
+    the quotes shown: a double click, a reload or the back button places the order once.
+    """
+    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    user = _user(request)
+    if request.method == "POST":
+        # The same form posted again (double click, reload, back button): its first answer.
+        placed = Order.objects.filter(
+            account=account, idempotency_key=request.POST.get("idempotency_key", "").strip(),
+        ).exclude(status=OrderStatus.FAILED).first()
+        if placed is not None:
+            return redirect("billing:order", account_id=account.pk, order_id=placed.pk)
+    if not cart_items(account=account):
+        messages.info(request, gettext("Your cart is empty: choose a change first."))
+        return redirect("billing:account", account_id=account.pk)
+    errors: dict[str, str] = {}
+    alert = None
+    data = request.POST if request.method == "POST" else None
+    vat_number = (data.get("vat_number", "") if data is not None else account.vat_number).strip()
+    if data is not None:
+        method = data.get("payment_method", "")
+        new_card = None
+        if method == "new":
+            new_card, errors = _card(data)
+        if not errors:
+            try:
+                result = checkout_place(
+                    account=account, user=user,
+                    idempotency_key=data.get("idempotency_key", ""),
+                    expected=[f for f in data.get("expected", "").split(",") if f],
+                    payment_method_id=_int(method, 0) or None if method not in ("", "new")
+                    else None,
+                    new_card=new_card, vat_number=vat_number or None,
+                )
+            except QuoteChanged as changed:
+                alert = error_message(changed)
+            except PaymentFailed as failed:
+                alert = error_message(failed)
+            except InvalidVatNumber as invalid:
+                errors["vat_number"] = error_message(invalid)
+            except CardRejected as rejected:
+                errors[str(rejected.params.get("field", "number"))] = error_message(rejected)
+            except ProrataError as refused:
+                alert = error_message(refused)
+            else:
+                if result.message:
+                    messages.warning(request, gettext(result.message))
+                return redirect("billing:order", account_id=account.pk,
+                                order_id=result.order.pk)
+    try:
+        quote = checkout_quote(account=account, user=user,
+                               vat_number=vat_number if "vat_number" not in errors and vat_number
+                               else None)
+    except InvalidVatNumber as invalid:
+        errors["vat_number"] = error_message(invalid)
+        quote = checkout_quote(account=account, user=user)
+    except ProrataError as refused:
+        messages.error(request, error_message(refused))
+        return redirect("billing:cart", account_id=account.pk)
+    context = _checkout_context(quote)
+    single = quote.items[0].item.product_code if len(quote.items) == 1 else None
+    cards = payment_methods_for(account=account)
+    default = default_payment_method(account=account)
+    chosen = data.get("payment_method") if data is not None else None
+    context.update({
+        "account": account, "idempotency_key": uuid.uuid4().hex, "errors": errors,
+        "alert": alert, "cards": cards,
+        "chosen": chosen or (str(default.pk) if default else "new"),
+        "vat_number": vat_number, "eu": account.country in EU_COUNTRIES,
+        "card_number": "", "card_expiry": (data.get("card_expiry", "") if data else ""),
+        "modify_url": reverse("billing:modify", args=[account.pk, single]) if single
+        else reverse("billing:cart", args=[account.pk]),
+    })
+    return render(request, "web/billing/checkout.html", context)
+
+
+@login_required
+def order_page(request: HttpRequest, account_id: int, order_id: int) -> HttpResponse:
+    """The confirmation page (S6, S12, S21): what changed, amount paid, next billing date,
+    receipts."""
+    account = account_for(_user(request), account_id, Action.VIEW_BILLING)
+    order = Order.objects.filter(account=account, pk=order_id).first()
+    if order is None:
+        raise Http404("No such order")
+    documents = list(order.documents.filter(number__isnull=False).order_by("id"))
+    paid = sum(p.amount for p in order.payments.all() if p.status == "succeeded")
+    items = []
+    for item in order.snapshot.get("items", []):
+        config, previous = item["configuration"], item.get("previous")
+        items.append({
+            "product": item["product_name"], "plan": config["plan_name"],
+            "quantity": config["quantity"], "cycle": cycle_label(config["cycle"]),
+            "previous": None if previous is None else {
+                "plan": previous["plan_name"], "quantity": previous["quantity"],
+                "cycle": cycle_label(previous["cycle"])},
+            "start": _instant(item["period"]["start"]), "end": _instant(item["period"]["end"]),
+            "next_billing_date": _instant(item["next_billing_date"]),
+        })
+    return render(request, "web/billing/order.html", {
+        "account": account, "order": order, "items": items, "documents": documents,
+        "paid": Money(paid, order.currency),
+        "credit_created": Money(order.credit_created, order.currency),
+        "credit_applied": Money(order.credit_applied, order.currency),
+        "total": Money(order.total, order.currency),
+        "done": order.status in (OrderStatus.PAID, OrderStatus.INVOICED),
+        "failed": order.status == OrderStatus.FAILED,
+    })
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- View all transactions and receipts (S10, S12) -------------------------------------------------
+
+@dataclass
+class Row:
+    at: datetime
+    kind: str
+    label: str
+    description: str
+    amount: Money
+    document_id: int | None
+
+
+def _rows(entries: list[Any]) -> list[Row]:
+    rows = []
+    for entry in entries:
+        document = entry.document
+        if document is not None:
+            kind_label = gettext("Invoice") if document.kind == "invoice" else gettext(
+                "Credit note")
+            description = f"{kind_label} {document.number}"
+        elif entry.payment is not None:
+            description = entry.payment.method_label or gettext("Card payment")
+        else:
+            description = entry.memo
+        rows.append(Row(entry.at, entry.kind, str(KIND_LABELS.get(entry.kind, entry.kind)),
+                        description, Money(entry.amount, entry.currency),
+                        document.pk if document is not None else None))
+    return rows
+
+
+def _day(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@login_required
+def transactions(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Every charge, payment, credit and refund, newest first; filters; keyset pages (no count)."""
+    account = account_for(_user(request), account_id, Action.VIEW_BILLING)
+    kind = request.GET.get("kind", "")
+    kinds = [kind] if kind in LedgerKind.values else None
+    start, end = _day(request.GET.get("start")), _day(request.GET.get("end"))
+    page = transactions_for_account(
+        account=account, kinds=kinds, start=start,
+        end=end + timedelta(days=1) if end else None,
+        cursor=request.GET.get("cursor") or None, limit=TRANSACTIONS_PER_PAGE,
+    )
+    older = None
+    if page.next_cursor:
+        query = request.GET.copy()
+        query["cursor"] = page.next_cursor
+        older = f"?{query.urlencode()}"
+    return render(request, "web/billing/transactions.html", {
+        "account": account, "rows": _rows(page.entries), "older": older,
+        **_frame(_user(request), account),
+        "kind": kind if kinds else "", "kinds": [(k, str(v)) for k, v in KIND_LABELS.items()],
+        "start": request.GET.get("start", "") if start else "",
+        "end": request.GET.get("end", "") if end else "",
+        "first_page": not request.GET.get("cursor"),
+        "newest": "?" + "&".join(
+            f"{k}={v}" for k, v in (("kind", kind if kinds else ""),
+                                    ("start", request.GET.get("start", "") if start else ""),
+                                    ("end", request.GET.get("end", "") if end else "")) if v),
+    })
+
+
+@login_required
+def document_download(request: HttpRequest, account_id: int, document_id: int) -> HttpResponse:
+    """An invoice or credit note as PDF, in the reader's language (404 for another account's)."""
+    account = account_for(_user(request), account_id, Action.VIEW_BILLING)
+    document = document_for_account(account=account, document_id=document_id)
+    if document is None:
+        raise Http404("No such document")
+    language = "fr" if (get_language() or "en").startswith("fr") else "en"
+    filename, content = document_pdf(document=document, language=language)
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+# --- payment methods (S20) -----------------------------------------------------------------------
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def payment_methods(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The account's saved cards: list, add (POST), make default, remove."""
+    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        card, errors = _card(request.POST)
+        if card is not None:
+            try:
+                method = payment_method_add(account=account, card=card, actor=_user(request),
+                                            make_default=bool(request.POST.get("make_default")))
+            except CardRejected as rejected:
+                errors[str(rejected.params.get("field", "number"))] = error_message(rejected)
+            else:
+                messages.success(request, gettext("Card ending in %(last4)s added.")
+                                 % {"last4": method.last4})
+                return redirect("billing:payment_methods", account_id=account.pk)
+    return render(request, "web/billing/payment_methods.html", {
+        "account": account, "cards": payment_methods_for(account=account), "errors": errors,
+        **_frame(_user(request), account),
+        "card_expiry": request.POST.get("card_expiry", "") if request.method == "POST" else "",
+    }, status=422 if errors else 200)
+
+
+@login_required
+@require_POST
+def payment_method_action(request: HttpRequest, account_id: int, payment_method_id: int,
+                          action: str) -> HttpResponse:
+    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    try:
+        if action == "default":
+            payment_method_set_default(account=account, payment_method_id=payment_method_id,
+                                       actor=_user(request))
+            messages.success(request, gettext("Default card changed."))
+        else:
+            payment_method_remove(account=account, payment_method_id=payment_method_id,
+                                  actor=_user(request))
+            messages.success(request, gettext("Card removed."))
+    except ProrataError as refused:
+        if refused.http_status == 404:
+            raise Http404("No such card") from None
+        messages.error(request, error_message(refused))
+    return HttpResponseRedirect(reverse("billing:payment_methods", args=[account.pk]))
+
+
+

@@ -1,0 +1,46 @@
+"""Support requests in the console (S11): staff list and answer them; the answer is audited."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from prorata.accounts.models import AuditEntry
+from prorata.support.models import SupportRequest, SupportRequestStatus
+from prorata.support.services import support_request_create
+from prorata.web.errors import error_message
+from prorata_core.errors import CorporateAccount, ProrataError
+from tests.app.subscriptions.support import customer, staff
+
+
+@pytest.mark.django_db
+def test_a_support_agent_lists_and_answers_a_request(clock):
+    account, user = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    request = support_request_create(account=account, user=user, kind="refund_request",
+                                     message="Please refund invoice 2026-000001.")
+    agent = staff("support@prorata.example", "support_agent")
+    client = Client()
+    client.force_login(agent)
+    listing = client.get("/console/support/supportrequest/")
+    assert listing.status_code == 200 and "Acme Corp" in listing.content.decode()
+    url = f"/console/support/supportrequest/{request.pk}/change/"
+    response = client.post(url, {"status": "closed", "answer": "Refunded today."})
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert (request.status, request.answer, request.answered_by) == (
+        SupportRequestStatus.CLOSED, "Refunded today.", agent)
+    assert AuditEntry.objects.filter(action="support_request.answer", actor=agent).count() == 1
+    assert SupportRequest.objects.count() == 1
+
+
+def test_errors_are_translated_with_their_params_or_fall_back_to_the_message():
+    error = CorporateAccount("…", contact="your advisor (a@b.example)")
+    assert error_message(error) == (
+        "This account is billed through the Corporate Billing Center: contact your advisor "
+        "(a@b.example) to change, cancel or renew it.")
+
+    class Odd(ProrataError):
+        code = "odd_code"
+
+    assert error_message(Odd("Something odd.")) == "Something odd."
+    assert error_message(CorporateAccount("No contact given.")) == "No contact given."
