@@ -6,8 +6,6 @@ from django.db.models import QuerySet
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.api.models import ApiToken
-from prorata.subscriptions.models import Order
-from prorata.subscriptions.selectors import CheckoutItem
 
 
 def api_tokens_of(*, user: User) -> QuerySet[ApiToken]:
@@ -33,18 +31,3 @@ def members_of(*, account: Account) -> QuerySet[Membership]:
     """The memberships of ``account`` with their users, by e-mail address."""
     return Membership.objects.filter(account=account).select_related("user").order_by("user__email")
 
-
-def checkout_items_of_key(*, account: Account, idempotency_key: str) -> list[CheckoutItem] | None:
-    """What the first checkout of ``account`` with ``idempotency_key`` ordered (product, plan,
-    cycle, licenses, from its order's snapshot), or None when there was none. A retry of a cart
-    checkout orders these again, so that it is answered the first result (its cart is empty by
-    then)."""
-    order = (Order.objects.filter(account=account, idempotency_key=idempotency_key)
-             .only("snapshot").first())
-    if order is None:
-        return None
-    return [
-        CheckoutItem(item["product"], item["configuration"]["plan"],
-                     item["configuration"]["cycle"], item["configuration"]["quantity"])
-        for item in order.snapshot["items"]
-    ]

@@ -28,7 +28,6 @@ from prorata.api.auth import ApiRequest
 from prorata.api.billing import DocumentOut
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.schemas import errors
-from prorata.api.selectors import checkout_items_of_key
 from prorata.payments.gateway import CardDetails
 from prorata.subscriptions.errors import QuoteChanged
 from prorata.subscriptions.models import OrderStatus, Subscription
@@ -358,16 +357,15 @@ class CheckoutOut(Out):
         )
 
 
-def _checkout_items(account: Account, key: str, body: CheckoutIn) -> list[CheckoutItem] | None:
-    """The items to order: the body's, or ``None`` for the cart. A retry of a cart checkout
-    (same key) orders what the first request ordered, whatever the cart holds now, so that it is
-    answered the first result rather than a conflict (the cart is emptied by the first)."""
+def _checkout_items(body: CheckoutIn) -> list[CheckoutItem] | None:
+    """The items to order: the body's, or ``None`` for the cart (a retry of a cart checkout under
+    the same key is answered the first result by the service, whatever the cart holds now)."""
     if body.cart == (body.items is not None):
         raise ValidationError("Send either \"items\" or \"cart\": true, not both or neither.")
     if body.items is not None:
         return [CheckoutItem(i.product_code, i.plan_code, i.cycle_code, i.quantity)
                 for i in body.items]
-    return checkout_items_of_key(account=account, idempotency_key=key)
+    return None
 
 
 @router.post(
@@ -399,7 +397,7 @@ def checkout(
     try:
         result = checkout_place(
             account=account, user=request.auth_user, idempotency_key=key,
-            expected=body.expected, items=_checkout_items(account, key, body),
+            expected=body.expected, items=_checkout_items(body),
             payment_method_id=body.payment_method_id,
             new_card=body.card.details() if body.card is not None else None,
             vat_number=body.vat_number,

@@ -277,9 +277,11 @@ def checkout_place(
         f"{''.join(ch for ch in new_card.number if ch.isdigit())[-4:]}"
         if new_card is not None else None
     )
+    # A cart checkout is fingerprinted as "the cart", not by what the cart holds: the first request
+    # empties it, and its retry under the same key must be answered, not refused as different.
     request = fingerprint([
-        [item.as_json() for item in item_list], list(expected), payment_method_id, card_label,
-        vat_number, by_staff,
+        "cart" if from_cart else [item.as_json() for item in item_list], list(expected),
+        payment_method_id, card_label, vat_number, by_staff,
     ])
     stored = Order.objects.filter(account=account, idempotency_key=key).first()
     if stored is not None:

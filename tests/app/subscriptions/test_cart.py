@@ -75,3 +75,22 @@ def test_the_cart_is_checked_out_on_one_invoice_with_the_credit_applied_once(acm
     assert Subscription.objects.filter(account=account).count() == 2
     assert result.next_billing_dates == {"webinar": "2026-02-16T12:00:00Z",
                                          "storage": "2026-02-16T12:00:00Z"}
+
+
+def test_a_cart_checkout_sent_again_with_its_key_is_answered_not_refused(acme, clock):
+    # Given a cart checked out once (which empties the cart)
+    account, alice = acme
+    save_card(account, alice)
+    cart_add(account=account, user=alice, product_code="webinar", plan_code="lite",
+             cycle_code="monthly", quantity=2)
+    quote = checkout_quote(account=account, user=alice)
+    order_key = key()
+    first = checkout_place(account=account, user=alice, idempotency_key=order_key,
+                           expected=quote.fingerprints)
+    assert CartItem.objects.count() == 0
+    # When the same request comes again (double click, a client's retry)
+    again = checkout_place(account=account, user=alice, idempotency_key=order_key,
+                           expected=quote.fingerprints)
+    # Then it is the first answer, charged once
+    assert again.replayed and again.order == first.order and again.invoice == first.invoice
+    assert Subscription.objects.get(account=account).quantity == 2
