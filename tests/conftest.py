@@ -6,12 +6,26 @@ with ``HYPOTHESIS_PROFILE`` or automatically when ``CI=true``.
 
 import os
 
-from hypothesis import HealthCheck, settings
+import pytest
+from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
-settings.register_profile("dev", max_examples=100)
-settings.register_profile(
+hypothesis_settings.register_profile("dev", max_examples=100)
+hypothesis_settings.register_profile(
     "ci", max_examples=200, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile(
+hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev")
 )
+
+
+@pytest.fixture(autouse=True)
+def _english_between_tests():
+    """Each test starts in the default language: a test that activates French (a page, an e-mail)
+    must not leak it into the next test run by the same worker."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)

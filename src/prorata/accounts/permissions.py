@@ -17,10 +17,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
 from prorata.accounts.models import Account, Membership, StaffRole, User
+from prorata.common.db import concrete_columns, model_from_row
 
 
 class Action(StrEnum):
@@ -91,6 +93,33 @@ def is_member_or_staff_viewer(user: User, account: Account) -> bool:
     return can(user, Action.VIEW_ACCOUNT, account)
 
 
+_ACCOUNT_COLUMNS = ", ".join(f"a.{name}" for name in concrete_columns(Account))
+_MEMBER_COLUMNS = ", ".join(f"m.{name}" for name in concrete_columns(Membership))
+_ACCOUNT_SQL = (
+    f"SELECT {_ACCOUNT_COLUMNS}, {_MEMBER_COLUMNS} FROM accounts_account a "  # noqa: S608
+    "LEFT JOIN accounts_membership m ON m.account_id = a.id AND m.user_id = %s WHERE a.id = %s"
+)
+
+
+def _account_with_membership(user: User, account_id: int) -> Account | None:
+    """The account and ``user``'s membership of it in one hand-written query, the membership
+    cached on the user for :func:`membership` (every page and endpoint starts here)."""
+    if not -(2**63) <= account_id < 2**63:
+        raise OverflowError(account_id)
+    user_id = user.pk if user.is_authenticated else None
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCOUNT_SQL, [user_id, account_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(concrete_columns(Account))
+    account = model_from_row(Account, row[:split])
+    if user_id is not None:
+        member = model_from_row(Membership, row[split:]) if row[split] is not None else None
+        user.__dict__.setdefault("_prorata_memberships", {})[account.pk] = member
+    return account
+
+
 def account_for(user: User, account_id: int | str, action: Action) -> Account:
     """The account ``account_id`` if ``user`` may do ``action`` on it.
 
@@ -98,10 +127,10 @@ def account_for(user: User, account_id: int | str, action: Action) -> Account:
     PermissionDenied when they see it but lack the role. Call it first in every view and endpoint.
     """
     try:
-        account = Account.objects.select_related("advisor").get(pk=int(account_id))
-    except (Account.DoesNotExist, ValueError, TypeError):
+        account = _account_with_membership(user, int(account_id))
+    except (ValueError, TypeError, OverflowError):
         raise Http404("No such account") from None
-    if not can(user, Action.VIEW_ACCOUNT, account):
+    if account is None or not can(user, Action.VIEW_ACCOUNT, account):
         raise Http404("No such account")
     if not can(user, action, account):
         raise PermissionDenied(f"You may not {action.value.replace('_', ' ')} on this account.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from prorata.accounts.models import AuditEntry
 from prorata.support.models import SupportRequest, SupportRequestStatus
@@ -35,9 +36,12 @@ def test_a_support_agent_lists_and_answers_a_request(clock):
 
 def test_errors_are_translated_with_their_params_or_fall_back_to_the_message():
     error = CorporateAccount("…", contact="your advisor (a@b.example)")
-    assert error_message(error) == (
+    with translation.override("fr"):
+        assert error_message(error).startswith("Ce compte est facturé")
+    with translation.override("en"):
+        assert error_message(error) == (
         "This account is billed through the Corporate Billing Center: contact your advisor "
-        "(a@b.example) to change, cancel or renew it.")
+            "(a@b.example) to change, cancel or renew it.")
 
     class Odd(ProrataError):
         code = "odd_code"
