@@ -99,14 +99,18 @@ def pinned(core: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def gunicorn(database_name: str) -> Iterator[str]:
-    """One sync worker serving the project on a free loopback port; stopped on exit."""
+def gunicorn(database_name: str, threads: int = 1) -> Iterator[str]:
+    """One worker process serving the project on a free loopback port; stopped on exit. With
+    ``threads`` > 1 it is a ``gthread`` worker: still one process on one core, whose threads
+    overlap one request's database round trips with another's Python."""
     port = free_port()
     env = {**os.environ, "PRORATA_CLOCK": "wall", "PRORATA_LOG_LEVEL": "ERROR",
            "DJANGO_SETTINGS_MODULE": "prorata.settings.base",
            "DATABASE_URL": database_url(database_name)}
     command = [*pinned(0), str(VENV_BIN / "gunicorn"), "prorata.wsgi:application",
-               "--workers", "1", "--worker-class", "sync", "--bind", f"127.0.0.1:{port}",
+               "--workers", "1", "--bind", f"127.0.0.1:{port}",
+               *(["--worker-class", "gthread", "--threads", str(threads)] if threads > 1
+                 else ["--worker-class", "sync"]),
                "--backlog", "64", "--log-level", "warning", "--chdir", str(ROOT)]
     server = subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603
     base = f"http://127.0.0.1:{port}"
@@ -245,6 +249,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per measurement; the best (highest requests/s) is printed")
     parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of the one worker process (1: a sync worker)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL to a PostgreSQL database (the targets are for PostgreSQL).")
@@ -266,14 +272,15 @@ def main() -> None:
             ("transactions_web_first", web, {"cookie": cookie}, 1),
             ("transactions_web_last", f"{web}?cursor={quote(last)}", {"cookie": cookie}, 1),
         ]
-        with gunicorn(name) as base:
+        with gunicorn(name, args.threads) as base:
             for label, path, options, connections in runs:
                 auth = {} if "cookie" in options else {"token": token}
                 results = [measure(base, path, seconds=args.seconds, connections=connections,
                                    **auth, **options) for _ in range(args.repeat)]
                 result = max(results, key=lambda r: r.get("requests_per_s", 0))
                 print(json.dumps({"benchmark": "http_billing", "measure": label,
-                                  "entries": args.entries, "server": "gunicorn 1 sync worker",
+                                  "entries": args.entries,
+                                  "server": f"gunicorn 1 worker, {args.threads} thread(s)",
                                   "python": platform.python_version(),
                                   "load_average": round(os.getloadavg()[0], 2), **result}),
                       flush=True)
