@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Mod
 
 from prorata.accounts.models import BillingMode, Membership
@@ -113,6 +113,7 @@ def bill_run(
     """
     at = now()
     stats = RunStats()
+    expire_ended(at=at, stats=stats, partition=partition)
     catalog, codes = catalog_snapshot(), _Codes.load()
     while renew_chunk(at=at, catalog=catalog, codes=codes, chunk_size=chunk_size,
                       partition=partition, stats=stats):
@@ -120,6 +121,53 @@ def bill_run(
     if charge:
         charge_due(at=at, stats=stats, partition=partition)
     return stats
+
+
+# --- step 0: what ends without renewal -------------------------------------------------------
+
+
+def expire_ended(
+    *, at: datetime, stats: RunStats, partition: tuple[int, int] | None = None,
+    batch: int = 500,
+) -> None:
+    """Expire the subscriptions whose period has ended without renewal: a cancelled renewal (S2)
+    and a free trial at its end (S16). Each gets a history event and an e-mail saying how to
+    come back (Subscribe now); the card then offers Subscribe now."""
+    ending = Subscription.objects.filter(period_end__lte=at).filter(
+        Q(status=SubscriptionStatus.TRIALING)
+        | Q(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE], auto_renew=False)
+    )
+    if partition is not None:
+        index, count = partition
+        ending = ending.annotate(_part=Mod("id", count)).filter(_part=index)
+    while True:
+        with transaction.atomic():
+            rows = list(
+                (ending.select_for_update(skip_locked=True, of=("self",))
+                 if connection.features.has_select_for_update_skip_locked else ending)
+                .select_related("product", "account").order_by("period_end", "id")[:batch]
+            )
+            if not rows:
+                return
+            for subscription in rows:
+                trial = subscription.status == SubscriptionStatus.TRIALING
+                before = {"status": subscription.status}
+                Subscription.objects.filter(pk=subscription.pk).update(
+                    status=SubscriptionStatus.EXPIRED, version=F("version") + 1
+                )
+                SubscriptionEvent.objects.create(
+                    subscription=subscription, at=at, kind=SubscriptionEvent.Kind.EXPIRED,
+                    before=before, after={"status": SubscriptionStatus.EXPIRED.value,
+                                          "trial": trial},
+                )
+                notify_billing_contacts(
+                    account=subscription.account, template="subscription_expired",
+                    dedupe_key=f"expired:{subscription.pk}:{format_instant(subscription.period_end)}",
+                    context={"product": subscription.product.name, "trial": trial,
+                             "period_end": format_instant(subscription.period_end),
+                             "url": f"/billing/{subscription.account_id}/"},
+                )
+            stats.expired += len(rows)
 
 
 # --- step 1: invoicing ------------------------------------------------------------------------
@@ -646,6 +694,13 @@ def _record_failure(
         renewal.save(update_fields=["status", "first_failed_at", "next_attempt_at"])
         Subscription.objects.filter(pk=renewal.subscription_id).update(
             status=new_status, version=F("version") + 1
+        )
+        SubscriptionEvent.objects.create(
+            subscription_id=renewal.subscription_id, at=at,
+            kind=(SubscriptionEvent.Kind.EXPIRED if new_status == SubscriptionStatus.EXPIRED
+                  else SubscriptionEvent.Kind.PAYMENT_FAILED),
+            before={"invoice": payment.invoice.number, "attempt": renewal.attempts},
+            after={"status": new_status.value, "reason": code},
         )
         context: dict[str, Any] = {
             "amount_due": _money(payment.invoice.amount_due, payment.currency),

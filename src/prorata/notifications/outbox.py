@@ -73,6 +73,11 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"product", "period_end"}),
         frozenset({"name", "plan", "licenses", "url"}),
     ),
+    # A subscription that ended without renewal (S2, S16): a cancelled renewal or a free trial.
+    "subscription_expired": (
+        frozenset({"product", "period_end"}),
+        frozenset({"name", "trial", "url"}),
+    ),
     # The renewal resumed (S2): renewed automatically at period_end.
     "renewal_resumed": (
         frozenset({"product", "period_end"}),

@@ -99,6 +99,8 @@ class SubscriptionEvent(models.Model):
         RENEWED = "renewed", _("renewed")
         RENEWAL_CANCELLED = "renewal_stopped", _("renewal cancelled")
         RENEWAL_RESUMED = "renewal_resumed", _("renewal resumed")
+        EXPIRED = "expired", _("expired")
+        PAYMENT_FAILED = "payment_failed", _("payment failed")
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(_("at"))

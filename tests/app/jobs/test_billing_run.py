@@ -222,3 +222,49 @@ def test_partitions_split_the_work_without_overlap(clock, demo_catalog):
     assert usd("59.00").amount * 6 * 2 == sum(
         Document.objects.filter(kind=DocumentKind.INVOICE).values_list("total", flat=True))
     assert_books_balance()
+
+
+def test_a_cancelled_renewal_expires_at_the_period_end_with_an_e_mail(clock, demo_catalog):
+    from prorata.subscriptions.services import subscription_cancel_renewal
+
+    clock.set(utc(2026, 1, 1))
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    subscription_cancel_renewal(account=acme, user=alice, product_code="webinar")
+    OutboxMessage.objects.all().delete()
+    clock.set(utc(2026, 1, 31, 23))
+    assert bill_run().expired == 0  # active to the end of the paid period
+    clock.set(utc(2026, 2, 1))
+    stats = bill_run()
+    assert (stats.expired, stats.renewed) == (1, 0)
+    subscription = Subscription.objects.get(account=acme)
+    assert subscription.status == SubscriptionStatus.EXPIRED
+    assert subscription.events.filter(kind="expired").count() == 1
+    (mail,) = OutboxMessage.objects.filter(template="subscription_expired")
+    assert mail.context["trial"] is False and mail.to == "alice@acme.example"
+    assert bill_run().expired == 0  # once
+    assert not Document.objects.filter(issued_at=utc(2026, 2, 1)).exists()
+
+
+def test_a_free_trial_expires_at_its_end_and_is_then_bought_again(clock, demo_catalog):
+    from prorata.subscriptions.services import subscription_start_trial
+
+    clock.set(utc(2026, 3, 1))
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    trial = subscription_start_trial(account=acme, product_code="webinar")
+    assert trial.period_end == utc(2026, 3, 15)
+    clock.set(utc(2026, 3, 15))
+    assert bill_run().expired == 1
+    assert Subscription.objects.get(account=acme).status == SubscriptionStatus.EXPIRED
+    mail = OutboxMessage.objects.get(template="subscription_expired")
+    assert mail.context["trial"] is True
+    # Subscribe now: the new period starts at payment (S9)
+    clock.set(utc(2026, 4, 2, 10))
+    result = buy(acme, alice, "pro", "annual", 1, new_card=card())
+    subscription = Subscription.objects.get(account=acme)
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    assert (subscription.period_start, subscription.period_end) == (utc(2026, 4, 2, 10),
+                                                                    utc(2027, 4, 2, 10))
+    assert result.invoice.total == usd("2388.00").amount
+    assert subscription.events.filter(kind="expired").count() == 1  # history kept
+    assert_books_balance()
