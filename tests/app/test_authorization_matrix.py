@@ -296,6 +296,8 @@ ACCESS: dict[str, Rule] = {
     "billing/<int:account_id>/transactions/": Rule(action=Action.VIEW_BILLING),
     "billing/<int:account_id>/documents/<int:document_id>.pdf": Rule(
         action=Action.VIEW_BILLING),
+    "billing/<int:account_id>/invoices/<int:document_id>/pay/": Rule(
+        action=Action.MANAGE_BILLING, probes=(GET, POST)),
     "billing/<int:account_id>/payment-methods/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"card_number": "4242 4242 4242 4242",
                                            "card_expiry": "12/30", "card_cvc": "123"}))),

@@ -34,7 +34,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Mod
 
-from prorata.accounts.models import BillingMode, Membership
+from prorata.accounts.models import Account, BillingMode, Membership, User
+from prorata.accounts.services import audit_record
 from prorata.billing.models import (
     AccountBalance,
     Document,
@@ -713,3 +714,74 @@ def _record_failure(
             dedupe_key=f"payment_failed:{payment.pk}",
         )
     stats.declined += 1
+
+
+# --- paying a past-due renewal from the billing center ---------------------------------------
+
+
+class NothingToPay(ProrataError):
+    code = "nothing_to_pay"
+    http_status = 409
+
+
+def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:
+    """Pay the open invoice of a past-due renewal now, with the account's default card (a billing
+    contact, from the billing center). Returns ``"paid"``, or ``"pending"`` when the bank's answer
+    is unknown (the next run settles it with the same idempotency key).
+
+    Success ends ``past_due`` (the same recording as the billing run's). A refused card raises
+    :class:`~prorata.subscriptions.errors.PaymentFailed`, and the dunning schedule goes on as it
+    was: a customer's own attempt does not bring the expiry closer.
+    """
+    from prorata.subscriptions.errors import PaymentFailed, PaymentMethodRequired
+
+    at = now()
+    with transaction.atomic():
+        lock_account(account.pk)
+        renewal = (Renewal.objects.select_related("invoice")
+                   .filter(account_id=account.pk, invoice_id=invoice_id).first())
+        if renewal is None:
+            raise NothingToPay("There is no renewal invoice with this number on the account.",
+                               invoice=invoice_id)
+        if renewal.status != RenewalStatus.RETRYING or renewal.invoice.amount_due == 0:
+            raise NothingToPay(f"Invoice {renewal.invoice.number} has nothing left to pay now.",
+                               invoice=renewal.invoice.number)
+        card = _default_cards({account.pk}).get(account.pk)
+        if card is None:
+            raise PaymentMethodRequired(
+                "Add a card in Payment methods first: it becomes your default card.")
+        renewal.attempts += 1
+        renewal.status = RenewalStatus.CHARGING
+        renewal.save(update_fields=["attempts", "status"])
+        payment = Payment.objects.create(
+            account_id=account.pk, invoice=renewal.invoice, method=PaymentMethodKind.CARD,
+            payment_method_id=card.pk, method_label=f"{card.brand} •••• {card.last4}",
+            currency=renewal.invoice.currency, amount=renewal.invoice.amount_due,
+            status=PaymentStatus.PENDING,
+            idempotency_key=_payment_key(renewal.subscription_id, renewal.period_start,
+                                         renewal.attempts),
+            attempt=renewal.attempts, created_at=at,
+        )
+        audit_record(actor=user, action="renewal.pay_now", account=account, obj=payment,
+                     after={"invoice": renewal.invoice.number, "amount": payment.amount,
+                            "currency": payment.currency})
+    result = get_gateway().charge(
+        token=PaymentMethod.objects.get(pk=card.pk).token,
+        amount=Money(payment.amount, payment.currency), idempotency_key=payment.idempotency_key,
+        description=f"Invoice {renewal.invoice.number}",
+    )
+    if result.outcome is ChargeOutcome.SUCCEEDED:
+        _record_success(payment.pk, reference=result.reference, at=at, stats=RunStats())
+        return "paid"
+    if result.outcome is ChargeOutcome.UNKNOWN:
+        return "pending"
+    with transaction.atomic():
+        lock_account(account.pk)
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.FAILED, failure_code=result.outcome.value,
+            message=result.message[:2000], completed_at=at,
+        )
+        Renewal.objects.filter(pk=renewal.pk, status=RenewalStatus.CHARGING).update(
+            status=RenewalStatus.RETRYING
+        )
+    raise PaymentFailed(result.message, code=result.outcome.value, invoice=renewal.invoice.number)

@@ -74,6 +74,7 @@ MESSAGES: dict[str, Any] = {
     "payment_method_required": _(
         "Money is due: enter a card or choose a saved one to place the order."
     ),
+    "nothing_to_pay": _("This invoice has nothing left to pay."),
     "payment_declined": None,  # the gateway's own message, translated where it is written
     "insufficient_funds": None,
     "card_rejected": None,

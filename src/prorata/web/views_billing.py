@@ -34,6 +34,8 @@ from prorata.billing.selectors import (
     document_for_account,
     transactions_for_account,
 )
+from prorata.jobs.billing_run import renewal_pay_now
+from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.payments.errors import CardRejected
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import (
@@ -665,6 +667,40 @@ def document_download(request: HttpRequest, account_id: int, document_id: int) -
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{filename}"'
     return response
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> HttpResponse:
+    """Pay a past-due renewal's open invoice now with the default card: it ends ``past_due``."""
+    user = _user(request)
+    account = account_for(user, account_id, Action.MANAGE_BILLING)
+    document = document_for_account(account=account, document_id=document_id)
+    if document is None:
+        raise Http404("No such document")
+    if request.method == "POST":
+        try:
+            outcome = renewal_pay_now(account=account, user=user, invoice_id=document.pk)
+        except ProrataError as refused:
+            messages.error(request, error_message(refused))
+            return redirect("billing:pay", account_id=account.pk, document_id=document.pk)
+        if outcome == "paid":
+            messages.success(request, gettext("Thank you: invoice %(number)s is paid.")
+                             % {"number": document.number})
+        else:
+            messages.warning(request, gettext(
+                "We could not confirm the payment with your bank yet. Do not pay again: we will "
+                "check it and let you know."))
+        return redirect("billing:account", account_id=account.pk)
+    payable = Renewal.objects.filter(
+        account_id=account.pk, invoice_id=document.pk, status=RenewalStatus.RETRYING
+    ).exists() and document.amount_due > 0
+    return render(request, "web/billing/pay.html", {
+        "account": account, "document": document, "payable": payable,
+        "amount_due": Money(document.amount_due, document.currency),
+        "card": default_payment_method(account=account),
+    })
 
 
 # --- payment methods (S20) -----------------------------------------------------------------------

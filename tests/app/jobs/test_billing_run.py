@@ -268,3 +268,46 @@ def test_a_free_trial_expires_at_its_end_and_is_then_bought_again(clock, demo_ca
     assert result.invoice.total == usd("2388.00").amount
     assert subscription.events.filter(kind="expired").count() == 1  # history kept
     assert_books_balance()
+
+
+def test_paying_the_open_invoice_from_the_billing_center_ends_past_due(clock, demo_catalog, client):
+    from prorata.payments.services import payment_method_add
+
+    clock.set(utc(2026, 1, 1))
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
+    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    clock.set(utc(2026, 2, 1))
+    bill_run()
+    subscription = Subscription.objects.get(account=acme)
+    assert subscription.status == SubscriptionStatus.PAST_DUE
+    client.force_login(alice)
+    account_page = client.get(f"/billing/{acme.pk}/").content.decode()
+    pay_url = f"/billing/{acme.pk}/invoices/{subscription.invoice_id}/pay/"
+    assert pay_url in account_page
+    # the declined card refuses again: the message, and the dunning schedule is unchanged
+    response = client.post(pay_url, follow=True)
+    assert "declined" in response.content.decode()
+    renewal = Renewal.objects.get()
+    assert (renewal.status, renewal.next_attempt_at) == (RenewalStatus.RETRYING, utc(2026, 2, 2))
+    # with a good card it is paid at once
+    payment_method_add(account=acme, card=card(), actor=alice)
+    page = client.get(pay_url).content.decode()
+    assert "$59.00" in page and "Pay now" in page
+    response = client.post(pay_url, follow=True)
+    assert "is paid" in response.content.decode()
+    subscription.refresh_from_db()
+    renewal.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    assert renewal.status == RenewalStatus.PAID
+    assert Document.objects.get(pk=subscription.invoice_id).status == DocumentStatus.PAID
+    # nothing left to pay: a second payment is refused and charges nothing
+    paid = Payment.objects.filter(status=PaymentStatus.SUCCEEDED).count()
+    response = client.post(pay_url, follow=True)
+    assert "nothing left to pay" in response.content.decode()
+    assert Payment.objects.filter(status=PaymentStatus.SUCCEEDED).count() == paid
+    # and the run has nothing to retry
+    clock.set(utc(2026, 2, 2))
+    assert bill_run().declined == 0
+    assert_books_balance()
