@@ -69,7 +69,9 @@ class Document(models.Model):
     year = models.PositiveSmallIntegerField(_("year"))
     sequence = models.PositiveIntegerField(_("sequence"), null=True, blank=True)
     number = models.CharField(_("number"), max_length=32, null=True, blank=True, unique=True)
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="documents")
+    # Indexed by document_account_at, which starts with it: no index of its own to maintain.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="documents",
+                                db_index=False)
     order = models.ForeignKey(
         "subscriptions.Order", null=True, blank=True, on_delete=models.PROTECT,
         related_name="documents",
@@ -177,7 +179,9 @@ class DocumentLine(models.Model):
     document can be neither saved again nor deleted.
     """
 
-    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="lines")
+    # Indexed by the unique (document, position): no index of its own to maintain.
+    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="lines",
+                                 db_index=False)
     position = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=8, choices=LineKind.choices)
     description = models.CharField(max_length=300)
@@ -341,7 +345,9 @@ class LedgerEntry(models.Model):
     stored :class:`AccountBalance` is updated in the same transaction as every entry.
     """
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
+    # Indexed by ledger_account_at, which starts with it: no index of its own to maintain.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries",
+                                db_index=False)
     currency = models.CharField(max_length=3)
     at = models.DateTimeField()
     kind = models.CharField(max_length=16, choices=LedgerKind.choices)

@@ -29,10 +29,14 @@ class Renewal(models.Model):
     """The renewal of ``subscription`` for ``[period_start, period_end)`` and how its invoice is
     being settled. Written by :mod:`prorata.jobs.billing_run` only."""
 
+    # Indexed by the unique (subscription, period_start); the account is only ever read with the
+    # invoice, whose index serves: neither needs an index of its own to maintain per renewal.
     subscription = models.ForeignKey(
-        "subscriptions.Subscription", on_delete=models.PROTECT, related_name="renewals"
+        "subscriptions.Subscription", on_delete=models.PROTECT, related_name="renewals",
+        db_index=False,
     )
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+",
+                                db_index=False)
     period_start = models.DateTimeField(_("period start"))
     period_end = models.DateTimeField(_("period end"))
     invoice = models.ForeignKey("billing.Document", on_delete=models.PROTECT, related_name="+")
