@@ -175,6 +175,9 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--charge", action="store_true", help="also run the charge step")
+    parser.add_argument("--celery-workers", type=int, default=0, metavar="N",
+                        help="run the invoicing as N partitions on N Celery worker processes "
+                             "(broker: PRORATA_BROKER_URL, default Redis on 127.0.0.1:6379/6)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="prorata-bench-"))
@@ -195,10 +198,32 @@ def main() -> None:
            "PRORATA_VAR_DIR": str(workdir)}
     command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge",
                "--chunk-size", str(args.chunk_size)]
+    workers: list[subprocess.Popen[bytes]] = []
+    if args.celery_workers:
+        env["PRORATA_BROKER_URL"] = os.environ.get("PRORATA_BROKER_URL",
+                                                   "redis://127.0.0.1:6379/6")
+        env["PRORATA_CELERY_QUEUE"] = f"prorata-bench-{os.getpid()}"
+        workers = [
+            subprocess.Popen(  # noqa: S603 - our own workers, on loopback
+                [sys.executable, "-m", "celery", "-A", "prorata.jobs.celery", "worker",
+                 "--concurrency", "1", "--pool", "solo", "--loglevel", "WARNING",
+                 "-Q", env["PRORATA_CELERY_QUEUE"], "-n", f"bench{index}@%h",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            for index in range(args.celery_workers)
+        ]
+        time.sleep(3)  # the workers start (Django set-up) before the clock starts
+        command += ["--partitions", str(args.celery_workers)]
     started = time.perf_counter()  # benchmarks time the run from outside; no project clock here
-    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,  # noqa: S603
-                            cwd=ROOT).stdout
-    seconds = time.perf_counter() - started
+    try:
+        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,  # noqa: S603
+                                cwd=ROOT).stdout
+        seconds = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)
     stats = json.loads(output.strip().splitlines()[-1])
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result = {
@@ -206,7 +231,7 @@ def main() -> None:
         "subscriptions": args.subscriptions, "renewals": stats["renewed"],
         "seconds": round(seconds, 2), "renewals_per_s": round(stats["renewed"] / seconds),
         "peak_rss_mb": round(peak_kb / 1024, 1), "load_seconds": round(load_seconds, 1),
-        "chunk_size": args.chunk_size,
+        "chunk_size": args.chunk_size, "celery_workers": args.celery_workers,
     }
     if args.charge:
         command = [sys.executable, "-m", "prorata.cli", "bill-run"]
