@@ -115,6 +115,8 @@ def bill_run(
     at = now()
     stats = RunStats()
     expire_ended(at=at, stats=stats, partition=partition)
+    if partition is None or partition[0] == 0:
+        flag_overdue_corporate_invoices(at=at)
     catalog, codes = catalog_snapshot(), _Codes.load()
     while renew_chunk(at=at, catalog=catalog, codes=codes, chunk_size=chunk_size,
                       partition=partition, stats=stats):
@@ -169,6 +171,42 @@ def expire_ended(
                              "url": f"/billing/{subscription.account_id}/"},
                 )
             stats.expired += len(rows)
+
+
+def flag_overdue_corporate_invoices(*, at: datetime) -> int:
+    """Tell each corporate account's advisor, once, about an invoice past its due date (S14): the
+    subscription is not expired for a late bank transfer. Returns how many were flagged now."""
+    from prorata.notifications.outbox import outbox_enqueue
+
+    overdue = (
+        Document.objects.filter(
+            kind=DocumentKind.INVOICE, status=DocumentStatus.OPEN, due_at__lt=at,
+            account__billing_mode=BillingMode.CORPORATE, account__advisor__isnull=False,
+        )
+        .select_related("account__advisor")
+        .order_by("due_at", "id")
+    )
+    flagged = 0
+    for invoice in overdue:
+        advisor = invoice.account.advisor
+        key = f"overdue:invoice:{invoice.pk}"
+        with transaction.atomic():
+            if OutboxMessage.objects.filter(dedupe_key=key).exists():
+                continue
+            outbox_enqueue(
+                to=advisor.email, template="invoice_overdue", language=advisor.language or "en",
+                dedupe_key=key,
+                context={"number": invoice.number, "account": invoice.account.name,
+                         "amount_due": _money(invoice.amount_due, invoice.currency),
+                         "due_at": format_instant(invoice.due_at),
+                         "name": advisor.get_full_name() or advisor.email,
+                         "url": f"/console/billing/document/{invoice.pk}/transfer/"},
+            )
+            audit_record(actor=None, action="invoice.overdue_flagged", account=invoice.account,
+                         obj=invoice, after={"number": invoice.number,
+                                             "due_at": format_instant(invoice.due_at)})
+            flagged += 1
+    return flagged
 
 
 # --- step 1: invoicing ------------------------------------------------------------------------

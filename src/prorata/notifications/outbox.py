@@ -73,6 +73,11 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"product", "period_end"}),
         frozenset({"name", "plan", "licenses", "url"}),
     ),
+    # To a corporate account's advisor (S14): an invoice on payment terms is past its due date.
+    "invoice_overdue": (
+        frozenset({"number", "account", "amount_due", "due_at"}),
+        frozenset({"name", "url"}),
+    ),
     # A subscription that ended without renewal (S2, S16): a cancelled renewal or a free trial.
     "subscription_expired": (
         frozenset({"product", "period_end"}),

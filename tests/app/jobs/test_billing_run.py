@@ -311,3 +311,42 @@ def test_paying_the_open_invoice_from_the_billing_center_ends_past_due(clock, de
     clock.set(utc(2026, 2, 2))
     assert bill_run().declined == 0
     assert_books_balance()
+
+
+def test_an_overdue_corporate_invoice_is_flagged_to_its_advisor_who_records_the_transfer(
+    clock, demo_catalog, client
+):
+    clock.set(utc(2026, 1, 1))
+    advisor = staff("advisor@prorata.example", "corporate_advisor")
+    globex, _hans = customer("Globex", "DE", "hans@globex.example", currency="EUR",
+                             vat_number="DE136695976", corporate_advisor=advisor)
+    buy(globex, advisor, "pro", "annual", 2, by_staff=True)  # invoiced, net 30
+    invoice = Document.objects.get(account=globex, kind=DocumentKind.INVOICE)
+    assert (invoice.status, invoice.due_at) == (DocumentStatus.OPEN, utc(2026, 1, 31))
+    clock.set(utc(2026, 1, 31))
+    bill_run()
+    assert not OutboxMessage.objects.filter(template="invoice_overdue").exists()
+    clock.set(utc(2026, 2, 1))
+    bill_run()
+    bill_run()
+    (flag,) = OutboxMessage.objects.filter(template="invoice_overdue")
+    assert flag.to == "advisor@prorata.example" and flag.context["number"] == invoice.number
+    assert Subscription.objects.get(account=globex).status == SubscriptionStatus.ACTIVE
+    # the advisor records the transfer in the console
+    client.force_login(advisor)
+    url = f"/console/billing/document/{invoice.pk}/transfer/"
+    assert client.get("/console/billing/document/").status_code == 200
+    page = client.get(url)
+    assert page.status_code == 200 and invoice.amount_due == 439200
+    refused = client.post(url, {"amount": "9999999.00", "reference": "TR-1"})
+    assert refused.status_code == 200 and Payment.objects.filter(invoice=invoice).count() == 0
+    done = client.post(url, {"amount": "4392.00", "reference": "TR-1"})
+    assert done.status_code == 302
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == (DocumentStatus.PAID, 439200)
+    # a support agent sees documents but may not record money on an account they do not manage
+    agent = staff("support@prorata.example", "support_agent")
+    client.force_login(agent)
+    other = Document.objects.get(pk=invoice.pk)
+    assert client.get(f"/console/billing/document/{other.pk}/transfer/").status_code == 403
+    assert_books_balance()

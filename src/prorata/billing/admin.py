@@ -1,0 +1,125 @@
+"""The console's pages for invoices and credit notes (read-only), with the advisor's one action:
+recording a bank transfer received for an open invoice (S14).
+
+Documents are immutable once issued, so nothing here edits them; a transfer is recorded through
+:func:`prorata.billing.services.invoice_record_payment` (payment, ledger entry, audit entry, receipt
+e-mail). Corporate advisors see the documents of the accounts they advise; support agents all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from prorata.accounts.models import StaffRole
+from prorata.accounts.permissions import Action, can, staff_roles
+from prorata.billing.models import Document, DocumentKind, DocumentStatus
+from prorata.billing.services import invoice_record_payment
+from prorata_core.errors import ProrataError
+from prorata_core.money import Money
+
+
+class TransferForm(forms.Form):
+    amount = forms.CharField(label=_("Amount received"), help_text=_("e.g. 48000.00"))
+    reference = forms.CharField(label=_("Bank reference"), max_length=120)
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ("number", "kind", "account", "issued_at", "due_at", "status", "total_display",
+                    "amount_due_display", "transfer_link")
+    list_filter = ("kind", "status", "account__billing_mode")
+    search_fields = ("number", "account__name")
+    date_hierarchy = "issued_at"
+    list_select_related = ("account",)
+    ordering = ("-issued_at", "-id")
+    readonly_fields = [field.name for field in Document._meta.fields]
+
+    @admin.display(description=_("total"))
+    def total_display(self, obj: Document) -> str:
+        return str(Money(obj.total, obj.currency))
+
+    @admin.display(description=_("amount due"))
+    def amount_due_display(self, obj: Document) -> str:
+        return str(Money(obj.amount_due, obj.currency))
+
+    @admin.display(description=_("bank transfer"))
+    def transfer_link(self, obj: Document) -> str:
+        if obj.kind != DocumentKind.INVOICE or obj.status != DocumentStatus.OPEN:
+            return ""
+        url = reverse("admin:billing_document_transfer", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Record a transfer"))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Document]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        roles = staff_roles(request.user)  # type: ignore[arg-type]
+        if StaffRole.SUPPORT_AGENT in roles:
+            return queryset
+        if StaffRole.CORPORATE_ADVISOR in roles:
+            return queryset.filter(account__advisor=request.user)
+        return queryset.none()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and (
+            user.is_superuser or staff_roles(user) & {StaffRole.SUPPORT_AGENT,  # type: ignore[arg-type]
+                                                      StaffRole.CORPORATE_ADVISOR}))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:document_id>/transfer/", self.admin_site.admin_view(self.transfer_view),
+                 name="billing_document_transfer"),
+            *super().get_urls(),
+        ]
+
+    def transfer_view(self, request: HttpRequest, document_id: int) -> HttpResponse:
+        """Record a bank transfer for an open invoice: only staff who manage the account's billing
+        (its advisor, a superuser); the amount is at most what is due."""
+        invoice = get_object_or_404(self.get_queryset(request), pk=document_id,
+                                    kind=DocumentKind.INVOICE)
+        if not can(request.user, Action.MANAGE_BILLING, invoice.account):  # type: ignore[arg-type]
+            raise PermissionDenied
+        form = TransferForm(request.POST or None, initial={
+            "amount": Money(invoice.amount_due, invoice.currency).as_decimal_string()})
+        if request.method == "POST" and form.is_valid():
+            try:
+                invoice_record_payment(
+                    invoice=invoice, reference=form.cleaned_data["reference"],
+                    amount=Money.of(form.cleaned_data["amount"], invoice.currency),
+                    actor=request.user,  # type: ignore[arg-type]
+                )
+            except ProrataError as refused:
+                form.add_error("amount", refused.message)
+            else:
+                self.message_user(request, gettext("The transfer is recorded on invoice %(number)s.")
+                                  % {"number": invoice.number}, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:billing_document_changelist"))
+        return render(request, "admin/billing/transfer.html", {
+            **self.admin_site.each_context(request), "invoice": invoice, "form": form,
+            "amount_due": Money(invoice.amount_due, invoice.currency), "opts": self.model._meta,
+            "title": gettext("Record a bank transfer"),
+        })
