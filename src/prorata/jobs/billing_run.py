@@ -417,26 +417,18 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
         balances[balance_key] = balances.get(balance_key, 0) - order.totals.total.amount
         priced.append((item, order))
 
-    # Gapless numbers: the counter is locked after the accounts and subscriptions (locks.py).
-    counter = lock_counters([(INVOICE_SERIES, at.year)])[(INVOICE_SERIES, at.year)]
-    first = counter.last + 1
-    counter.last += len(priced)
-    counter.save(update_fields=["last"])
     document_ids = reserve_ids(Document._meta.db_table, len(priced))
 
     documents, lines, entries, renewals, payments, events, updates = [], [], [], [], [], [], []
     deltas: dict[tuple[int, str], int] = defaultdict(int)
     settled: list[tuple[_Due, Order, int, str]] = []
-    for offset, ((item, order), document_id) in enumerate(
-        zip(priced, document_ids, strict=True)
-    ):
+    for (item, order), document_id in zip(priced, document_ids, strict=True):
         line, totals = order.lines[0], order.totals
         corporate = item.billing_mode == BillingMode.CORPORATE
         due_amount = totals.amount_due.amount
         total = totals.total.amount
         status = DocumentStatus.PAID if due_amount == 0 else DocumentStatus.OPEN
         due_at = at + timedelta(days=item.payment_terms_days) if corporate else None
-        number = format_number(INVOICE_SERIES, at.year, first + offset)
         buyer = buyers.get(item.account_id)
         if buyer is None:
             buyer = buyers[item.account_id] = {
@@ -446,7 +438,7 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
         period_start, period_end = (format_instant(order.period.start),
                                     format_instant(order.period.end))
         snapshot = {
-            "kind": DocumentKind.INVOICE.value, "number": number, "issued_at": at_text,
+            "kind": DocumentKind.INVOICE.value, "number": None, "issued_at": at_text,
             "due_at": format_instant(due_at) if due_at else None, "refers_to": None,
             "currency": order.currency, "seller": seller, "buyer": buyer,
             "lines": [{
@@ -462,8 +454,8 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
             "mention": order.tax.mention, "status": status.value,
         }
         documents.append((
-            document_id, DocumentKind.INVOICE.value, INVOICE_SERIES, at.year, first + offset,
-            number, item.account_id, status.value, at, due_at, at if due_amount == 0 else None,
+            document_id, DocumentKind.INVOICE.value, INVOICE_SERIES, at.year, None, None,
+            item.account_id, status.value, at, due_at, at if due_amount == 0 else None,
             order.currency, totals.subtotal.amount, totals.tax.amount, total,
             totals.credit_applied.amount, 0, due_amount, order.tax.rule.value,
             order.tax.mention or "", as_json(snapshot),
@@ -473,12 +465,12 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
             line.cycle_code, line.quantity, order.period.start, order.period.end,
             line.unit_amount.amount, 1, 1, line.amount.amount, line.tax_rate_bp, line.tax.amount,
         ))
-        entries.append((item.account_id, order.currency, at, LedgerKind.INVOICE.value, -total,
-                        document_id, f"Invoice {number}"))
+        entries.append([item.account_id, order.currency, at, LedgerKind.INVOICE.value, -total,
+                        document_id, ""])
         deltas[(item.account_id, order.currency)] -= total
         if due_amount == 0:
             renewal_status = RenewalStatus.PAID
-            settled.append((item, order, document_id, number))
+            settled.append((item, order, document_id, ""))
         elif corporate:
             renewal_status = RenewalStatus.INVOICED
         else:
@@ -497,21 +489,58 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
             item.id, at, SubscriptionEvent.Kind.RENEWED.value,
             as_json({"period_start": format_instant(item.period_start),
                      "period_end": format_instant(item.period_end)}),
-            as_json({"period_start": period_start, "period_end": period_end, "invoice": number}),
+            as_json({"period_start": period_start, "period_end": period_end,
+                     "invoice_id": document_id}),
         ))
         updates.append((order.period.start, order.period.end, line.amount.amount, document_id,
                         item.id))
 
     insert_rows(Document._meta.db_table, _DOCUMENT_COLUMNS, documents)
     insert_rows(DocumentLine._meta.db_table, _LINE_COLUMNS, lines)
-    insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, entries)
     # The unique constraint on (subscription, period_start) refuses a period twice: exactly once.
     insert_rows(Renewal._meta.db_table, _RENEWAL_COLUMNS, renewals)
     insert_rows(Payment._meta.db_table, _PAYMENT_COLUMNS, payments)
     insert_rows(SubscriptionEvent._meta.db_table, _EVENT_COLUMNS, events)
     _advance_subscriptions(updates)
     _move_balances(deltas)
-    _receipts_for_credit_paid(settled, at=at)
+    # Gapless numbers last: the counter row is shared by every run and checkout, so it is locked
+    # (after the accounts and subscriptions, locks.py) only for the numbering and the ledger rows
+    # that name the numbers, just before the commit; partitions run side by side until then.
+    numbers = _number_documents(document_ids, at=at)
+    for entry in entries:
+        entry[6] = f"Invoice {numbers[entry[5]]}"
+    insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, entries)
+    _receipts_for_credit_paid(
+        [(item, order, document_id, numbers[document_id])
+         for item, order, document_id, _ in settled], at=at)
+
+
+def _number_documents(document_ids: list[int], *, at: datetime) -> dict[int, str]:
+    """Give the chunk's invoices their gapless numbers, in order; returns number by document id."""
+    counter = lock_counters([(INVOICE_SERIES, at.year)])[(INVOICE_SERIES, at.year)]
+    first = counter.last + 1
+    counter.last += len(document_ids)
+    counter.save(update_fields=["last"])
+    sequences = list(range(first, first + len(document_ids)))
+    numbers = [format_number(INVOICE_SERIES, at.year, sequence) for sequence in sequences]
+    table = connection.ops.quote_name(Document._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS d SET sequence = v.seq, number = v.num, "  # noqa: S608
+                "snapshot = jsonb_set(d.snapshot, '{number}', to_jsonb(v.num)) "
+                "FROM unnest(%s::bigint[], %s::integer[], %s::varchar[]) AS v(id, seq, num) "
+                "WHERE d.id = v.id",
+                [document_ids, sequences, numbers],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET sequence = %s, number = %s, "  # noqa: S608
+                "snapshot = json_set(snapshot, '$.number', %s) WHERE id = %s",
+                [(seq, num, num, pk) for pk, seq, num in zip(document_ids, sequences, numbers,
+                                                              strict=True)],
+            )
+    return dict(zip(document_ids, numbers, strict=True))
 
 
 def _advance_subscriptions(updates: list[tuple[datetime, datetime, int, int, int]]) -> None:

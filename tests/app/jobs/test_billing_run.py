@@ -55,6 +55,7 @@ def test_example_2_renewal_applies_the_credit_and_charges_the_rest(clock, bistro
     assert (invoice.total, invoice.tax, invoice.credit_applied, invoice.amount_paid,
             invoice.amount_due) == (19800, 3300, 2555, 17245, 0)
     assert invoice.status == DocumentStatus.PAID and invoice.number == "2026-000003"
+    assert invoice.snapshot["number"] == "2026-000003" and invoice.sequence == 3
     assert invoice.snapshot["lines"][0]["period_start"] == "2026-04-11T00:00:00Z"
     assert invoice.lines.get().amount == 16500
     payment = Payment.objects.get(invoice=invoice)
