@@ -163,6 +163,12 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
 # --- billing objects and bodies (the billing center's API) ---------------------------------------
 
 BILLING_CARD = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
+def with_subscription(side: Side) -> dict[str, Any]:
+    """No body; the side's account gets its subscription first (bought once per side)."""
+    side.make("invoice", lambda: billing_purchase(side).invoice)
+    return {}
+
+
 BILLING_ITEM = {"product_code": "webinar", "plan_code": "lite", "cycle_code": "monthly",
                 "quantity": 1}
 
@@ -267,6 +273,10 @@ ACCESS: dict[str, Rule] = {
         Probe("POST", data=checkout_body,
               headers=lambda s: {"HTTP_IDEMPOTENCY_KEY": f"matrix-{s.label}"}),)),
     "api/v1/accounts/<account_id>/subscriptions": Rule(action=Action.VIEW_BILLING),
+    "api/v1/accounts/<account_id>/subscriptions/<product_code>/cancel-renewal": Rule(
+        action=Action.MANAGE_BILLING, probes=(Probe("POST", data=with_subscription),)),
+    "api/v1/accounts/<account_id>/subscriptions/<product_code>/resume-renewal": Rule(
+        action=Action.MANAGE_BILLING, probes=(Probe("POST", data=with_subscription),)),
     "api/v1/accounts/<account_id>/invoices": Rule(action=Action.VIEW_BILLING),
     "api/v1/accounts/<account_id>/invoices/<document_id>": Rule(action=Action.VIEW_BILLING),
     "api/v1/accounts/<account_id>/invoices/<document_id>/pdf": Rule(action=Action.VIEW_BILLING),

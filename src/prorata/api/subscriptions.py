@@ -45,6 +45,8 @@ from prorata.subscriptions.services import (
     cart_add,
     cart_remove,
     checkout_place,
+    subscription_cancel_renewal,
+    subscription_resume_renewal,
 )
 from prorata_core.errors import ProrataError, ValidationError
 from prorata_core.orders import Configuration, OrderLine, Totals
@@ -453,3 +455,24 @@ def subscriptions(request: ApiRequest, account_id: int) -> list[SubscriptionOut]
     account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
     return [SubscriptionOut.of(row) for row in subscriptions_for_account(account=account)]
 
+
+
+@router.post("/accounts/{account_id}/subscriptions/{product_code}/cancel-renewal",
+             response={200: SubscriptionOut, **errors(401, 403, 404, 409, 422)},
+             summary="Cancel the next renewal (S2): active to the end of the paid period")
+def cancel_renewal(request: ApiRequest, account_id: int, product_code: str) -> SubscriptionOut:
+    """Idempotent; a confirmation e-mail goes to the billing contacts. A corporate account is
+    refused with its advisor's contact (409)."""
+    account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
+    return SubscriptionOut.of(subscription_cancel_renewal(
+        account=account, user=request.auth_user, product_code=product_code))
+
+
+@router.post("/accounts/{account_id}/subscriptions/{product_code}/resume-renewal",
+             response={200: SubscriptionOut, **errors(401, 403, 404, 409, 422)},
+             summary="Resume the renewal cancelled before the period ends (S2)")
+def resume_renewal(request: ApiRequest, account_id: int, product_code: str) -> SubscriptionOut:
+    """Idempotent; a confirmation e-mail goes to the billing contacts."""
+    account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
+    return SubscriptionOut.of(subscription_resume_renewal(
+        account=account, user=request.auth_user, product_code=product_code))
