@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from django.db import DatabaseError, connection
 from django.db.models import Model
@@ -79,6 +79,25 @@ def concrete_columns(model: type[Model]) -> list[str]:
     return [field.column for field in model._meta.concrete_fields]
 
 
+_readers: dict[type[Model], tuple[list[str], list[tuple[int, list[Any], Any]]]] = {}
+
+
+def _reader(model: type[Model]) -> tuple[list[str], list[tuple[int, list[Any], Any]]]:
+    """The model's columns and, for the fields that need one, the backend's value converters:
+    worked out once per model (a request reads the same models every time)."""
+    cached = _readers.get(model)
+    if cached is None:
+        table = model._meta.db_table
+        converters = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(table)
+            found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            if found:
+                converters.append((index, found, column))
+        cached = _readers[model] = (concrete_columns(model), converters)
+    return cached
+
+
 def model_from_row(model: type[M], values: Sequence[object]) -> M:
     """An instance of ``model`` from a raw row of its :func:`concrete_columns`, converted as the
     ORM would (SQLite returns booleans as integers and, in raw SQL, naive instants).
@@ -86,11 +105,11 @@ def model_from_row(model: type[M], values: Sequence[object]) -> M:
     For the hot paths that read several models in one hand-written query (the API token and its
     user, an account and the caller's membership): compiling ORM queries there costs more than
     running them."""
-    table = model._meta.db_table
-    converted = []
-    for field, value in zip(model._meta.concrete_fields, values, strict=True):
-        column = field.get_col(table)
-        for converter in connection.ops.get_db_converters(column):
+    columns, converters = _reader(model)
+    row = list(values)
+    for index, found, column in converters:
+        value = row[index]
+        for converter in found:
             value = converter(value, column, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, concrete_columns(model), converted)
+        row[index] = value
+    return model.from_db(connection.alias, columns, row)
