@@ -120,6 +120,16 @@ def _account_with_membership(user: User, account_id: int) -> Account | None:
     return account
 
 
+def remember_memberships(user: User, pairs: list[tuple[Account, Membership]]) -> None:
+    """Keep, for this request, the accounts ``user`` is a member of with the memberships, read
+    by the caller in the same query as the user (the API token's): :func:`account_for` and
+    :func:`membership` then need no query of their own for them. Any other account is read as
+    usual (and is a 404 for a stranger)."""
+    user.__dict__["_prorata_accounts"] = {account.pk: account for account, _ in pairs}
+    user.__dict__.setdefault("_prorata_memberships", {}).update(
+        {account.pk: member for account, member in pairs})
+
+
 def account_for(user: User, account_id: int | str, action: Action) -> Account:
     """The account ``account_id`` if ``user`` may do ``action`` on it.
 
@@ -127,7 +137,9 @@ def account_for(user: User, account_id: int | str, action: Action) -> Account:
     PermissionDenied when they see it but lack the role. Call it first in every view and endpoint.
     """
     try:
-        account = _account_with_membership(user, int(account_id))
+        wanted = int(account_id)
+        known = user.__dict__.get("_prorata_accounts", {}).get(wanted)
+        account = known if known is not None else _account_with_membership(user, wanted)
     except (ValueError, TypeError, OverflowError):
         raise Http404("No such account") from None
     if account is None or not can(user, Action.VIEW_ACCOUNT, account):

@@ -15,7 +15,8 @@ from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
 
-from prorata.accounts.models import User
+from prorata.accounts.models import Account, Membership, User
+from prorata.accounts.permissions import remember_memberships
 from prorata.accounts.services import audit_record
 from prorata.api.errors import InvalidApiToken
 from prorata.api.models import ApiToken
@@ -114,23 +115,36 @@ def api_token_revoke(*, actor: User, token: ApiToken, ip: str | None = None) -> 
 
 _TOKEN_COLUMNS = ", ".join(f"t.{name}" for name in concrete_columns(ApiToken))
 _USER_COLUMNS = ", ".join(f"u.{name}" for name in concrete_columns(User))
+_MEMBER_COLUMNS = ", ".join(f"m.{name}" for name in concrete_columns(Membership))
+_ACCOUNT_COLUMNS = ", ".join(f"a.{name}" for name in concrete_columns(Account))
 _TOKEN_SQL = (
-    f"SELECT {_TOKEN_COLUMNS}, {_USER_COLUMNS} FROM api_apitoken t "  # noqa: S608
-    "JOIN accounts_user u ON u.id = t.user_id WHERE t.prefix = %s"
+    f"SELECT {_TOKEN_COLUMNS}, {_USER_COLUMNS}, {_MEMBER_COLUMNS}, {_ACCOUNT_COLUMNS} "  # noqa: S608
+    "FROM api_apitoken t JOIN accounts_user u ON u.id = t.user_id "
+    "LEFT JOIN accounts_membership m ON m.user_id = u.id "
+    "LEFT JOIN accounts_account a ON a.id = m.account_id "
+    "WHERE t.prefix = %s"
 )
 
 
 def _token_with_user(prefix: str) -> ApiToken | None:
-    """The token of ``prefix`` with its user, in one hand-written query (every API request starts
-    here: compiling the ORM's query cost more than running it)."""
+    """The token of ``prefix`` with its user and the user's accounts and memberships, in one
+    hand-written query: every API request starts here, and then names one of those accounts
+    (:func:`~prorata.accounts.permissions.remember_memberships` spares it the account's query)."""
     with connection.cursor() as cursor:
         cursor.execute(_TOKEN_SQL, [prefix])
-        found = cursor.fetchone()
-    if found is None:
+        rows = cursor.fetchall()
+    if not rows:
         return None
-    split = len(concrete_columns(ApiToken))
-    token = model_from_row(ApiToken, found[:split])
-    token.user = model_from_row(User, found[split:])
+    first = rows[0]
+    token_end = len(concrete_columns(ApiToken))
+    user_end = token_end + len(concrete_columns(User))
+    member_end = user_end + len(concrete_columns(Membership))
+    token = model_from_row(ApiToken, first[:token_end])
+    user = token.user = model_from_row(User, first[token_end:user_end])
+    remember_memberships(user, [
+        (model_from_row(Account, row[member_end:]), model_from_row(Membership, row[user_end:member_end]))
+        for row in rows if row[user_end] is not None
+    ])
     return token
 
 

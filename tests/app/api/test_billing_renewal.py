@@ -37,3 +37,22 @@ def test_no_subscription_to_the_product_is_a_clear_error(clock):
     response = api.post(f"/api/v1/accounts/{acme.pk}/subscriptions/storage/cancel-renewal")
     assert response.status_code == 422
     assert response.json()["message"] == "There is no subscription to this product."
+
+
+def test_a_quote_by_token_reads_the_account_and_membership_with_the_token(clock):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    acme, _alice, api = acme_with_standard_annual(clock)
+    body = {"product_code": "webinar", "plan_code": "pro", "cycle_code": "annual", "quantity": 2}
+    assert api.post(f"/api/v1/accounts/{acme.pk}/quote", body).status_code == 200  # warms up
+    with CaptureQueriesContext(connection) as captured:
+        response = api.post(f"/api/v1/accounts/{acme.pk}/quote", body)
+    assert response.status_code == 200 and response.json()["totals"]["amount_due"]["decimal"]
+    queries = [query["sql"] for query in captured.captured_queries]
+    # one query for the token, its user, and the user's accounts with their memberships ...
+    assert sum("accounts_membership" in sql for sql in queries) == 1
+    assert sum("accounts_account" in sql for sql in queries) == 1
+    # ... and none for the account the URL names (the movable clock and, with it, an uncached
+    # catalog account for the other queries here; in production a quote is two queries)
+    assert not any(sql.lstrip().startswith("SELECT a.") for sql in queries)
