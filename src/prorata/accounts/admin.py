@@ -18,6 +18,7 @@ from prorata.accounts.models import Account, AuditEntry, Membership, StaffRole, 
 from prorata.accounts.permissions import staff_roles
 from prorata.accounts.services import audit_record
 from prorata.accounts.throttle import client_ip
+from prorata.common.console import ReadOnlyAdmin
 
 #: Account fields whose change is money- or permission-relevant, audited when staff edit them.
 AUDITED_ACCOUNT_FIELDS = (
@@ -125,18 +126,9 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor_email", "account", "action", "object_type", "object_id", "ip")
     list_filter = ("action", "object_type")
     search_fields = ("actor_email", "action", "object_id", "account__name")
     date_hierarchy = "at"
     list_select_related = ("account",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -25,6 +25,7 @@ from prorata.accounts.models import StaffRole
 from prorata.accounts.permissions import Action, can, staff_roles
 from prorata.billing.models import Document, DocumentKind, DocumentStatus
 from prorata.billing.services import invoice_record_payment
+from prorata.common.console import ReadOnlyAdmin
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
 
@@ -35,7 +36,7 @@ class TransferForm(forms.Form):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ReadOnlyAdmin):
     list_display = ("number", "kind", "account", "issued_at", "due_at", "status", "total_display",
                     "amount_due_display", "transfer_link")
     list_filter = ("kind", "status", "account__billing_mode")
@@ -70,15 +71,6 @@ class DocumentAdmin(admin.ModelAdmin):
         if StaffRole.CORPORATE_ADVISOR in roles:
             return queryset.filter(account__advisor=request.user)
         return queryset.none()
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         user = request.user

@@ -36,6 +36,7 @@ from prorata.billing.selectors import credit_balance
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
 from prorata.common.locks import lock_account, lock_counters
+from prorata.notifications.context import money_json
 from prorata_core.errors import InvalidAmount, ProrataError, ValidationError
 from prorata_core.money import Money
 from prorata_core.numbering import CREDIT_NOTE_SERIES, INVOICE_SERIES, format_number
@@ -253,9 +254,6 @@ def notify_billing_contacts(
         )
 
 
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
-
 
 # --- payments received outside the gateway (corporate bank transfers) -------------------------
 
@@ -302,9 +300,9 @@ def invoice_record_payment(
                 account=account, template="receipt", dedupe_key=f"receipt:invoice:{invoice.pk}",
                 attachments=[{"kind": "invoice", "id": invoice.pk}],
                 context={"kind": "purchase", "document_number": invoice.number,
-                         "amount_paid": _money(invoice.amount_paid, invoice.currency),
-                         "total": _money(invoice.total, invoice.currency),
-                         "credit_applied": _money(invoice.credit_applied, invoice.currency)},
+                         "amount_paid": money_json(invoice.amount_paid, invoice.currency),
+                         "total": money_json(invoice.total, invoice.currency),
+                         "credit_applied": money_json(invoice.credit_applied, invoice.currency)},
             )
     return payment
 

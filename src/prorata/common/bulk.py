@@ -37,7 +37,8 @@ def reserve_ids(table: str, count: int) -> list[int]:
         return list(range(first, first + count))
 
 
-def _sqlite_value(value: Any) -> Any:
+def sqlite_value(value: Any) -> Any:
+    """``value`` as a SQLite parameter in raw SQL (instants in Django's stored text form)."""
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
     return value
@@ -63,5 +64,5 @@ def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         marks = ", ".join(["%s"] * len(columns))
         cursor.executemany(
             f"INSERT INTO {connection.ops.quote_name(table)} ({names}) VALUES ({marks})",  # noqa: S608
-            [[_sqlite_value(value) for value in row] for row in rows],
+            [[sqlite_value(value) for value in row] for row in rows],
         )

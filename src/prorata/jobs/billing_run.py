@@ -56,10 +56,11 @@ from prorata.billing.services import (
 )
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
-from prorata.common.bulk import as_json, insert_rows, reserve_ids
+from prorata.common.bulk import as_json, insert_rows, reserve_ids, sqlite_value
 from prorata.common.clock import format_instant, now
 from prorata.common.locks import lock_account, lock_counters
 from prorata.jobs.models import Renewal, RenewalStatus
+from prorata.notifications.context import money_json
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.payments.gateway import ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod
@@ -197,7 +198,7 @@ def flag_overdue_corporate_invoices(*, at: datetime) -> int:
                 to=advisor.email, template="invoice_overdue", language=advisor.language or "en",
                 dedupe_key=key,
                 context={"number": invoice.number, "account": invoice.account.name,
-                         "amount_due": _money(invoice.amount_due, invoice.currency),
+                         "amount_due": money_json(invoice.amount_due, invoice.currency),
                          "due_at": format_instant(invoice.due_at),
                          "name": advisor.get_full_name() or advisor.email,
                          "url": f"/console/billing/document/{invoice.pk}/transfer/"},
@@ -254,7 +255,7 @@ def _claim(
     rows another transaction holds are skipped, never waited for, so the run and a checkout never
     wait on each other in a cycle; SQLite: the transaction already holds the write lock)."""
     sqlite = connection.vendor == "sqlite"
-    filters, params = [], [SubscriptionStatus.ACTIVE.value, _sqlite(at) if sqlite else at]
+    filters, params = [], [SubscriptionStatus.ACTIVE.value, sqlite_value(at) if sqlite else at]
     if only is not None:
         filters.append("AND s.id = %s")
         params.append(only)
@@ -346,9 +347,6 @@ def _default_cards(account_ids: set[int]) -> dict[int, _Card]:
         ).values_list("account_id", "id", "brand", "last4")
     }
 
-
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
 
 
 @dataclass(frozen=True, slots=True)
@@ -561,12 +559,8 @@ def _advance_subscriptions(updates: list[tuple[datetime, datetime, int, int, int
         cursor.executemany(
             f"UPDATE {table} SET period_start = %s, period_end = %s, invoiced_amount = %s, "  # noqa: S608
             "invoice_id = %s, version = version + 1 WHERE id = %s",
-            [(_sqlite(start), _sqlite(end), inv, doc, pk) for start, end, inv, doc, pk in updates],
+            [(sqlite_value(start), sqlite_value(end), inv, doc, pk) for start, end, inv, doc, pk in updates],
         )
-
-
-def _sqlite(instant: datetime) -> Any:
-    return connection.ops.adapt_datetimefield_value(instant)
 
 
 def _move_balances(deltas: dict[tuple[int, str], int]) -> None:
@@ -612,9 +606,9 @@ def _receipts_for_credit_paid(settled: list[tuple[_Due, Order, int, str]], *, at
             dedupe_key=f"receipt:invoice:{document_id}:{email}"[:200], to=email,
             template="receipt", language=language or item.language,
             context={"kind": "renewal", "document_number": number,
-                     "amount_paid": _money(0, order.currency),
-                     "total": _money(order.totals.total.amount, order.currency),
-                     "credit_applied": _money(order.totals.credit_applied.amount, order.currency),
+                     "amount_paid": money_json(0, order.currency),
+                     "total": money_json(order.totals.total.amount, order.currency),
+                     "credit_applied": money_json(order.totals.credit_applied.amount, order.currency),
                      "period_start": format_instant(order.period.start),
                      "period_end": format_instant(order.period.end),
                      "next_billing_date": format_instant(order.period.end)},
@@ -723,9 +717,9 @@ def _record_success(payment_id: int, *, reference: str, at: datetime, stats: Run
             account=account, template="receipt", dedupe_key=f"receipt:invoice:{invoice.pk}",
             attachments=[{"kind": "invoice", "id": invoice.pk}],
             context={"kind": "renewal", "document_number": invoice.number,
-                     "amount_paid": _money(invoice.amount_paid, invoice.currency),
-                     "total": _money(invoice.total, invoice.currency),
-                     "credit_applied": _money(invoice.credit_applied, invoice.currency),
+                     "amount_paid": money_json(invoice.amount_paid, invoice.currency),
+                     "total": money_json(invoice.total, invoice.currency),
+                     "credit_applied": money_json(invoice.credit_applied, invoice.currency),
                      "period_start": format_instant(renewal.period_start),
                      "period_end": format_instant(renewal.period_end),
                      "next_billing_date": format_instant(renewal.period_end)},
@@ -771,7 +765,7 @@ def _record_failure(
             after={"status": new_status.value, "reason": code},
         )
         context: dict[str, Any] = {
-            "amount_due": _money(payment.invoice.amount_due, payment.currency),
+            "amount_due": money_json(payment.invoice.amount_due, payment.currency),
             "document_number": payment.invoice.number, "reason": message,
         }
         if renewal.next_attempt_at is not None:

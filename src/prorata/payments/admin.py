@@ -6,20 +6,9 @@ Cards are added and removed by their account's billing contacts (services, audit
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 
+from prorata.common.console import ReadOnlyAdmin
 from prorata.payments.models import PaymentMethod, SandboxCard, SandboxCharge, SandboxRefund
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(PaymentMethod)

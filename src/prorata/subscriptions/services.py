@@ -57,6 +57,7 @@ from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
 from prorata.common.locks import lock_account, lock_subscriptions
+from prorata.notifications.context import money_json
 from prorata.payments.gateway import CardDetails, ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.errors import (
@@ -549,7 +550,7 @@ def _finish(
             )
         if notify_failure:
             _notify(order=order, account=account, template="payment_failed", context={
-                "amount_due": _money(order.amount_due, order.currency), "reason": message,
+                "amount_due": money_json(order.amount_due, order.currency), "reason": message,
                 "items": _email_items(order),
             }, attachments=[])
     return _finished(order)
@@ -747,9 +748,6 @@ def _describe(subscription: Subscription) -> dict[str, Any]:
 
 # --- e-mails --------------------------------------------------------------------------------------
 
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
-
 
 def _email_items(order: Order) -> list[dict[str, Any]]:
     items = []
@@ -791,8 +789,8 @@ def _send_receipt(
     if order.credit_created:
         balance = credit_balance(account, order.currency)
         _notify(order=order, account=account, template="credit_created", attachments=attachments,
-                context={**common, "credit": _money(order.credit_created, order.currency),
-                         "balance": _money(balance.amount, balance.currency),
+                context={**common, "credit": money_json(order.credit_created, order.currency),
+                         "balance": money_json(balance.amount, balance.currency),
                          "document_number": credit_notes[0].number if credit_notes else
                          invoice.number})
         return
@@ -800,9 +798,9 @@ def _send_receipt(
         "purchase" if order.kind == OrderKind.REACTIVATION.value else "change")
     _notify(order=order, account=account, template="receipt", attachments=attachments, context={
         **common, "kind": kind, "document_number": invoice.number,
-        "amount_paid": _money(invoice.amount_paid, invoice.currency),
-        "total": _money(invoice.total, invoice.currency),
-        "credit_applied": _money(invoice.credit_applied, invoice.currency),
+        "amount_paid": money_json(invoice.amount_paid, invoice.currency),
+        "total": money_json(invoice.total, invoice.currency),
+        "credit_applied": money_json(invoice.credit_applied, invoice.currency),
         "period_start": first["period"]["start"], "period_end": first["period"]["end"],
     })
 
