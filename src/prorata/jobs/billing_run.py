@@ -323,15 +323,6 @@ def renew_chunk(
     return len(due)
 
 
-def _credit_balances(account_ids: set[int]) -> dict[tuple[int, str], int]:
-    return {
-        (account_id, currency): balance
-        for account_id, currency, balance in AccountBalance.objects.filter(
-            account_id__in=account_ids
-        ).values_list("account_id", "currency", "balance")
-    }
-
-
 class _Card(NamedTuple):
     pk: int
     brand: str
@@ -347,6 +338,37 @@ def _default_cards(account_ids: set[int]) -> dict[int, _Card]:
         ).values_list("account_id", "id", "brand", "last4")
     }
 
+
+_BALANCES_AND_CARDS_SQL = """
+SELECT b.account_id, b.currency, b.balance, NULL, NULL, NULL
+  FROM billing_accountbalance b WHERE b.account_id {ids}
+UNION ALL
+SELECT m.account_id, NULL, NULL, m.id, m.brand, m.last4
+  FROM payments_paymentmethod m
+ WHERE m.account_id {ids} AND m.is_default AND m.removed_at IS NULL
+"""
+
+
+def _balances_and_cards(
+    account_ids: list[int],
+) -> tuple[dict[tuple[int, str], int], dict[int, _Card]]:
+    """The accounts' stored balances by (account, currency), and their default cards, in one
+    query (read after the claim locked the accounts, so nothing changes them meanwhile)."""
+    if connection.vendor == "postgresql":
+        sql, params = _BALANCES_AND_CARDS_SQL.format(ids="= ANY(%s)"), [account_ids, account_ids]
+    else:
+        marks = f"IN ({', '.join(['%s'] * len(account_ids))})"
+        sql, params = _BALANCES_AND_CARDS_SQL.format(ids=marks), [*account_ids, *account_ids]
+    balances: dict[tuple[int, str], int] = {}
+    cards: dict[int, _Card] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for account_id, currency, balance, card_id, brand, last4 in cursor.fetchall():
+            if card_id is None:
+                balances[(account_id, currency)] = balance
+            else:
+                cards[account_id] = _Card(card_id, brand, last4)
+    return balances, cards
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,26 +408,31 @@ _EVENT_COLUMNS = ("subscription_id", "at", "kind", "before", "after")
 
 
 def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) -> None:
-    """Price and write the renewals of ``due`` (claimed and locked by the caller), set-based."""
-    account_ids = {item.account_id for item in due}
-    balances = _credit_balances(account_ids)
-    cards = _default_cards(account_ids)
+    """Price and write the renewals of ``due`` (claimed and locked by the caller), set-based.
+
+    The rows that name an invoice are written first (the foreign keys are checked at commit), the
+    invoices themselves last: only then is the shared counter locked, so the invoices are written
+    once, already numbered, and concurrent runs wait on the counter only for that last step.
+    """
+    balances, cards = _balances_and_cards(sorted({item.account_id for item in due}))
+    seller_country = settings.PRORATA_SELLER_COUNTRY
     taxes: dict[tuple[str, str], TaxDecision] = {}
-    buyers: dict[int, dict[str, str]] = {}
-    seller = seller_details()
-    at_text = format_instant(at)
+    configs: dict[tuple[int, int, int, int, str], Configuration] = {}
     priced: list[tuple[_Due, Order]] = []
     for item in due:
-        key = (item.country, item.vat_number)
-        tax = taxes.get(key)
+        tax_key = (item.country, item.vat_number)
+        tax = taxes.get(tax_key)
         if tax is None:
-            tax = taxes[key] = tax_decision(
-                seller_country=settings.PRORATA_SELLER_COUNTRY, customer_country=item.country,
+            tax = taxes[tax_key] = tax_decision(
+                seller_country=seller_country, customer_country=item.country,
                 customer_vat_number=item.vat_number or None, at=at,
             )
-        config = Configuration(catalog.plan(codes.plans[item.plan_id]),
-                               catalog.cycle(codes.cycles[item.cycle_id]), item.quantity,
-                               Money(item.unit_amount, item.currency))
+        config_key = (item.plan_id, item.cycle_id, item.quantity, item.unit_amount, item.currency)
+        config = configs.get(config_key)
+        if config is None:
+            config = configs[config_key] = Configuration(
+                catalog.plan(codes.plans[item.plan_id]), catalog.cycle(codes.cycles[item.cycle_id]),
+                item.quantity, Money(item.unit_amount, item.currency))
         term = Term(config, Period(item.period_start, item.period_end), item.anchor,
                     Money(item.invoiced_amount, item.currency))
         balance_key = (item.account_id, item.currency)
@@ -416,129 +443,164 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
         priced.append((item, order))
 
     document_ids = reserve_ids(Document._meta.db_table, len(priced))
-
-    documents, lines, entries, renewals, payments, events, updates = [], [], [], [], [], [], []
-    deltas: dict[tuple[int, str], int] = defaultdict(int)
-    settled: list[tuple[_Due, Order, int, str]] = []
-    for (item, order), document_id in zip(priced, document_ids, strict=True):
-        line, totals = order.lines[0], order.totals
-        corporate = item.billing_mode == BillingMode.CORPORATE
-        due_amount = totals.amount_due.amount
-        total = totals.total.amount
-        status = DocumentStatus.PAID if due_amount == 0 else DocumentStatus.OPEN
-        due_at = at + timedelta(days=item.payment_terms_days) if corporate else None
-        buyer = buyers.get(item.account_id)
-        if buyer is None:
-            buyer = buyers[item.account_id] = {
-                "name": item.name, "address": item.billing_address, "country": item.country,
-                "vat_number": item.vat_number,
-            }
-        period_start, period_end = (format_instant(order.period.start),
-                                    format_instant(order.period.end))
-        snapshot = {
-            "kind": DocumentKind.INVOICE.value, "number": None, "issued_at": at_text,
-            "due_at": format_instant(due_at) if due_at else None, "refers_to": None,
-            "currency": order.currency, "seller": seller, "buyer": buyer,
-            "lines": [{
-                "kind": line.kind.value, "description": line.description,
-                "period_start": period_start, "period_end": period_end,
-                "quantity": line.quantity, "unit_amount": line.unit_amount.amount, "ratio": "1/1",
-                "amount": line.amount.amount, "tax_rate_bp": line.tax_rate_bp,
-                "tax": line.tax.amount,
-            }],
-            "subtotal": totals.subtotal.amount, "tax": totals.tax.amount, "total": total,
-            "credit_applied": totals.credit_applied.amount, "amount_paid": 0,
-            "amount_due": due_amount, "tax_rule": order.tax.rule.value,
-            "mention": order.tax.mention, "status": status.value,
-        }
-        documents.append((
-            document_id, DocumentKind.INVOICE.value, INVOICE_SERIES, at.year, None, None,
-            item.account_id, status.value, at, due_at, at if due_amount == 0 else None,
-            order.currency, totals.subtotal.amount, totals.tax.amount, total,
-            totals.credit_applied.amount, 0, due_amount, order.tax.rule.value,
-            order.tax.mention or "", as_json(snapshot),
-        ))
-        lines.append((
-            document_id, 1, line.kind.value, line.description, item.id, line.plan_code,
-            line.cycle_code, line.quantity, order.period.start, order.period.end,
-            line.unit_amount.amount, 1, 1, line.amount.amount, line.tax_rate_bp, line.tax.amount,
-        ))
-        entries.append([item.account_id, order.currency, at, LedgerKind.INVOICE.value, -total,
-                        document_id, ""])
-        deltas[(item.account_id, order.currency)] -= total
-        if due_amount == 0:
-            renewal_status = RenewalStatus.PAID
-            settled.append((item, order, document_id, ""))
-        elif corporate:
-            renewal_status = RenewalStatus.INVOICED
-        else:
-            renewal_status = RenewalStatus.CHARGING
-            card = cards.get(item.account_id)
-            payments.append((
-                item.account_id, document_id, PaymentMethodKind.CARD.value,
-                card.pk if card else None, f"{card.brand} •••• {card.last4}" if card else "",
-                order.currency, due_amount, PaymentStatus.PENDING.value, "",
-                _payment_key(item.id, order.period.start, 1), 1, "", "", at,
-            ))
-        renewals.append((item.id, item.account_id, order.period.start, order.period.end,
-                         document_id, renewal_status.value,
-                         1 if renewal_status == RenewalStatus.CHARGING else 0, at))
-        events.append((
-            item.id, at, SubscriptionEvent.Kind.RENEWED.value,
-            as_json({"period_start": format_instant(item.period_start),
-                     "period_end": format_instant(item.period_end)}),
-            as_json({"period_start": period_start, "period_end": period_end,
-                     "invoice_id": document_id}),
-        ))
-        updates.append((order.period.start, order.period.end, line.amount.amount, document_id,
-                        item.id))
-
-    insert_rows(Document._meta.db_table, _DOCUMENT_COLUMNS, documents)
-    insert_rows(DocumentLine._meta.db_table, _LINE_COLUMNS, lines)
+    rows = _RenewalRows.build(priced, document_ids, at=at, cards=cards)
+    insert_rows(DocumentLine._meta.db_table, _LINE_COLUMNS, rows.lines)
     # The unique constraint on (subscription, period_start) refuses a period twice: exactly once.
-    insert_rows(Renewal._meta.db_table, _RENEWAL_COLUMNS, renewals)
-    insert_rows(Payment._meta.db_table, _PAYMENT_COLUMNS, payments)
-    insert_rows(SubscriptionEvent._meta.db_table, _EVENT_COLUMNS, events)
-    _advance_subscriptions(updates)
-    _move_balances(deltas)
+    insert_rows(Renewal._meta.db_table, _RENEWAL_COLUMNS, rows.renewals)
+    insert_rows(Payment._meta.db_table, _PAYMENT_COLUMNS, rows.payments)
+    insert_rows(SubscriptionEvent._meta.db_table, _EVENT_COLUMNS, rows.events)
+    _advance_subscriptions(rows.updates)
+    _move_balances(rows.deltas)
     # Gapless numbers last: the counter row is shared by every run and checkout, so it is locked
-    # (after the accounts and subscriptions, locks.py) only for the numbering and the ledger rows
-    # that name the numbers, just before the commit; partitions run side by side until then.
-    numbers = _number_documents(document_ids, at=at)
-    for entry in entries:
-        entry[6] = f"Invoice {numbers[entry[5]]}"
-    insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, entries)
-    _receipts_for_credit_paid(
-        [(item, order, document_id, numbers[document_id])
-         for item, order, document_id, _ in settled], at=at)
+    # (after the accounts and subscriptions, locks.py) only for the numbering and the rows that
+    # carry the numbers, just before the commit; partitions run side by side until then.
+    numbers = _number_documents(len(document_ids), at=at)
+    insert_rows(Document._meta.db_table, _DOCUMENT_COLUMNS, rows.documents(numbers))
+    insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, rows.ledger(numbers))
+    if rows.settled:
+        number_of = {pk: number for pk, (_, number) in zip(document_ids, numbers, strict=True)}
+        _receipts_for_credit_paid(
+            [(item, order, pk, number_of[pk]) for item, order, pk in rows.settled], at=at)
 
 
-def _number_documents(document_ids: list[int], *, at: datetime) -> dict[int, str]:
-    """Give the chunk's invoices their gapless numbers, in order; returns number by document id."""
+@dataclass(slots=True)
+class _RenewalRows:
+    """A chunk's rows, in the column orders above, built before any lock on the counter.
+
+    The invoices and ledger entries wait for their numbers: :meth:`documents` and :meth:`ledger`
+    complete them. A snapshot is stored as JSON text whose first member, ``number``, is filled in
+    then (the seller and each buyer are serialised once per chunk, not once per invoice).
+    """
+
+    document_heads: list[tuple[Any, ...]] = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)
+    entries: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    renewals: list[tuple[Any, ...]] = field(default_factory=list)
+    payments: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: list[tuple[datetime, datetime, int, int, int]] = field(default_factory=list)
+    deltas: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
+    settled: list[tuple[_Due, Order, int]] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, priced: list[tuple[_Due, Order]], document_ids: list[int], *, at: datetime,
+        cards: dict[int, _Card],
+    ) -> _RenewalRows:
+        rows = cls()
+        seller = as_json(seller_details())
+        buyers: dict[int, str] = {}
+        at_text = format_instant(at)
+        instants: dict[datetime, str] = {}
+
+        def text(instant: datetime) -> str:
+            # Chunks share few distinct instants (period ends cluster): format each once.
+            formatted = instants.get(instant)
+            if formatted is None:
+                formatted = instants[instant] = format_instant(instant)
+            return formatted
+
+        paid, open_ = DocumentStatus.PAID.value, DocumentStatus.OPEN.value
+        invoice_kind, invoice_ledger = DocumentKind.INVOICE.value, LedgerKind.INVOICE.value
+        renewed_kind = SubscriptionEvent.Kind.RENEWED.value
+        card_kind, pending = PaymentMethodKind.CARD.value, PaymentStatus.PENDING.value
+        for (item, order), document_id in zip(priced, document_ids, strict=True):
+            line, totals = order.lines[0], order.totals
+            corporate = item.billing_mode == BillingMode.CORPORATE
+            due_amount, total = totals.amount_due.amount, totals.total.amount
+            status = paid if due_amount == 0 else open_
+            due_at = at + timedelta(days=item.payment_terms_days) if corporate else None
+            buyer = buyers.get(item.account_id)
+            if buyer is None:
+                buyer = buyers[item.account_id] = as_json({
+                    "name": item.name, "address": item.billing_address, "country": item.country,
+                    "vat_number": item.vat_number,
+                })
+            start, end = order.period.start, order.period.end
+            period_start, period_end = text(start), text(end)
+            rest = as_json({
+                "kind": invoice_kind, "issued_at": at_text,
+                "due_at": format_instant(due_at) if due_at else None, "refers_to": None,
+                "currency": order.currency,
+                "lines": [{
+                    "kind": line.kind.value, "description": line.description,
+                    "period_start": period_start, "period_end": period_end,
+                    "quantity": line.quantity, "unit_amount": line.unit_amount.amount,
+                    "ratio": "1/1", "amount": line.amount.amount,
+                    "tax_rate_bp": line.tax_rate_bp, "tax": line.tax.amount,
+                }],
+                "subtotal": totals.subtotal.amount, "tax": totals.tax.amount, "total": total,
+                "credit_applied": totals.credit_applied.amount, "amount_paid": 0,
+                "amount_due": due_amount, "tax_rule": order.tax.rule.value,
+                "mention": order.tax.mention, "status": status,
+            })
+            rows.snapshots.append(f',"seller":{seller},"buyer":{buyer},{rest[1:]}')
+            rows.document_heads.append((
+                document_id, invoice_kind, INVOICE_SERIES, at.year, item.account_id, status,
+                at, due_at, at if due_amount == 0 else None, order.currency,
+                totals.subtotal.amount, totals.tax.amount, total, totals.credit_applied.amount,
+                0, due_amount, order.tax.rule.value, order.tax.mention or "",
+            ))
+            rows.lines.append((
+                document_id, 1, line.kind.value, line.description, item.id, line.plan_code,
+                line.cycle_code, line.quantity, start, end, line.unit_amount.amount, 1, 1,
+                line.amount.amount, line.tax_rate_bp, line.tax.amount,
+            ))
+            rows.entries.append((item.account_id, order.currency, at, invoice_ledger, -total,
+                                 document_id))
+            rows.deltas[(item.account_id, order.currency)] -= total
+            if due_amount == 0:
+                renewal_status = RenewalStatus.PAID
+                rows.settled.append((item, order, document_id))
+            elif corporate:
+                renewal_status = RenewalStatus.INVOICED
+            else:
+                renewal_status = RenewalStatus.CHARGING
+                card = cards.get(item.account_id)
+                rows.payments.append((
+                    item.account_id, document_id, card_kind, card.pk if card else None,
+                    f"{card.brand} •••• {card.last4}" if card else "", order.currency,
+                    due_amount, pending, "", _payment_key(item.id, start, 1), 1, "", "", at,
+                ))
+            rows.renewals.append((item.id, item.account_id, start, end, document_id,
+                                  renewal_status.value,
+                                  1 if renewal_status == RenewalStatus.CHARGING else 0, at))
+            # Instants in ISO form and integers: nothing here needs escaping.
+            rows.events.append((
+                item.id, at, renewed_kind,
+                f'{{"period_start":"{text(item.period_start)}",'
+                f'"period_end":"{text(item.period_end)}"}}',
+                f'{{"period_start":"{period_start}","period_end":"{period_end}",'
+                f'"invoice_id":{document_id}}}',
+            ))
+            rows.updates.append((start, end, line.amount.amount, document_id, item.id))
+        return rows
+
+    def documents(self, numbers: list[tuple[int, str]]) -> list[tuple[Any, ...]]:
+        """The invoices' rows with their (sequence, number), in the order they were built."""
+        return [
+            (*head[:4], sequence, number, *head[4:], f'{{"number":"{number}"{snapshot}')
+            for head, snapshot, (sequence, number) in zip(
+                self.document_heads, self.snapshots, numbers, strict=True)
+        ]
+
+    def ledger(self, numbers: list[tuple[int, str]]) -> list[tuple[Any, ...]]:
+        """One invoice entry per renewal, its memo naming the invoice's number."""
+        return [(*entry, f"Invoice {number}")
+                for entry, (_sequence, number) in zip(self.entries, numbers, strict=True)]
+
+
+def _number_documents(count: int, *, at: datetime) -> list[tuple[int, str]]:
+    """Take ``count`` gapless (sequence, number) pairs of this year's invoice series, in order.
+
+    Locks the counter row until the caller's transaction ends: call last, just before commit."""
     counter = lock_counters([(INVOICE_SERIES, at.year)])[(INVOICE_SERIES, at.year)]
     first = counter.last + 1
-    counter.last += len(document_ids)
+    counter.last += count
     counter.save(update_fields=["last"])
-    sequences = list(range(first, first + len(document_ids)))
-    numbers = [format_number(INVOICE_SERIES, at.year, sequence) for sequence in sequences]
-    table = connection.ops.quote_name(Document._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS d SET sequence = v.seq, number = v.num, "  # noqa: S608
-                "snapshot = jsonb_set(d.snapshot, '{number}', to_jsonb(v.num)) "
-                "FROM unnest(%s::bigint[], %s::integer[], %s::varchar[]) AS v(id, seq, num) "
-                "WHERE d.id = v.id",
-                [document_ids, sequences, numbers],
-            )
-        else:
-            cursor.executemany(
-                f"UPDATE {table} SET sequence = %s, number = %s, "  # noqa: S608
-                "snapshot = json_set(snapshot, '$.number', %s) WHERE id = %s",
-                [(seq, num, num, pk) for pk, seq, num in zip(document_ids, sequences, numbers,
-                                                              strict=True)],
-            )
-    return dict(zip(document_ids, numbers, strict=True))
+    return [(sequence, format_number(INVOICE_SERIES, at.year, sequence))
+            for sequence in range(first, first + count)]
 
 
 def _advance_subscriptions(updates: list[tuple[datetime, datetime, int, int, int]]) -> None:
