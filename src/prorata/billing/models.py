@@ -68,17 +68,20 @@ class Document(models.Model):
     series = models.CharField(_("series"), max_length=8, blank=True, default="")
     year = models.PositiveSmallIntegerField(_("year"))
     sequence = models.PositiveIntegerField(_("sequence"), null=True, blank=True)
-    number = models.CharField(_("number"), max_length=32, null=True, blank=True, unique=True)
+    # NULL until finalised (unique among the numbered ones: "" would collide); unique by
+    # document_number_unique (a constraint: no second pattern-ops index to maintain).
+    number = models.CharField(_("number"), max_length=32, null=True, blank=True)  # noqa: DJ001
     # Indexed by document_account_at, which starts with it: no index of its own to maintain.
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="documents",
                                 db_index=False)
+    # Mostly empty (renewals have no order; invoices refer to nothing): partial indexes below.
     order = models.ForeignKey(
         "subscriptions.Order", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="documents",
+        related_name="documents", db_index=False,
     )
     refers_to = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes",
-        verbose_name=_("corrects invoice"),
+        verbose_name=_("corrects invoice"), db_index=False,
     )
     status = models.CharField(_("status"), max_length=8, choices=DocumentStatus.choices)
     issued_at = models.DateTimeField(_("issued at"))
@@ -103,6 +106,7 @@ class Document(models.Model):
             models.UniqueConstraint(
                 fields=["series", "year", "sequence"], name="document_sequence_unique"
             ),
+            models.UniqueConstraint(fields=["number"], name="document_number_unique"),
             models.CheckConstraint(
                 condition=Q(total=F("subtotal") + F("tax")), name="document_total_is_sum"
             ),
@@ -120,7 +124,13 @@ class Document(models.Model):
                 name="document_number_has_sequence",
             ),
         ]
-        indexes = [models.Index(fields=["account", "issued_at", "id"], name="document_account_at")]
+        indexes = [
+            models.Index(fields=["account", "issued_at", "id"], name="document_account_at"),
+            models.Index(fields=["order"], condition=Q(order__isnull=False),
+                         name="document_order"),
+            models.Index(fields=["refers_to"], condition=Q(refers_to__isnull=False),
+                         name="document_refers_to"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.number or '(draft)'}"
@@ -264,24 +274,27 @@ class Payment(models.Model):
     """
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
+    # Empty for renewals: a partial index below.
     order = models.ForeignKey(
         "subscriptions.Order", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="payments",
+        related_name="payments", db_index=False,
     )
     invoice = models.ForeignKey(
         Document, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
     )
     method = models.CharField(max_length=16, choices=PaymentMethodKind.choices)
+    # Never looked up by card (cards are removed by a date, not deleted): no index to maintain.
     payment_method = models.ForeignKey(
         "payments.PaymentMethod", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="+",
+        related_name="+", db_index=False,
     )
     method_label = models.CharField(_("paid with"), max_length=100, blank=True, default="")
     currency = models.CharField(max_length=3)
     amount = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=PaymentStatus.choices)
     reference = models.CharField(_("gateway reference"), max_length=255, blank=True, default="")
-    idempotency_key = models.CharField(max_length=255, unique=True)
+    # Unique by payment_idempotency_key_unique (a constraint: one index, not two).
+    idempotency_key = models.CharField(max_length=255)
     attempt = models.PositiveSmallIntegerField(default=1)
     failure_code = models.CharField(max_length=64, blank=True, default="")
     message = models.TextField(blank=True, default="")
@@ -292,8 +305,11 @@ class Payment(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.UniqueConstraint(fields=["idempotency_key"],
+                                    name="payment_idempotency_key_unique"),
         ]
         indexes = [
+            models.Index(fields=["order"], condition=Q(order__isnull=False), name="payment_order"),
             # The reconciliation job: payments still pending or unknown, oldest first.
             models.Index(
                 fields=["created_at", "id"], condition=Q(status__in=["pending", "unknown"]),
@@ -355,11 +371,14 @@ class LedgerEntry(models.Model):
     document = models.ForeignKey(
         Document, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
     )
+    # Empty on invoice and credit entries: partial indexes below.
     payment = models.ForeignKey(
-        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries",
+        db_index=False,
     )
     refund = models.ForeignKey(
-        Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+        Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries",
+        db_index=False,
     )
     memo = models.CharField(max_length=300, blank=True, default="")
 
@@ -370,6 +389,10 @@ class LedgerEntry(models.Model):
             # Keyset pages of an account's history, newest first (DESIGN §8).
             models.Index(fields=["account", "at", "id"], name="ledger_account_at"),
             models.Index(fields=["account", "kind", "at", "id"], name="ledger_account_kind_at"),
+            models.Index(fields=["payment"], condition=Q(payment__isnull=False),
+                         name="ledger_payment"),
+            models.Index(fields=["refund"], condition=Q(refund__isnull=False),
+                         name="ledger_refund"),
         ]
 
     def __str__(self) -> str:

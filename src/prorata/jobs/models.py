@@ -9,6 +9,7 @@ carries the dunning state of that period's invoice (attempts, next retry).
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -56,7 +57,9 @@ class Renewal(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "next_attempt_at", "id"], name="renewal_due"),
+            # Only renewals waiting for a retry are looked up by time (a few among millions).
+            models.Index(fields=["next_attempt_at", "id"], condition=Q(status="retrying"),
+                         name="renewal_retry_due"),
         ]
 
     def __str__(self) -> str:

@@ -40,12 +40,18 @@ class Subscription(models.Model):
     checkout whose version moved is refused (stale quote).
     """
 
+    # Every renewal rewrites the row and so every index on it: only the indexes that queries use.
+    # The account's is subscription_one_per_account_product, which starts with it; catalog rows
+    # and invoices are never deleted, so nothing looks subscriptions up by them.
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("account")
+        Account, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("account"),
+        db_index=False,
     )
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
-    cycle = models.ForeignKey(BillingCycle, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+",
+                                db_index=False)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+", db_index=False)
+    cycle = models.ForeignKey(BillingCycle, on_delete=models.PROTECT, related_name="+",
+                              db_index=False)
     quantity = models.PositiveIntegerField(_("licenses"))
     currency = models.CharField(_("currency"), max_length=3)
     unit_amount = models.BigIntegerField(_("price per license per period (minor units)"))
@@ -57,7 +63,7 @@ class Subscription(models.Model):
     invoiced_amount = models.BigIntegerField(_("invoiced for the period (minor units)"), default=0)
     invoice = models.ForeignKey(
         "billing.Document", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        verbose_name=_("invoice of the current period"),
+        verbose_name=_("invoice of the current period"), db_index=False,
     )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(_("created at"))
@@ -109,16 +115,23 @@ class SubscriptionEvent(models.Model):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     before = models.JSONField(_("before"), null=True, blank=True)
     after = models.JSONField(_("after"))
+    # Empty on the billing run's events: partial indexes below.
     order = models.ForeignKey(
-        "Order", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        "Order", null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+        db_index=False,
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
     )
 
     class Meta:
         ordering = ["subscription", "at", "id"]
-        indexes = [models.Index(fields=["subscription", "at", "id"], name="subscription_event_at")]
+        indexes = [
+            models.Index(fields=["subscription", "at", "id"], name="subscription_event_at"),
+            models.Index(fields=["order"], condition=Q(order__isnull=False), name="event_order"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="event_actor"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscription_id} {self.kind} at {self.at:%Y-%m-%d %H:%M}"
