@@ -24,7 +24,9 @@ project clock's, read once per run.
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -107,24 +109,66 @@ def bill_run(
     chunk_size: int = CHUNK_SIZE,
     partition: tuple[int, int] | None = None,
     charge: bool = True,
+    workers: int = 1,
 ) -> RunStats:
     """Renew every due subscription (of ``partition`` = (index, count) if given), then charge.
 
-    Safe to interrupt at any instant and to run twice at once: a renewal is committed whole or not
-    at all, and a period is invoiced once (database constraint).
+    ``workers`` > 1 renews in that many processes side by side (PostgreSQL only: their claims
+    skip each other's locked rows; SQLite has one writer at a time). Safe to interrupt at any
+    instant and to run twice at once: a renewal is committed whole or not at all, and a period is
+    invoiced once (database constraint).
     """
     at = now()
     stats = RunStats()
     expire_ended(at=at, stats=stats, partition=partition)
     if partition is None or partition[0] == 0:
         flag_overdue_corporate_invoices(at=at)
-    catalog, codes = catalog_snapshot(), _Codes.load()
-    while renew_chunk(at=at, catalog=catalog, codes=codes, chunk_size=chunk_size,
-                      partition=partition, stats=stats):
-        pass
+    if workers > 1 and connection.vendor == "postgresql":
+        _renew_in_processes(at=at, chunk_size=chunk_size, partition=partition, workers=workers,
+                            stats=stats)
+    else:
+        renew_due(at=at, chunk_size=chunk_size, partition=partition, stats=stats)
     if charge:
         charge_due(at=at, stats=stats, partition=partition)
     return stats
+
+
+def renew_due(
+    *, at: datetime, chunk_size: int, partition: tuple[int, int] | None, stats: RunStats,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> None:
+    """Renew, chunk after chunk, every subscription due at ``at`` (of ``partition``), as long as
+    ``keep_going()`` says so before each chunk."""
+    catalog, codes = catalog_snapshot(), _Codes.load()
+    while keep_going() and renew_chunk(at=at, catalog=catalog, codes=codes,
+                                       chunk_size=chunk_size, partition=partition, stats=stats):
+        pass
+
+
+def _renew_in_processes(
+    *, at: datetime, chunk_size: int, partition: tuple[int, int] | None, workers: int,
+    stats: RunStats,
+) -> None:
+    """Run :func:`renew_due` in ``workers`` fresh processes at the same instant and add up their
+    counts. Pricing in Python and writing in PostgreSQL then use every core (one process is
+    either computing or waiting for the database). Fresh (spawned) processes share nothing with
+    this one but the environment: each opens its own connection."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from prorata.jobs.workers import die_with, renew_worker
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=die_with, initargs=(os.getpid(),)) as pool:
+        futures = [pool.submit(renew_worker, at.isoformat(), chunk_size, partition, os.getpid())
+                   for _ in range(workers)]
+        for future in futures:
+            counts = future.result()
+            stats.renewed += counts["renewed"]
+            stats.chunks += counts["chunks"]
+            stats.fallbacks += counts["fallbacks"]
+            stats.failed_ids.extend(
+                pk for pk in counts["failed_ids"] if pk not in stats.failed_ids)
 
 
 # --- step 0: what ends without renewal -------------------------------------------------------

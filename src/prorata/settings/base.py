@@ -210,6 +210,8 @@ PRORATA_PAYMENT_GATEWAY = os.environ.get(
 )
 #: Where people reach this server; links in e-mails are made absolute with it.
 PRORATA_BASE_URL = os.environ.get("PRORATA_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Processes the billing run renews in, side by side (PostgreSQL); 0: one per core, at most 4.
+PRORATA_BILL_RUN_WORKERS = int(os.environ.get("PRORATA_BILL_RUN_WORKERS", "0"))
 
 PRORATA_TRUST_X_FORWARDED_FOR = _flag("PRORATA_TRUST_X_FORWARDED_FOR")
 

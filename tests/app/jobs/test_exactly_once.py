@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        connection.vendor != "postgresql",
         reason="row locks and a second process need PostgreSQL",
     ),
 ]
@@ -74,7 +74,9 @@ def test_runs_killed_at_random_instants_then_restarted_renew_each_period_once():
            f"{database['PORT'] or 5432}/{database['NAME']}")
     env = {**os.environ, "DATABASE_URL": url, "PRORATA_CLOCK": "movable",
            "DJANGO_SETTINGS_MODULE": "prorata.settings.base"}
-    command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge", "--chunk-size", "3"]
+    # Two worker processes: killing the run kills them too (they die with their parent).
+    command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge", "--chunk-size", "3",
+               "--workers", "2"]
     rng = random.Random(5)
     kills = 0
     for _ in range(6):
@@ -87,5 +89,9 @@ def test_runs_killed_at_random_instants_then_restarted_renew_each_period_once():
         process.wait()
     assert kills >= 1
     assert 0 < Renewal.objects.count() < 600 or kills < 6
+    # The killed runs' worker processes died with them: nothing goes on renewing.
+    renewed = Renewal.objects.count()
+    time.sleep(1.5)
+    assert Renewal.objects.count() == renewed
     subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
     _assert_each_period_once(600)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
 from prorata.jobs.billing_run import CHUNK_SIZE, bill_run
 
@@ -26,6 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--partitions", type=int, default=None, metavar="N",
                             help="split the run into N partitions: Celery tasks when "
                                  "PRORATA_BROKER_URL is set, else run here one after the other")
+        parser.add_argument("--workers", type=int, default=None, metavar="N",
+                            help="renew in N processes side by side (PostgreSQL; default: "
+                                 "PRORATA_BILL_RUN_WORKERS, or one per core, at most 4; SQLite "
+                                 "always uses one)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         partition = None
@@ -42,6 +49,13 @@ class Command(BaseCommand):
             partition = (index, count)
         if options["chunk_size"] < 1:
             raise CommandError("--chunk-size must be at least 1.")
+        workers = options["workers"]
+        if workers is not None and workers < 1:
+            raise CommandError(f"--workers takes a count of at least 1, not {workers}.")
+        if workers is None:
+            workers = settings.PRORATA_BILL_RUN_WORKERS or min(os.cpu_count() or 1, 4)
+        if connection.vendor != "postgresql":
+            workers = 1
         if options["partitions"] is not None:
             if options["partitions"] < 1 or partition is not None:
                 raise CommandError(
@@ -55,5 +69,5 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(counts))
             return
         stats = bill_run(chunk_size=options["chunk_size"], partition=partition,
-                         charge=not options["no_charge"])
+                         charge=not options["no_charge"], workers=workers)
         self.stdout.write(json.dumps(stats.as_dict()))

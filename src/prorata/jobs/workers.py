@@ -1,0 +1,52 @@
+"""Entry points for the billing run's worker processes (``bill_run(workers=N)``).
+
+A spawned process starts with nothing imported: this module imports no model at import time, sets
+Django up from the inherited environment (``DJANGO_SETTINGS_MODULE``, ``DATABASE_URL``), and only
+then imports the billing run. Arguments and results are plain values (STYLE rule 8).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from datetime import datetime
+from typing import Any
+
+#: Linux's prctl option: the signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> None:
+    """The worker processes' initializer: end this worker when the run that started it ends, even by ``kill -9``: a killed run must
+    not go on renewing behind the operator's back. Linux: the kernel sends SIGKILL; elsewhere the
+    worker stops before its next chunk (:func:`parent_alive`)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def renew_worker(
+    at: str, chunk_size: int, partition: tuple[int, int] | None, parent: int
+) -> dict[str, Any]:
+    """Renew due subscriptions at the ISO instant ``at`` until none is left to claim; return the
+    counts (``renewed``, ``chunks``, ``fallbacks``, ``failed_ids``). Called in a worker process
+    started by the process ``parent`` (with :func:`die_with` as its initializer)."""
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    from prorata.jobs.billing_run import RunStats, renew_due
+
+    stats = RunStats()
+    try:
+        renew_due(at=datetime.fromisoformat(at), chunk_size=chunk_size, partition=partition,
+                  stats=stats, keep_going=lambda: os.getppid() == parent)
+    finally:
+        connections.close_all()
+    return {"renewed": stats.renewed, "chunks": stats.chunks, "fallbacks": stats.fallbacks,
+            "failed_ids": stats.failed_ids}
