@@ -9,11 +9,11 @@ Callers are services that already hold the locks they need, inside ``transaction
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection
 
 
@@ -44,9 +44,27 @@ def sqlite_value(value: Any) -> Any:
     return value
 
 
+def pg_array(values: Sequence[int | str | datetime]) -> str:
+    """``values`` as the text of a PostgreSQL array, to bind as one parameter cast to its type
+    (``%s::bigint[]``). psycopg's own list adapter walks every element in Python at several
+    microseconds each; this is one ``join``. Elements: ints, aware datetimes, strings."""
+    parts = []
+    for value in values:
+        if isinstance(value, str):
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif isinstance(value, datetime):
+            if value.utcoffset() is None:
+                raise ValueError(f"{value!r} has no time zone: PostgreSQL would read local time.")
+            parts.append(value.isoformat())
+        else:
+            parts.append(str(int(value)))
+    return "{" + ",".join(parts) + "}"
+
+
 def as_json(value: Any) -> str:
-    """A JSON column's value for :func:`insert_rows` (both backends take JSON text)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """A JSON column's value for :func:`insert_rows` (both backends take JSON text): compact,
+    UTF-8 kept as is, keys that are not strings written as strings (as :func:`json.dumps`)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
