@@ -141,6 +141,10 @@ if _default_db["ENGINE"] == "django.db.backends.sqlite3":
         # Take the write lock at BEGIN so two writers queue instead of failing mid-transaction.
         "transaction_mode": "IMMEDIATE",
     }
+elif _default_db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with each request's health check of the persistent connection done
+    # without a round trip (prorata.common.postgresql.base).
+    _default_db["ENGINE"] = "prorata.common.postgresql"
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -45,7 +45,7 @@ def test_without_a_broker_the_partitions_run_in_process(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    connection.vendor != "postgresql",
     reason="the workers are other processes: they need a database server",
 )
 @pytest.mark.parametrize("broker", sorted(BROKERS))
