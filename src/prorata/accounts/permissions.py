@@ -17,12 +17,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
 from prorata.accounts.models import Account, Membership, StaffRole, User
-from prorata.common.db import concrete_columns, model_from_row
+from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
 
 
 class Action(StrEnum):
@@ -107,7 +106,7 @@ def _account_with_membership(user: User, account_id: int) -> Account | None:
     if not -(2**63) <= account_id < 2**63:
         raise OverflowError(account_id)
     user_id = user.pk if user.is_authenticated else None
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_ACCOUNT_SQL, [user_id, account_id])
         row = cursor.fetchone()
     if row is None:

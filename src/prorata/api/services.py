@@ -13,7 +13,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.permissions import remember_memberships
@@ -21,7 +21,7 @@ from prorata.accounts.services import audit_record
 from prorata.api.errors import InvalidApiToken
 from prorata.api.models import ApiToken
 from prorata.common.clock import format_instant, now
-from prorata.common.db import concrete_columns, model_from_row
+from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
 from prorata_core.errors import ValidationError
 
 #: Every token starts with this, so that secret scanners and people recognise it.
@@ -130,7 +130,7 @@ def _token_with_user(prefix: str) -> ApiToken | None:
     """The token of ``prefix`` with its user and the user's accounts and memberships, in one
     hand-written query: every API request starts here, and then names one of those accounts
     (:func:`~prorata.accounts.permissions.remember_memberships` spares it the account's query)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_TOKEN_SQL, [prefix])
         rows = cursor.fetchall()
     if not rows:

@@ -18,7 +18,6 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from prorata.accounts.models import Account, StaffRole, User
@@ -26,6 +25,7 @@ from prorata.accounts.permissions import Action, can, staff_roles
 from prorata.billing.selectors import credit_balance, default_currency
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import MOVABLE, WALL, clock_mode, format_instant, now
+from prorata.common.db import prepared_cursor
 from prorata.subscriptions.errors import NotPermitted
 from prorata.subscriptions.models import CartItem, Subscription, SubscriptionStatus
 from prorata_core.catalog import Catalog
@@ -453,7 +453,7 @@ def _subscriptions_and_credit(
     if not codes:
         return {}, credit_balance(account, account_currency(account))
     sql = _STATE_SQL.format(codes=", ".join(["%s"] * len(codes)))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [account.pk, *codes])
         rows = cursor.fetchall()
     states = {}
