@@ -70,6 +70,7 @@ from prorata.subscriptions.services import (
 from prorata.support.models import SupportRequestKind
 from prorata.support.services import support_request_create
 from prorata.web.errors import error_message
+from prorata.web.formatting import format_date, format_money
 from prorata_core.catalog import Catalog, Plan
 from prorata_core.errors import (
     DowngradeNeedsSupport,
@@ -197,7 +198,7 @@ def account_page(request: HttpRequest, account_id: int) -> HttpResponse:
     activity = (transactions_for_account(account=account, limit=5).entries if billing else [])
     return render(request, "web/billing/account.html", {
         "account": account, "cards": cards, "billing": billing, "manage": manage,
-        "contact": _contact(account), "credit": credit, "activity": _rows(activity),
+        "contact": _contact(account), "credit": credit, "activity": _rows(activity, account.pk),
         "cart_count": len(cart_items(account=account)) if manage else 0,
     })
 
@@ -218,7 +219,6 @@ def renewal_toggle(request: HttpRequest, account_id: int, product_code: str,
         else:
             subscription = subscription_cancel_renewal(
                 account=account, user=_user(request), product_code=product_code)
-            from prorata.web.formatting import format_date
             messages.success(request, gettext(
                 "Renewal cancelled: your subscription stays active until %(date)s, then it "
                 "expires. A confirmation e-mail is on its way."
@@ -271,8 +271,6 @@ def _line(line: OrderLine, catalog: Catalog) -> SummaryLine:
 
 
 def _money(value: Money) -> str:
-    from prorata.web.formatting import format_money
-
     return format_money(value, get_language() or "en")
 
 
@@ -587,17 +585,22 @@ def _instant(text: str) -> datetime:
 
 # --- View all transactions and receipts (S10, S12) -------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class Row:
-    at: datetime
+    """One line of a transactions table, its day and amount already in the reader's language (a
+    template filter per cell cost more than the formatting itself)."""
+
+    day: str
     kind: str
     label: str
     description: str
-    amount: Money
-    document_id: int | None
+    amount: str
+    pdf_url: str | None
 
 
-def _rows(entries: list[Any]) -> list[Row]:
+def _rows(entries: list[Any], account_id: int) -> list[Row]:
+    language = get_language() or "en"
+    labels = {kind: str(label) for kind, label in KIND_LABELS.items()}
     rows = []
     for entry in entries:
         document = entry.document
@@ -609,9 +612,12 @@ def _rows(entries: list[Any]) -> list[Row]:
             description = entry.payment.method_label or gettext("Card payment")
         else:
             description = entry.memo
-        rows.append(Row(entry.at, entry.kind, str(KIND_LABELS.get(entry.kind, entry.kind)),
-                        description, Money(entry.amount, entry.currency),
-                        document.pk if document is not None else None))
+        rows.append(Row(
+            format_date(entry.at, language), entry.kind, labels.get(entry.kind, entry.kind),
+            description, format_money(Money(entry.amount, entry.currency), language),
+            reverse("billing:document", args=[account_id, document.pk])
+            if document is not None else None,
+        ))
     return rows
 
 
@@ -642,7 +648,7 @@ def transactions(request: HttpRequest, account_id: int) -> HttpResponse:
         query["cursor"] = page.next_cursor
         older = f"?{query.urlencode()}"
     return render(request, "web/billing/transactions.html", {
-        "account": account, "rows": _rows(page.entries), "older": older,
+        "account": account, "rows": _rows(page.entries, account.pk), "older": older,
         **_frame(_user(request), account),
         "kind": kind if kinds else "", "kinds": [(k, str(v)) for k, v in KIND_LABELS.items()],
         "start": request.GET.get("start", "") if start else "",

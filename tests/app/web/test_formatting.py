@@ -7,9 +7,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from django.template import Context, Template
 from django.utils import translation
+from hypothesis import given
+from hypothesis import strategies as st
 
-from prorata.web.formatting import format_date, format_money, money_decimal
-from prorata_core.money import Money
+from prorata.web.formatting import _babel_money, format_date, format_money, money_decimal
+from prorata_core.money import _KNOWN, Money
 
 NNBSP = "\u202f"  # narrow no-break space: French thousands separator
 NBSP = "\xa0"  # no-break space: French space before the currency symbol
@@ -33,6 +35,16 @@ NBSP = "\xa0"  # no-break space: French space before the currency symbol
 def test_format_money(money, english, french):
     assert format_money(money, "en") == english
     assert format_money(money, "fr") == french
+
+
+@given(
+    amount=st.integers(min_value=-(10**20), max_value=10**20) | st.integers(-10**6, 10**6),
+    currency=st.sampled_from(sorted(_KNOWN)),
+    locale=st.sampled_from(["en", "fr", "fr-fr", "en-us", "xx", "de", "hi"]),
+)
+def test_the_fast_layout_is_exactly_babel_s(amount, currency, locale):
+    assert format_money(Money(amount, currency), locale) == _babel_money(Money(amount, currency),
+                                                                         locale)
 
 
 def test_money_goes_through_decimal_exactly():
