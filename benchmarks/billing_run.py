@@ -9,7 +9,8 @@ catalog and N accounts with one due subscription each — mixed plans, cycles, c
 cases (US, France, Germany with and without a VAT number, Japan), 5 % with some credit, 2 % of cards
 declined —, then runs ``prorata bill-run`` in a child process and measures it from the outside.
 
-Prints one JSON line: renewals, seconds, renewals_per_s, peak_rss_mb (the child's), plus the
+Prints one JSON line: renewals, seconds, renewals_per_s, peak_rss_mb (the largest process's) and
+peak_rss_tree_mb (the run and all its worker processes together, sampled every 0.2 s), plus the
 charge step's figures with ``--charge`` (the built-in sandbox gateway writes rows of its own for
 every charge, so it measures the step's overhead, not a real provider's latency).
 """
@@ -24,6 +25,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,12 +171,54 @@ def _load(n: int, vendor: str, credit_share: float = 0.05) -> None:
             cursor.execute("ANALYZE")
 
 
+class TreeMemory(threading.Thread):
+    """Samples, every 0.2 s, the resident memory of processes ``roots`` and all their descendants
+    (the run's worker processes, the Celery workers), summed: ``peak_mb`` is the largest sum."""
+
+    def __init__(self, roots: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.roots, self.peak_kb, self.done = set(roots), 0, threading.Event()
+
+    @staticmethod
+    def _table() -> dict[int, tuple[int, int]]:
+        """pid → (parent pid, resident kB) for every process we can read."""
+        table = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            rss = int(fields.get("VmRSS", "0 kB").split()[0])
+            table[int(entry.name)] = (int(fields["PPid"]), rss)
+        return table
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            table = self._table()
+            tree, grew = set(self.roots), True
+            while grew:
+                found = {pid for pid, (parent, _) in table.items() if parent in tree} - tree
+                tree |= found
+                grew = bool(found)
+            self.peak_kb = max(self.peak_kb, sum(table[pid][1] for pid in tree if pid in table))
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak_kb / 1024, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscriptions", type=int, default=10_000)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--charge", action="store_true", help="also run the charge step")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="bill-run --workers N (default: the command's, one per core on "
+                             "PostgreSQL)")
     parser.add_argument("--celery-workers", type=int, default=0, metavar="N",
                         help="run the invoicing as N partitions on N Celery worker processes "
                              "(broker: PRORATA_BROKER_URL, default Redis on 127.0.0.1:6379/6)")
@@ -198,6 +242,8 @@ def main() -> None:
            "PRORATA_VAR_DIR": str(workdir)}
     command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge",
                "--chunk-size", str(args.chunk_size)]
+    if args.workers is not None:
+        command += ["--workers", str(args.workers)]
     workers: list[subprocess.Popen[bytes]] = []
     if args.celery_workers:
         env["PRORATA_BROKER_URL"] = os.environ.get("PRORATA_BROKER_URL",
@@ -217,9 +263,15 @@ def main() -> None:
         command += ["--partitions", str(args.celery_workers)]
     started = time.perf_counter()  # benchmarks time the run from outside; no project clock here
     try:
-        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,  # noqa: S603
-                                cwd=ROOT).stdout
+        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)  # noqa: S603
+        memory = TreeMemory([run.pid, *(worker.pid for worker in workers)])
+        memory.start()
+        output, _ = run.communicate()
         seconds = time.perf_counter() - started
+        memory.done.set()
+        memory.join()
+        if run.returncode:
+            raise subprocess.CalledProcessError(run.returncode, command)
     finally:
         for worker in workers:
             worker.terminate()
@@ -230,8 +282,11 @@ def main() -> None:
         "benchmark": "billing_run", "database": args.database,
         "subscriptions": args.subscriptions, "renewals": stats["renewed"],
         "seconds": round(seconds, 2), "renewals_per_s": round(stats["renewed"] / seconds),
-        "peak_rss_mb": round(peak_kb / 1024, 1), "load_seconds": round(load_seconds, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1), "peak_rss_tree_mb": memory.peak_mb,
+        "load_seconds": round(load_seconds, 1),
         "chunk_size": args.chunk_size, "celery_workers": args.celery_workers,
+        "workers": 1 if args.celery_workers or args.database == "sqlite" else (
+            args.workers or min(os.cpu_count() or 1, 4)),
     }
     if args.charge:
         command = [sys.executable, "-m", "prorata.cli", "bill-run"]

@@ -136,8 +136,13 @@ _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_
 if _default_db["ENGINE"] == "django.db.backends.sqlite3":
     _default_db["OPTIONS"] = {
         # WAL lets readers run beside the writer; NORMAL is durable across application crashes.
+        # A 64 MB page cache (SQLite's default is 2 MB) and reads through mmap: the billing
+        # run touches every due subscription's account, balance and card at random; checkpoints
+        # of the write-ahead log every 64 MB rather than every 4 MB (a page changed by many chunks
+        # is copied to the database file fewer times).
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-        "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA cache_size=-65536; "
+        "PRAGMA mmap_size=268435456; PRAGMA wal_autocheckpoint=16384;",
         # Take the write lock at BEGIN so two writers queue instead of failing mid-transaction.
         "transaction_mode": "IMMEDIATE",
     }
