@@ -332,6 +332,10 @@ def _claim(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _by_id(item: _Due) -> int:
+    return item.id
+
+
 def _aware(value: datetime | str) -> datetime:
     instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
@@ -352,6 +356,9 @@ def renew_chunk(
         due = _claim(at=at, limit=chunk_size, partition=partition, skip=stats.failed_ids)
         if not due:
             return 0
+        # Claimed oldest first, written in id order: the chunk's rows then reach each table and
+        # index (by subscription, by account) in ascending key order, page after page.
+        due.sort(key=_by_id)
         try:
             with transaction.atomic():
                 _renew(due, at=at, catalog=catalog, codes=codes)
