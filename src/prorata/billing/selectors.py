@@ -25,6 +25,7 @@ from prorata.billing.models import (
     PaymentStatus,
     Refund,
 )
+from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
 from prorata_core.money import Money
 from prorata_core.tax import EU_COUNTRIES
 
@@ -75,6 +76,18 @@ def _parse_cursor(cursor: str) -> tuple[datetime, int] | None:
         return None
 
 
+_ENTRY_COLUMNS = ", ".join(f"e.{c}" for c in concrete_columns(LedgerEntry))
+_DOCUMENT_COLUMNS = ", ".join(f"d.{c}" for c in concrete_columns(Document, deferred={"snapshot"}))
+_PAYMENT_COLUMNS = ", ".join(f"p.{c}" for c in concrete_columns(Payment))
+_PAGE_SQL = (
+    f"SELECT {_ENTRY_COLUMNS}, {_DOCUMENT_COLUMNS}, {_PAYMENT_COLUMNS} "  # noqa: S608
+    f"FROM {LedgerEntry._meta.db_table} e "
+    f"LEFT JOIN {Document._meta.db_table} d ON d.id = e.document_id "
+    f"LEFT JOIN {Payment._meta.db_table} p ON p.id = e.payment_id "
+    "WHERE e.account_id = %s{filters} ORDER BY e.at DESC, e.id DESC LIMIT %s"
+)
+
+
 def transactions_for_account(
     *,
     account: Account,
@@ -91,24 +104,51 @@ def transactions_for_account(
     page costs the same at any depth, and no total is counted. The entry's document and payment
     come along (one query), without the document's snapshot (a page shows its number and links
     to its PDF; parsing 25 snapshots was most of a page's time).
+
+    One hand-written, prepared query (:func:`~prorata.common.db.prepared_cursor`): the ORM spent
+    three times PostgreSQL's time compiling it. The entries are the same model instances as
+    ``select_related("document", "payment").defer("document__snapshot")`` gives.
     """
-    rows = (LedgerEntry.objects.filter(account=account).select_related("document", "payment")
-            .defer("document__snapshot"))
+    filters, params = [], []
     if kinds:
-        rows = rows.filter(kind__in=kinds)
+        filters.append(f" AND e.kind IN ({', '.join(['%s'] * len(kinds))})")
+        params.extend(kinds)
+    adapt = connection.ops.adapt_datetimefield_value
     if start is not None:
-        rows = rows.filter(at__gte=start)
+        filters.append(" AND e.at >= %s")
+        params.append(adapt(start))
     if end is not None:
-        rows = rows.filter(at__lt=end)
+        filters.append(" AND e.at < %s")
+        params.append(adapt(end))
     position = _parse_cursor(cursor) if cursor else None
     if position is not None:
-        at, pk = position
+        at, pk = adapt(position[0]), position[1]
         # at <= X bounds the index range; the OR then only breaks ties within one instant.
-        rows = rows.filter(Q(at__lt=at) | Q(at=at, id__lt=pk), at__lte=at)
-    page = list(rows.order_by("-at", "-id")[: limit + 1])
-    more = len(page) > limit
-    page = page[:limit]
+        filters.append(" AND (e.at < %s OR (e.at = %s AND e.id < %s)) AND e.at <= %s")
+        params.extend([at, at, pk, at])
+    with prepared_cursor() as db:
+        db.execute(_PAGE_SQL.format(filters="".join(filters)), [account.pk, *params, limit + 1])
+        rows = db.fetchall()
+    page = [_entry(row) for row in rows[:limit]]
+    more = len(rows) > limit
     return LedgerPage(entries=page, next_cursor=_cursor(page[-1]) if more and page else None)
+
+
+_ENTRY_END = len(concrete_columns(LedgerEntry))
+_DOCUMENT_END = _ENTRY_END + len(concrete_columns(Document, deferred={"snapshot"}))
+_ENTRY_DOCUMENT = LedgerEntry._meta.get_field("document")
+_ENTRY_PAYMENT = LedgerEntry._meta.get_field("payment")
+
+
+def _entry(row: tuple[Any, ...]) -> LedgerEntry:
+    entry = model_from_row(LedgerEntry, row[:_ENTRY_END])
+    document = (model_from_row(Document, row[_ENTRY_END:_DOCUMENT_END], deferred={"snapshot"})
+                if row[_ENTRY_END] is not None else None)
+    payment = (model_from_row(Payment, row[_DOCUMENT_END:])
+               if row[_DOCUMENT_END] is not None else None)
+    _ENTRY_DOCUMENT.set_cached_value(entry, document)
+    _ENTRY_PAYMENT.set_cached_value(entry, payment)
+    return entry
 
 
 def documents_for_account(

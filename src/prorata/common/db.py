@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import DatabaseError, connection
@@ -85,42 +85,46 @@ def prepared_cursor() -> CursorWrapper:
     return prepared() if prepared is not None else connection.cursor()
 
 
-def concrete_columns(model: type[Model]) -> list[str]:
-    """The model's concrete columns, in the order :func:`model_from_row` expects."""
-    return [field.column for field in model._meta.concrete_fields]
+def concrete_columns(model: type[Model], deferred: Collection[str] = ()) -> list[str]:
+    """The model's concrete columns, in the order :func:`model_from_row` expects, without the
+    fields named in ``deferred``."""
+    return [field.column for field in model._meta.concrete_fields if field.name not in deferred]
 
 
-_readers: dict[type[Model], tuple[list[str], list[tuple[int, list[Any], Any]]]] = {}
+_Reader = tuple[list[str], list[tuple[int, list[Any], Any]]]
+_readers: dict[tuple[type[Model], frozenset[str]], _Reader] = {}
 
 
-def _reader(model: type[Model]) -> tuple[list[str], list[tuple[int, list[Any], Any]]]:
-    """The model's columns and, for the fields that need one, the backend's value converters:
-    worked out once per model (a request reads the same models every time)."""
-    cached = _readers.get(model)
+def _reader(model: type[Model], deferred: frozenset[str]) -> _Reader:
+    """The model's loaded field names and, for the fields that need one, the backend's value
+    converters: worked out once per model (a request reads the same models every time)."""
+    cached = _readers.get((model, deferred))
     if cached is None:
         table = model._meta.db_table
+        fields = [f for f in model._meta.concrete_fields if f.name not in deferred]
         converters = []
-        for index, field in enumerate(model._meta.concrete_fields):
+        for index, field in enumerate(fields):
             column = field.get_col(table)
             found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
             if found:
                 converters.append((index, found, column))
-        cached = _readers[model] = (concrete_columns(model), converters)
+        cached = _readers[model, deferred] = ([f.attname for f in fields], converters)
     return cached
 
 
-def model_from_row(model: type[M], values: Sequence[object]) -> M:
-    """An instance of ``model`` from a raw row of its :func:`concrete_columns`, converted as the
+def model_from_row(model: type[M], values: Sequence[object], deferred: Collection[str] = ()) -> M:
+    """An instance of ``model`` from a raw row of its :func:`concrete_columns` (without
+    ``deferred``, which are then loaded on access, as with ``QuerySet.defer``), converted as the
     ORM would (SQLite returns booleans as integers and, in raw SQL, naive instants).
 
     For the hot paths that read several models in one hand-written query (the API token and its
-    user, an account and the caller's membership): compiling ORM queries there costs more than
-    running them."""
-    columns, converters = _reader(model)
+    user, an account and the caller's membership, a page of the ledger): compiling ORM queries
+    there costs more than running them."""
+    names, converters = _reader(model, frozenset(deferred))
     row = list(values)
     for index, found, column in converters:
         value = row[index]
         for converter in found:
             value = converter(value, column, connection)
         row[index] = value
-    return model.from_db(connection.alias, columns, row)
+    return model.from_db(connection.alias, names, row)
