@@ -95,6 +95,8 @@ class RunStats:
     unknown: int = 0
     expired: int = 0
     failed_ids: list[int] = field(default_factory=list)
+    #: (period end, id) of the last subscription claimed: the next claim starts after it.
+    cursor: tuple[datetime, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -138,11 +140,21 @@ def renew_due(
     keep_going: Callable[[], bool] = lambda: True,
 ) -> None:
     """Renew, chunk after chunk, every subscription due at ``at`` (of ``partition``), as long as
-    ``keep_going()`` says so before each chunk."""
+    ``keep_going()`` says so before each chunk.
+
+    Each claim starts after the last one (``stats.cursor``): PostgreSQL keeps the renewed rows'
+    old index entries until a vacuum, and a claim from the start would step over all of them, a
+    little longer each chunk. When nothing is left after the cursor, one more pass starts from the
+    beginning for the rows that were skipped while another transaction held them.
+    """
     catalog, codes = catalog_snapshot(), _Codes.load()
-    while keep_going() and renew_chunk(at=at, catalog=catalog, codes=codes,
-                                       chunk_size=chunk_size, partition=partition, stats=stats):
-        pass
+    while keep_going():
+        if renew_chunk(at=at, catalog=catalog, codes=codes, chunk_size=chunk_size,
+                       partition=partition, stats=stats):
+            continue
+        if stats.cursor is None:
+            return
+        stats.cursor = None
 
 
 def _renew_in_processes(
@@ -291,9 +303,18 @@ SELECT s.id, s.plan_id, s.cycle_id, s.quantity, s.currency, s.unit_amount, {inst
 """
 
 
+#: For the rest of the chunk's transaction: a chunk's arrays are bound as literals, so the planner
+#: sees 1,000 keys and would hash-join them against a whole table (a scan per chunk, quadratic over
+#: a run) or start parallel workers; 1,000 index lookups are what a chunk needs.
+_CHUNK_PLANNER_SQL = (
+    "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
+    " set_config('max_parallel_workers_per_gather', '0', true)"
+)
+
+
 def _claim(
     *, at: datetime, limit: int, partition: tuple[int, int] | None, skip: list[int],
-    only: int | None = None,
+    only: int | None = None, after: tuple[datetime, int] | None = None,
 ) -> list[_Due]:
     """Due subscriptions with their accounts, oldest period end first, locked together (PostgreSQL:
     rows another transaction holds are skipped, never waited for, so the run and a checkout never
@@ -303,6 +324,9 @@ def _claim(
     if only is not None:
         filters.append("AND s.id = %s")
         params.append(only)
+    if after is not None:
+        filters.append("AND (s.period_end, s.id) > (%s, %s)")
+        params.extend((sqlite_value(after[0]) if sqlite else after[0], after[1]))
     if partition is not None:
         filters.append("AND s.id %% %s = %s")
         params.extend(partition[::-1])
@@ -320,6 +344,8 @@ def _claim(
                 ", ".join(f"(extract(epoch FROM s.{column}) * 1000000)::bigint"
                           for column in ("anchor", "period_start", "period_end")))
     with connection.cursor() as cursor:
+        if not sqlite:
+            cursor.execute(_CHUNK_PLANNER_SQL)
         cursor.execute(_CLAIM_SQL.format(instants=instants, filters=" ".join(filters), lock=lock),
                        params)
         rows = cursor.fetchall()
@@ -353,9 +379,11 @@ def renew_chunk(
     """Claim and renew up to ``chunk_size`` due subscriptions in one transaction; return how many
     were claimed (0: nothing is due any more)."""
     with transaction.atomic():
-        due = _claim(at=at, limit=chunk_size, partition=partition, skip=stats.failed_ids)
+        due = _claim(at=at, limit=chunk_size, partition=partition, skip=stats.failed_ids,
+                     after=stats.cursor)
         if not due:
             return 0
+        stats.cursor = (due[-1].period_end, due[-1].id)
         # Claimed oldest first, written in id order: the chunk's rows then reach each table and
         # index (by subscription, by account) in ascending key order, page after page.
         due.sort(key=_by_id)
