@@ -225,6 +225,30 @@ def test_partitions_split_the_work_without_overlap(clock, demo_catalog):
     assert_books_balance()
 
 
+def test_rows_behind_the_claim_cursor_are_renewed_by_a_last_pass_from_the_start(
+    clock, demo_catalog
+):
+    """Each claim starts after the previous one; a row skipped meanwhile (held by a checkout's
+    transaction) lies behind the cursor, and the pass from the start renews it in the same run."""
+    from prorata.common.clock import now
+    from prorata.jobs.billing_run import RunStats, renew_due
+
+    clock.set(utc(2026, 1, 1))
+    for index in range(5):
+        account, user = customer(f"Customer {index}", "US", f"c{index}@x.example", currency="USD")
+        clock.advance(timedelta(minutes=1))  # five different period ends, in id order
+        buy(account, user, "lite", "monthly", 1, new_card=card())
+    clock.set(utc(2026, 2, 2))
+    due = list(Subscription.objects.order_by("period_end", "id"))
+    stats = RunStats(cursor=(due[2].period_end, due[2].id))  # as if the first three were skipped
+
+    renew_due(at=now(), chunk_size=2, partition=None, stats=stats)
+
+    assert stats.renewed == 5
+    assert not Subscription.objects.filter(period_end__lte=now()).exists()
+    assert Renewal.objects.count() == 5
+
+
 def test_a_cancelled_renewal_expires_at_the_period_end_with_an_e_mail(clock, demo_catalog):
     from prorata.subscriptions.services import subscription_cancel_renewal
 
