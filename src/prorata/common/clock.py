@@ -48,6 +48,12 @@ def _wall_now() -> datetime:
     return datetime.now(UTC)
 
 
+def wall_now() -> datetime:
+    """The system clock's instant whatever ``PRORATA_CLOCK`` says: only for what Django itself
+    times in real time (a session's expiry, as ``django.utils.timezone.now``), never for billing."""
+    return _wall_now()
+
+
 def now() -> datetime:
     """The current instant of the project, timezone-aware UTC.
 

@@ -110,6 +110,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Django's database sessions, read by one prepared query (prorata.accounts.sessions).
+SESSION_ENGINE = "prorata.accounts.sessions"
+
 ROOT_URLCONF = "prorata.urls"
 WSGI_APPLICATION = "prorata.wsgi.application"
 
