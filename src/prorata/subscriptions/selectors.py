@@ -581,6 +581,18 @@ def cart_items(account: Account) -> list[CheckoutItem]:
     ]
 
 
+_CART_COUNT_SQL = f"SELECT count(*) FROM {CartItem._meta.db_table} WHERE account_id = %s"  # noqa: S608
+
+
+def cart_count(*, account: Account) -> int:
+    """How many items the account's cart holds (the billing center's sub-navigation shows it on
+    every page): one prepared count, where :func:`cart_items` joins three tables."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_CART_COUNT_SQL, [account.pk])
+        (count,) = cursor.fetchone()
+    return int(count)
+
+
 def subscriptions_for_account(*, account: Account) -> list[Subscription]:
     """The account's subscriptions with their product, plan and cycle (one query)."""
     return list(
@@ -595,6 +607,7 @@ __all__ = [
     "Quote",
     "TaxRule",
     "account_tax",
+    "cart_count",
     "cart_items",
     "checkout_quote",
     "order_quote",

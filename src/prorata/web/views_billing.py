@@ -51,6 +51,7 @@ from prorata.subscriptions.selectors import (
     CheckoutQuote,
     Quote,
     account_tax,
+    cart_count,
     cart_items,
     checkout_quote,
     current_configuration,
@@ -114,7 +115,7 @@ def _frame(user: User, account: Account) -> dict[str, Any]:
     """What the billing center's sub-navigation needs on every page of an account."""
     manage = can(user, Action.MANAGE_BILLING, account)
     return {"manage": manage, "billing": can(user, Action.VIEW_BILLING, account),
-            "cart_count": len(cart_items(account=account)) if manage else 0}
+            "cart_count": cart_count(account=account) if manage else 0}
 
 
 # --- /billing/ ------------------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def account_page(request: HttpRequest, account_id: int) -> HttpResponse:
     return render(request, "web/billing/account.html", {
         "account": account, "cards": cards, "billing": billing, "manage": manage,
         "contact": _contact(account), "credit": credit, "activity": _rows(activity, account.pk),
-        "cart_count": len(cart_items(account=account)) if manage else 0,
+        "cart_count": cart_count(account=account) if manage else 0,
     })
 
 

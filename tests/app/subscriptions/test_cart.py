@@ -7,7 +7,7 @@ import pytest
 from prorata.billing.models import DocumentKind
 from prorata.catalog.models import BillingCycle, Plan, Price, Product
 from prorata.subscriptions.models import CartItem, Subscription
-from prorata.subscriptions.selectors import CheckoutItem, cart_items, checkout_quote
+from prorata.subscriptions.selectors import CheckoutItem, cart_count, cart_items, checkout_quote
 from prorata.subscriptions.services import cart_add, cart_remove, checkout_place
 from prorata_core.errors import DowngradeNeedsSupport, ValidationError
 from prorata_core.periods import utc
@@ -34,9 +34,11 @@ def test_items_wait_in_the_cart_and_a_product_appears_once(acme):
     cart_add(account=account, user=alice, product_code="webinar", plan_code="standard",
              cycle_code="annual", quantity=3)
     assert cart_items(account) == [CheckoutItem("webinar", "standard", "annual", 3)]
+    assert cart_count(account=account) == 1
     assert cart_remove(account=account, user=alice, product_code="webinar")
     assert not cart_remove(account=account, user=alice, product_code="webinar")
     assert cart_items(account=account) == []
+    assert cart_count(account=account) == 0
 
 
 def test_a_change_the_policy_refuses_never_enters_the_cart(acme, clock):
