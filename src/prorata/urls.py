@@ -7,11 +7,12 @@ admin.site.site_header = "Prorata console"
 admin.site.site_title = "Prorata console"
 admin.site.index_title = "Staff console"
 
+# The busiest prefixes first: a request's path is matched against the patterns in this order.
 urlpatterns = [
+    path("api/v1/", api_v1.urls),
+    path("billing/", include("prorata.web.urls_billing")),
     path("console/", admin.site.urls),
     path("", include("prorata.catalog.urls")),
     path("", include("prorata.accounts.urls")),
-    path("api/v1/", api_v1.urls),
     path("profile/tokens/", include("prorata.api.urls")),
-    path("billing/", include("prorata.web.urls_billing")),
 ]

@@ -98,6 +98,7 @@ _ACCOUNT_SQL = (
     f"SELECT {_ACCOUNT_COLUMNS}, {_MEMBER_COLUMNS} FROM accounts_account a "  # noqa: S608
     "LEFT JOIN accounts_membership m ON m.account_id = a.id AND m.user_id = %s WHERE a.id = %s"
 )
+_ACCOUNT_END = len(concrete_columns(Account))
 
 
 def _account_with_membership(user: User, account_id: int) -> Account | None:
@@ -111,10 +112,10 @@ def _account_with_membership(user: User, account_id: int) -> Account | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(concrete_columns(Account))
-    account = model_from_row(Account, row[:split])
+    account = model_from_row(Account, row[:_ACCOUNT_END])
     if user_id is not None:
-        member = model_from_row(Membership, row[split:]) if row[split] is not None else None
+        member = (model_from_row(Membership, row[_ACCOUNT_END:])
+                  if row[_ACCOUNT_END] is not None else None)
         user.__dict__.setdefault("_prorata_memberships", {})[account.pk] = member
     return account
 

@@ -124,6 +124,9 @@ _TOKEN_SQL = (
     "LEFT JOIN accounts_account a ON a.id = m.account_id "
     "WHERE t.prefix = %s"
 )
+_TOKEN_END = len(concrete_columns(ApiToken))
+_USER_END = _TOKEN_END + len(concrete_columns(User))
+_MEMBER_END = _USER_END + len(concrete_columns(Membership))
 
 
 def _token_with_user(prefix: str) -> ApiToken | None:
@@ -136,14 +139,12 @@ def _token_with_user(prefix: str) -> ApiToken | None:
     if not rows:
         return None
     first = rows[0]
-    token_end = len(concrete_columns(ApiToken))
-    user_end = token_end + len(concrete_columns(User))
-    member_end = user_end + len(concrete_columns(Membership))
-    token = model_from_row(ApiToken, first[:token_end])
-    user = token.user = model_from_row(User, first[token_end:user_end])
+    token = model_from_row(ApiToken, first[:_TOKEN_END])
+    user = token.user = model_from_row(User, first[_TOKEN_END:_USER_END])
     remember_memberships(user, [
-        (model_from_row(Account, row[member_end:]), model_from_row(Membership, row[user_end:member_end]))
-        for row in rows if row[user_end] is not None
+        (model_from_row(Account, row[_MEMBER_END:]),
+         model_from_row(Membership, row[_USER_END:_MEMBER_END]))
+        for row in rows if row[_USER_END] is not None
     ])
     return token
 
