@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -586,10 +586,10 @@ def _instant(text: str) -> datetime:
 
 # --- View all transactions and receipts (S10, S12) -------------------------------------------------
 
-@dataclass(slots=True)
-class Row:
+class Row(TypedDict):
     """One line of a transactions table, its day and amount already in the reader's language (a
-    template filter per cell cost more than the formatting itself)."""
+    template filter per cell cost more than the formatting itself). A dict: the template
+    engine's first lookup, ``row["day"]``, then succeeds (on an object it raises and retries)."""
 
     day: str
     kind: str
@@ -602,22 +602,27 @@ class Row:
 def _rows(entries: list[Any], account_id: int) -> list[Row]:
     language = get_language() or "en"
     labels = {kind: str(label) for kind, label in KIND_LABELS.items()}
+    pdf_urls: dict[int, str] = {}  # a charge and its payment often name the same invoice
     rows = []
     for entry in entries:
         document = entry.document
+        pdf_url = None
         if document is not None:
             kind_label = gettext("Invoice") if document.kind == "invoice" else gettext(
                 "Credit note")
             description = f"{kind_label} {document.number}"
+            pdf_url = pdf_urls.get(document.pk)
+            if pdf_url is None:
+                pdf_url = pdf_urls[document.pk] = reverse(
+                    "billing:document", args=[account_id, document.pk])
         elif entry.payment is not None:
             description = entry.payment.method_label or gettext("Card payment")
         else:
             description = entry.memo
         rows.append(Row(
-            format_date(entry.at, language), entry.kind, labels.get(entry.kind, entry.kind),
-            description, format_money(Money(entry.amount, entry.currency), language),
-            reverse("billing:document", args=[account_id, document.pk])
-            if document is not None else None,
+            day=format_date(entry.at, language), kind=entry.kind,
+            label=labels.get(entry.kind, entry.kind), description=description,
+            amount=format_money(Money(entry.amount, entry.currency), language), pdf_url=pdf_url,
         ))
     return rows
 
