@@ -36,6 +36,7 @@ from ninja import NinjaAPI
 
 from prorata.api.auth import BearerToken, SessionCookie
 from prorata.api.errors import install_error_handlers
+from prorata.api.rendering import ApiRenderer
 
 #: The modules whose ``router`` makes up the API, mounted at the root of ``/api/v1/``.
 AREAS = [
@@ -56,6 +57,7 @@ api = NinjaAPI(
     ),
     urls_namespace="api-v1",
     auth=[BearerToken(), SessionCookie()],
+    renderer=ApiRenderer(),
 )
 install_error_handlers(api)
 
