@@ -80,9 +80,16 @@ def test_runs_killed_at_random_instants_then_restarted_renew_each_period_once():
     rng = random.Random(5)
     kills = 0
     for _ in range(6):
+        before = Renewal.objects.count()
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,  # noqa: S603
                                    stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.2, 2.5))  # start-up takes about a second
+        # Kill it mid-run, however long start-up takes on a loaded machine: once its first
+        # chunks have landed, at a random instant in the next 0.3 s (a chunk in flight or not).
+        deadline = time.monotonic() + 60
+        while (process.poll() is None and Renewal.objects.count() == before
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.3))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
