@@ -443,6 +443,7 @@ def _balances_and_cards(
 ) -> tuple[dict[tuple[int, str], int], dict[int, _Card]]:
     """The accounts' stored balances by (account, currency), and their default cards, in one
     query (read after the claim locked the accounts, so nothing changes them meanwhile)."""
+    params: list[Any]
     if connection.vendor == "postgresql":
         ids = pg_array(account_ids)
         sql, params = _BALANCES_AND_CARDS_SQL.format(ids="= ANY(%s::bigint[])"), [ids, ids]
@@ -537,9 +538,9 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
     # SQLite holds its one write lock from BEGIN, so the counter costs nothing there; but it
     # checks a deferred foreign key by scanning the referring tables whenever the referred row is
     # inserted after them. So: the invoices first on SQLite, last on PostgreSQL (below).
-    numbers = (_number_documents(len(document_ids), at=at)
-               if connection.vendor != "postgresql" else None)
-    if numbers is not None:
+    invoices_last = connection.vendor == "postgresql"
+    if not invoices_last:
+        numbers = _number_documents(len(document_ids), at=at)
         insert_rows(Document._meta.db_table, _DOCUMENT_COLUMNS, rows.documents(numbers))
     insert_rows(DocumentLine._meta.db_table, _LINE_COLUMNS, rows.lines)
     # The unique constraint on (subscription, period_start) refuses a period twice: exactly once.
@@ -548,7 +549,7 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
     insert_rows(SubscriptionEvent._meta.db_table, _EVENT_COLUMNS, rows.events)
     _advance_subscriptions(rows.updates)
     _move_balances(rows.deltas)
-    if numbers is None:
+    if invoices_last:
         # Gapless numbers last: the counter row is shared by every run and checkout, so it is
         # locked (after the accounts and subscriptions, locks.py) only for the numbering and the
         # rows that carry the numbers, just before the commit; workers run side by side until

@@ -18,9 +18,9 @@ _PR_SET_PDEATHSIG = 1
 
 
 def die_with(parent: int) -> None:
-    """The worker processes' initializer: end this worker when the run that started it ends, even by ``kill -9``: a killed run must
-    not go on renewing behind the operator's back. Linux: the kernel sends SIGKILL; elsewhere the
-    worker stops before its next chunk (:func:`parent_alive`)."""
+    """The worker processes' initializer: end this worker when the run ``parent`` ends, even by
+    ``kill -9``: a killed run must not go on renewing behind the operator's back. Linux: the
+    kernel sends SIGKILL; elsewhere :func:`renew_worker` stops before its next chunk."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
 
 from prorata.jobs.billing_run import CHUNK_SIZE, bill_run
 
@@ -54,8 +53,6 @@ class Command(BaseCommand):
             raise CommandError(f"--workers takes a count of at least 1, not {workers}.")
         if workers is None:
             workers = settings.PRORATA_BILL_RUN_WORKERS or min(os.cpu_count() or 1, 4)
-        if connection.vendor != "postgresql":
-            workers = 1
         if options["partitions"] is not None:
             if options["partitions"] < 1 or partition is not None:
                 raise CommandError(
