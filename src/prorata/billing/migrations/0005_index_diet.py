@@ -7,21 +7,15 @@ On SQLite, altering ``billing_ledgerentry`` rebuilds the table, which drops its 
 """
 
 
+from importlib import import_module
+
 import django.db.models.deletion
 from django.db import migrations, models
 
 
-SQLITE_LEDGER_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS billing_ledgerentry_no_update BEFORE UPDATE ON billing_ledgerentry
-BEGIN
-    SELECT RAISE(ABORT, 'The ledger is append-only: entries cannot be changed.');
-END;
-"""
-
-
-def restore_sqlite_trigger(apps, schema_editor):
-    if schema_editor.connection.vendor == "sqlite":
-        schema_editor.execute(SQLITE_LEDGER_TRIGGER)
+# The rebuild drops the ledger's SQLite trigger exactly as in 0004: the same restore.
+restore_sqlite_trigger = import_module(
+    "prorata.billing.migrations.0004_fewer_indexes").restore_sqlite_trigger
 
 
 class Migration(migrations.Migration):
