@@ -9,15 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from benchmarks.billing_run import RUN_AT, _load
-from django.conf import settings
+from benchmarks.billing_run import _load
 from django.db import connection
 
-from prorata.billing.models import Document, DocumentKind
 from prorata.jobs import celery as jobs_celery
-from prorata.jobs.models import Renewal
-from prorata.subscriptions.models import Subscription
-from tests.app.subscriptions.support import assert_books_balance
+from tests.app.jobs.support import assert_each_period_once, test_database_url
 
 ROOT = Path(__file__).resolve().parents[3]
 BROKERS = {
@@ -26,21 +22,13 @@ BROKERS = {
 }
 
 
-def _assert_each_period_once(count: int) -> None:
-    assert Renewal.objects.count() == count
-    assert not Subscription.objects.filter(period_end__lte=RUN_AT).exists()
-    assert sorted(Document.objects.filter(kind=DocumentKind.INVOICE)
-                  .values_list("sequence", flat=True)) == list(range(1, count + 1))
-    assert_books_balance()
-
-
 @pytest.mark.django_db
 def test_without_a_broker_the_partitions_run_in_process(monkeypatch):
     monkeypatch.delenv("PRORATA_BROKER_URL", raising=False)
     _load(40, connection.vendor, credit_share=0)
     counts = jobs_celery.bill_run_partitioned(partitions=3, chunk_size=5, charge=False)
     assert (counts["renewed"], counts["partitions"], counts["where"]) == (40, 3, "in-process")
-    _assert_each_period_once(40)
+    assert_each_period_once(40)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -51,13 +39,11 @@ def test_without_a_broker_the_partitions_run_in_process(monkeypatch):
 @pytest.mark.parametrize("broker", sorted(BROKERS))
 def test_celery_workers_run_the_partitions(broker):
     _load(120, connection.vendor, credit_share=0)
-    database = settings.DATABASES["default"]
     queue = f"prorata-test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ, "PRORATA_BROKER_URL": BROKERS[broker], "PRORATA_CELERY_QUEUE": queue,
         "PRORATA_CLOCK": "movable", "DJANGO_SETTINGS_MODULE": "prorata.settings.base",
-        "DATABASE_URL": (f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
-                         f"{database['PORT'] or 5432}/{database['NAME']}"),
+        "DATABASE_URL": test_database_url(),
     }
     worker = subprocess.Popen(  # noqa: S603 - our own worker, on loopback
         [sys.executable, "-m", "celery", "-A", "prorata.jobs.celery", "worker",
@@ -80,4 +66,4 @@ def test_celery_workers_run_the_partitions(broker):
             worker.kill()
     counts = json.loads(output.strip().splitlines()[-1])
     assert (counts["renewed"], counts["partitions"], counts["where"]) == (120, 4, "celery")
-    _assert_each_period_once(120)
+    assert_each_period_once(120)

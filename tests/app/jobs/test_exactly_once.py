@@ -13,15 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from benchmarks.billing_run import RUN_AT, _load
-from django.conf import settings
+from benchmarks.billing_run import _load
 from django.db import connection, connections
 
-from prorata.billing.models import Document, DocumentKind, LedgerEntry
 from prorata.jobs.billing_run import bill_run
 from prorata.jobs.models import Renewal
-from prorata.subscriptions.models import Subscription
-from tests.app.subscriptions.support import assert_books_balance
+from tests.app.jobs.support import assert_each_period_once, test_database_url
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -32,16 +29,6 @@ pytestmark = [
         reason="row locks and a second process need PostgreSQL",
     ),
 ]
-
-
-def _assert_each_period_once(subscriptions: int) -> None:
-    assert Renewal.objects.count() == subscriptions
-    assert Subscription.objects.filter(period_end__lte=RUN_AT).count() == 0
-    sequences = sorted(Document.objects.filter(kind=DocumentKind.INVOICE)
-                       .values_list("sequence", flat=True))
-    assert sequences == list(range(1, subscriptions + 1))  # gapless, none reused
-    assert LedgerEntry.objects.filter(kind="invoice").count() == subscriptions
-    assert_books_balance()
 
 
 def test_two_runs_at_the_same_time_renew_each_period_once():
@@ -64,41 +51,40 @@ def test_two_runs_at_the_same_time_renew_each_period_once():
         thread.join()
     assert errors == []
     assert sum(totals) == 300 and all(total > 0 for total in totals)
-    _assert_each_period_once(300)
+    assert_each_period_once(300)
 
 
 def test_runs_killed_at_random_instants_then_restarted_renew_each_period_once():
     _load(600, connection.vendor, credit_share=0)
-    database = settings.DATABASES["default"]
-    url = (f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
-           f"{database['PORT'] or 5432}/{database['NAME']}")
-    env = {**os.environ, "DATABASE_URL": url, "PRORATA_CLOCK": "movable",
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "PRORATA_CLOCK": "movable",
            "DJANGO_SETTINGS_MODULE": "prorata.settings.base"}
     # Two worker processes: killing the run kills them too (they die with their parent).
     command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge", "--chunk-size", "3",
                "--workers", "2"]
     rng = random.Random(5)
-    kills = 0
+    after_kills: list[int] = []  # renewals committed when each killed run had died
     for _ in range(6):
         before = Renewal.objects.count()
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,  # noqa: S603
                                    stderr=subprocess.DEVNULL)
         # Kill it mid-run, however long start-up takes on a loaded machine: once its first
-        # chunks have landed, at a random instant in the next 0.3 s (a chunk in flight or not).
+        # chunks have landed, at a random instant in the next 0.2 s (a chunk in flight or not).
         deadline = time.monotonic() + 60
         while (process.poll() is None and Renewal.objects.count() == before
                and time.monotonic() < deadline):
             time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.3))
-        if process.poll() is None:
+        time.sleep(rng.uniform(0, 0.2))
+        killed = process.poll() is None
+        if killed:
             process.send_signal(signal.SIGKILL)
-            kills += 1
         process.wait()
-    assert kills >= 1
-    assert 0 < Renewal.objects.count() < 600 or kills < 6
+        if killed:
+            after_kills.append(Renewal.objects.count())
+    # The first kill interrupted a run partway (a fast machine may finish the rest in later runs).
+    assert after_kills and 0 < after_kills[0] < 600
     # The killed runs' worker processes died with them: nothing goes on renewing.
     renewed = Renewal.objects.count()
     time.sleep(1.5)
     assert Renewal.objects.count() == renewed
     subprocess.run(command, env=env, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
-    _assert_each_period_once(600)
+    assert_each_period_once(600)
