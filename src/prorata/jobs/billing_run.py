@@ -113,7 +113,8 @@ def bill_run(
     charge: bool = True,
     workers: int = 1,
 ) -> RunStats:
-    """Renew every due subscription (of ``partition`` = (index, count) if given), then charge.
+    """Renew every due subscription (of the accounts whose id % count == index, with ``partition``
+    = (index, count)), then charge.
 
     ``workers`` > 1 renews in that many processes side by side (PostgreSQL only: their claims
     skip each other's locked rows; SQLite has one writer at a time). Safe to interrupt at any
@@ -199,7 +200,7 @@ def expire_ended(
     )
     if partition is not None:
         index, count = partition
-        ending = ending.annotate(_part=Mod("id", count)).filter(_part=index)
+        ending = ending.annotate(_part=Mod("account_id", count)).filter(_part=index)
     while True:
         with transaction.atomic():
             rows = list(
@@ -328,7 +329,8 @@ def _claim(
         filters.append("AND (s.period_end, s.id) > (%s, %s)")
         params.extend((sqlite_value(after[0]) if sqlite else after[0], after[1]))
     if partition is not None:
-        filters.append("AND s.id %% %s = %s")
+        # By account, as the charge step: a partition charges the payments it invoiced.
+        filters.append("AND s.account_id %% %s = %s")
         params.extend(partition[::-1])
     if skip:
         filters.append(f"AND s.id NOT IN ({', '.join(['%s'] * len(skip))})")

@@ -2,7 +2,7 @@
 
 With ``PRORATA_BROKER_URL`` set (Redis ``redis://127.0.0.1:6379/0`` or RabbitMQ
 ``amqp://guest:guest@127.0.0.1:5672//``), ``prorata bill-run --partitions N`` sends N tasks, one per
-partition (subscriptions whose id % N is the partition's index), to the workers started with
+partition (accounts whose id % N is the partition's index), to the workers started with
 ``celery -A prorata.jobs.celery worker``, and waits for their counts. Without a broker the same
 partitions run here, one after the other. Either way each partition is the same
 :func:`~prorata.jobs.billing_run.bill_run`: claims are ``SKIP LOCKED`` and each period is invoiced once
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, group
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prorata.settings.base")
 
@@ -48,6 +48,32 @@ def bill_partition(index: int, count: int, chunk_size: int, charge: bool) -> dic
     from prorata.jobs.billing_run import bill_run
 
     return bill_run(chunk_size=chunk_size, partition=(index, count), charge=charge).as_dict()
+
+
+#: The periodic billing run (issue 5): ``celery -A prorata.jobs.celery beat`` sends
+#: :func:`bill_run_scheduled` every ``PRORATA_BILL_RUN_EVERY`` seconds (default: hourly), which
+#: queues ``PRORATA_BILL_RUN_PARTITIONS`` partitions (default 1) for the workers.
+app.conf.beat_schedule = {
+    "prorata-billing-run": {
+        "task": "prorata.bill_run_scheduled",
+        "schedule": float(os.environ.get("PRORATA_BILL_RUN_EVERY", "3600")),
+    },
+}
+
+
+@app.task(name="prorata.bill_run_scheduled")
+def bill_run_scheduled() -> int:
+    """Queue one :func:`bill_partition` task per partition, charging included, and return how
+    many. It does not wait for them (a task waiting on tasks can starve a small pool); a run that
+    overlaps the previous one is harmless (``SKIP LOCKED`` claims, one invoice per period)."""
+    import django
+
+    django.setup()
+    from prorata.jobs.billing_run import CHUNK_SIZE
+
+    count = max(int(os.environ.get("PRORATA_BILL_RUN_PARTITIONS", "1")), 1)
+    group(bill_partition.s(index, count, CHUNK_SIZE, True) for index in range(count)).apply_async()
+    return count
 
 
 def broker_configured() -> bool:

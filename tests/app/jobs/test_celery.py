@@ -12,6 +12,7 @@ import pytest
 from benchmarks.billing_run import _load
 from django.db import connection
 
+from prorata.billing.models import Payment, PaymentStatus
 from prorata.jobs import celery as jobs_celery
 from tests.app.jobs.support import assert_each_period_once, test_database_url
 
@@ -29,6 +30,25 @@ def test_without_a_broker_the_partitions_run_in_process(monkeypatch):
     counts = jobs_celery.bill_run_partitioned(partitions=3, chunk_size=5, charge=False)
     assert (counts["renewed"], counts["partitions"], counts["where"]) == (40, 3, "in-process")
     assert_each_period_once(40)
+
+
+def test_beat_sends_the_periodic_billing_run_hourly():
+    entry = jobs_celery.app.conf.beat_schedule["prorata-billing-run"]
+    assert entry["task"] in jobs_celery.app.tasks
+    assert entry["schedule"] == 3600.0
+
+
+@pytest.mark.django_db
+def test_the_periodic_billing_run_queues_its_partitions_which_renew_and_charge(monkeypatch):
+    monkeypatch.setenv("PRORATA_BILL_RUN_PARTITIONS", "3")
+    # Tasks run here as they are queued: what the workers would do, in this test's transaction.
+    monkeypatch.setitem(jobs_celery.app.conf, "task_always_eager", True)
+    _load(30, connection.vendor, credit_share=0)
+
+    assert jobs_celery.bill_run_scheduled() == 3
+
+    assert_each_period_once(30)
+    assert not Payment.objects.filter(status=PaymentStatus.PENDING).exists()  # charged too
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE,
                             help="subscriptions renewed per transaction (default %(default)s)")
         parser.add_argument("--partition", default=None, metavar="INDEX/COUNT",
-                            help="only subscriptions whose id %% COUNT == INDEX, e.g. 0/2")
+                            help="only the accounts whose id %% COUNT == INDEX, e.g. 0/2")
         parser.add_argument("--no-charge", action="store_true",
                             help="invoice only; leave the card payments for a later run")
         parser.add_argument("--partitions", type=int, default=None, metavar="N",
