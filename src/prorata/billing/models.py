@@ -411,7 +411,9 @@ class AccountBalance(models.Model):
     """The sum of an account's ledger entries in one currency, kept with ``F()`` in the same
     transaction as each entry, so that reading a balance never sums the ledger (DESIGN §8)."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances")
+    # Looked up by account through account_balance_unique, which starts with it: no index of its own.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances",
+                                db_index=False)
     currency = models.CharField(max_length=3)
     balance = models.BigIntegerField(default=0)
 

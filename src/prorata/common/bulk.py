@@ -15,6 +15,13 @@ from typing import Any
 
 import orjson
 from django.db import connection
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
+from prorata.common.db import prepared_cursor
+
+#: PostgreSQL's ``jsonb`` type (a built-in: its oid is fixed).
+JSONB_OID = 3802
 
 
 def reserve_ids(table: str, count: int) -> list[int]:
@@ -24,7 +31,7 @@ def reserve_ids(table: str, count: int) -> list[int]:
     only write lock from its start (``transaction_mode = IMMEDIATE`` in the settings)."""
     if count <= 0:
         return []
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
@@ -67,15 +74,53 @@ def as_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+class _JsonTextDumper(Dumper):
+    """JSON already serialised (:func:`as_json`) into a ``jsonb`` column of a binary ``COPY``:
+    the format's version byte, then the text as it is (psycopg's own jsonb dumper would
+    serialise the string again, as a JSON string)."""
+
+    format = Format.BINARY
+    oid = JSONB_OID
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+#: (table, columns) → the columns' type oids, for binary COPY. Read once per process: the
+#: built-in types' oids never change, and a column changes type only with a migration, after
+#: which processes restart.
+_column_types: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
+def _types_of(cursor: Any, table: str, columns: Sequence[str]) -> list[int]:
+    key = (table, tuple(columns))
+    types = _column_types.get(key)
+    if types is None:
+        cursor.execute(
+            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attnum > 0 AND NOT attisdropped", [table])
+        by_name = dict(cursor.fetchall())
+        types = _column_types[key] = [int(by_name[column]) for column in columns]
+    return types
+
+
 def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert ``rows`` (tuples in the order of ``columns``) into ``table``."""
+    """Insert ``rows`` (tuples in the order of ``columns``) into ``table``.
+
+    PostgreSQL: a binary ``COPY`` (values go out as the columns' own binary form: half the
+    client's time of text ``COPY``, and the server parses no text), so an int must fit its
+    column's integer type exactly."""
     if not rows:
         return
     names = ", ".join(connection.ops.quote_name(column) for column in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({names}) "
-                                    "FROM STDIN") as copy:
+            raw = cursor.cursor
+            types = _types_of(raw, table, columns)
+            raw.adapters.register_dumper(None, _JsonTextDumper)
+            with raw.copy(f"COPY {connection.ops.quote_name(table)} ({names}) "
+                          "FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
             return

@@ -60,6 +60,7 @@ from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.bulk import as_json, insert_rows, pg_array, reserve_ids, sqlite_value
 from prorata.common.clock import format_instant, now
+from prorata.common.db import prepared_cursor
 from prorata.common.locks import lock_account, lock_counters
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.context import money_json
@@ -345,7 +346,7 @@ def _claim(
     instants = ("s.anchor, s.period_start, s.period_end" if sqlite else
                 ", ".join(f"(extract(epoch FROM s.{column}) * 1000000)::bigint"
                           for column in ("anchor", "period_start", "period_end")))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if not sqlite:
             cursor.execute(_CHUNK_PLANNER_SQL)
         cursor.execute(_CLAIM_SQL.format(instants=instants, filters=" ".join(filters), lock=lock),
@@ -454,7 +455,7 @@ def _balances_and_cards(
         sql, params = _BALANCES_AND_CARDS_SQL.format(ids=marks), [*account_ids, *account_ids]
     balances: dict[tuple[int, str], int] = {}
     cards: dict[int, _Card] = {}
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         for account_id, currency, balance, card_id, brand, last4 in cursor.fetchall():
             if card_id is None:
@@ -708,7 +709,7 @@ def _number_documents(count: int, *, at: datetime) -> list[tuple[int, str]]:
 def _advance_subscriptions(updates: list[tuple[datetime, datetime, int, int, int]]) -> None:
     """Move each subscription to its new period (rows: start, end, invoiced, invoice id, id)."""
     table = connection.ops.quote_name(Subscription._meta.db_table)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
             starts, ends, invoiced, invoices, ids = (pg_array(column) for column in zip(
                 *updates, strict=True))
@@ -730,7 +731,7 @@ def _advance_subscriptions(updates: list[tuple[datetime, datetime, int, int, int
 def _move_balances(deltas: dict[tuple[int, str], int]) -> None:
     """Add each account's movement to its stored balance (created on its first entry)."""
     table = connection.ops.quote_name(AccountBalance._meta.db_table)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         if connection.vendor == "postgresql":
             accounts, currencies, amounts = (pg_array(column) for column in zip(
                 *((account, currency, delta) for (account, currency), delta in deltas.items()),
