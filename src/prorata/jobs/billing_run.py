@@ -8,7 +8,8 @@ Two steps (DESIGN §8, "charging is not invoicing"):
    credit applied first), and written in one transaction per chunk with bulk inserts: the invoice
    with its gapless number and snapshot, its line, its ledger entry, the balance, the
    :class:`~prorata.jobs.models.Renewal` row (unique per subscription period: the exactly-once rule),
-   the pending card payment, the history event, and the subscription's next period. A chunk that
+   the pending card payment, and the subscription's next period (the Renewal row is also the
+   subscription's history entry for that period: no second row repeats it). A chunk that
    fails is redone one renewal per transaction, so one bad subscription never blocks the rest.
 2. **Charging, one payment at a time, outside any transaction.** The gateway is called with the
    payment's idempotency key; its outcome is then recorded in a short transaction. A payment whose
@@ -498,7 +499,6 @@ _PAYMENT_COLUMNS = (
     "amount", "status", "reference", "idempotency_key", "attempt", "failure_code", "message",
     "created_at",
 )
-_EVENT_COLUMNS = ("subscription_id", "at", "kind", "before", "after")
 
 
 def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) -> None:
@@ -549,7 +549,6 @@ def _renew(due: list[_Due], *, at: datetime, catalog: Catalog, codes: _Codes) ->
     # The unique constraint on (subscription, period_start) refuses a period twice: exactly once.
     insert_rows(Renewal._meta.db_table, _RENEWAL_COLUMNS, rows.renewals)
     insert_rows(Payment._meta.db_table, _PAYMENT_COLUMNS, rows.payments)
-    insert_rows(SubscriptionEvent._meta.db_table, _EVENT_COLUMNS, rows.events)
     _advance_subscriptions(rows.updates)
     _move_balances(rows.deltas)
     if invoices_last:
@@ -581,7 +580,6 @@ class _RenewalRows:
     lines: list[tuple[Any, ...]] = field(default_factory=list)
     renewals: list[tuple[Any, ...]] = field(default_factory=list)
     payments: list[tuple[Any, ...]] = field(default_factory=list)
-    events: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[datetime, datetime, int, int, int]] = field(default_factory=list)
     deltas: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
     settled: list[tuple[_Due, Order, int]] = field(default_factory=list)
@@ -606,7 +604,6 @@ class _RenewalRows:
 
         paid, open_ = DocumentStatus.PAID.value, DocumentStatus.OPEN.value
         invoice_kind, invoice_ledger = DocumentKind.INVOICE.value, LedgerKind.INVOICE.value
-        renewed_kind = SubscriptionEvent.Kind.RENEWED.value
         card_kind, pending = PaymentMethodKind.CARD.value, PaymentStatus.PENDING.value
         for (item, order), document_id in zip(priced, document_ids, strict=True):
             line, totals = order.lines[0], order.totals
@@ -669,14 +666,6 @@ class _RenewalRows:
             rows.renewals.append((item.id, item.account_id, start, end, document_id,
                                   renewal_status.value,
                                   1 if renewal_status == RenewalStatus.CHARGING else 0, at))
-            # Instants in ISO form and integers: nothing here needs escaping.
-            rows.events.append((
-                item.id, at, renewed_kind,
-                f'{{"period_start":"{text(item.period_start)}",'
-                f'"period_end":"{text(item.period_end)}"}}',
-                f'{{"period_start":"{period_start}","period_end":"{period_end}",'
-                f'"invoice_id":{document_id}}}',
-            ))
             rows.updates.append((start, end, line.amount.amount, document_id, item.id))
         return rows
 

@@ -28,7 +28,8 @@ class RenewalStatus(models.TextChoices):
 
 class Renewal(models.Model):
     """The renewal of ``subscription`` for ``[period_start, period_end)`` and how its invoice is
-    being settled. Written by :mod:`prorata.jobs.billing_run` only."""
+    being settled. Written by :mod:`prorata.jobs.billing_run` only. It is also the subscription's
+    history entry for that period: the run writes no :class:`~prorata.subscriptions.models.SubscriptionEvent` repeating it."""
 
     # Indexed by the unique (subscription, period_start); the account is only ever read with the
     # invoice, whose index serves: neither needs an index of its own to maintain per renewal.
@@ -36,8 +37,11 @@ class Renewal(models.Model):
         "subscriptions.Subscription", on_delete=models.PROTECT, related_name="renewals",
         db_index=False,
     )
+    # A copy of the subscription's (and the invoice's) account, for partitioning and listing.
+    # Both of those references are checked by the database; a constraint of its own would only
+    # check that some account has this id, at the cost of one more lookup per renewal.
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+",
-                                db_index=False)
+                                db_index=False, db_constraint=False)
     period_start = models.DateTimeField(_("period start"))
     period_end = models.DateTimeField(_("period end"))
     invoice = models.ForeignKey("billing.Document", on_delete=models.PROTECT, related_name="+")

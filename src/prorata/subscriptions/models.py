@@ -95,7 +95,11 @@ class Subscription(models.Model):
 
 
 class SubscriptionEvent(models.Model):
-    """One entry of a subscription's history: what it was (``before``) and became (``after``)."""
+    """One entry of a subscription's history: what it was (``before``) and became (``after``).
+
+    A renewal by the billing run is recorded once, as its :class:`prorata.jobs.models.Renewal`
+    (unique per period, with its invoice), not repeated here; :data:`Kind.RENEWED` stays for the
+    entries written before the run stopped repeating it."""
 
     class Kind(models.TextChoices):
         TRIAL_STARTED = "trial_started", _("free trial started")

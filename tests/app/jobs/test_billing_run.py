@@ -65,7 +65,11 @@ def test_example_2_renewal_applies_the_credit_and_charges_the_rest(clock, bistro
                                                                     utc(2026, 5, 11))
     assert (subscription.invoiced_amount, subscription.invoice) == (16500, invoice)
     assert credit_balance(bistro) == eur("0")
-    assert SubscriptionEvent.objects.filter(subscription=subscription, kind="renewed").count() == 1
+    # The renewal is the subscription's history entry for the period, once, with its invoice.
+    (renewal,) = Renewal.objects.filter(subscription=subscription)
+    assert (renewal.period_start, renewal.period_end, renewal.invoice) == (
+        utc(2026, 4, 11), utc(2026, 5, 11), invoice)
+    assert not SubscriptionEvent.objects.filter(subscription=subscription, kind="renewed").exists()
     (receipt,) = OutboxMessage.objects.filter(template="receipt")
     assert receipt.to == "jeanne@bistro.example"
     assert receipt.attachments == [{"kind": "invoice", "id": invoice.pk}]
