@@ -231,7 +231,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscriptions", type=int, default=10_000)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
-    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="subscriptions per transaction (default: the command's)")
     parser.add_argument("--charge", action="store_true", help="also run the charge step")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="bill-run --workers N (default: the command's, one per core on "
@@ -272,8 +273,11 @@ def _bench(args: argparse.Namespace) -> None:
 
     env = {**os.environ, "DATABASE_URL": url, "PRORATA_CLOCK": "movable",
            "PRORATA_VAR_DIR": str(workdir)}
+    from prorata.jobs.billing_run import CHUNK_SIZE
+
+    chunk_size = args.chunk_size or CHUNK_SIZE
     command = [sys.executable, "-m", "prorata.cli", "bill-run", "--no-charge",
-               "--chunk-size", str(args.chunk_size)]
+               "--chunk-size", str(chunk_size)]
     if args.workers is not None:
         command += ["--workers", str(args.workers)]
     workers: list[subprocess.Popen[bytes]] = []
@@ -316,7 +320,7 @@ def _bench(args: argparse.Namespace) -> None:
         "seconds": round(seconds, 2), "renewals_per_s": round(stats["renewed"] / seconds),
         "peak_rss_mb": round(peak_kb / 1024, 1), "peak_rss_tree_mb": memory.peak_mb,
         "load_seconds": round(load_seconds, 1),
-        "chunk_size": args.chunk_size, "celery_workers": args.celery_workers,
+        "chunk_size": chunk_size, "celery_workers": args.celery_workers,
         "server": args.server if args.database == "postgres" else "sqlite",
         "workers": 1 if args.celery_workers or args.database == "sqlite" else (
             args.workers or min(os.cpu_count() or 1, 4)),

@@ -81,8 +81,11 @@ logger = logging.getLogger(__name__)
 
 #: Days after the first failed charge on which it is tried again (DESIGN §3 "Renewal").
 RETRY_DAYS = (1, 3, 7)
-#: Subscriptions renewed per transaction (DESIGN §8: ~1,000 per transaction).
-CHUNK_SIZE = 1000
+#: Subscriptions renewed per transaction. DESIGN §8 measured ~1,000; per-chunk costs (the claim,
+#: the counter, the commit) made 4,000 faster here: a million renewals in 106.5 s against 117.6 s
+#: (2,000: 112.6 s). A chunk holds its accounts about a second (two workers, ~4,000/s each): a
+#: checkout on one of those accounts waits that long at most.
+CHUNK_SIZE = 4000
 
 
 @dataclass
@@ -307,8 +310,8 @@ SELECT s.id, s.plan_id, s.cycle_id, s.quantity, s.currency, s.unit_amount, {inst
 
 
 #: For the rest of the chunk's transaction: a chunk's arrays are bound as literals, so the planner
-#: sees 1,000 keys and would hash-join them against a whole table (a scan per chunk, quadratic over
-#: a run) or start parallel workers; 1,000 index lookups are what a chunk needs.
+#: sees thousands of keys and would hash-join them against a whole table (a scan per chunk,
+#: quadratic over a run) or start parallel workers; one index lookup per key is what a chunk needs.
 _CHUNK_PLANNER_SQL = (
     "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
     " set_config('max_parallel_workers_per_gather', '0', true)"
