@@ -102,6 +102,8 @@ class RunStats:
     failed_ids: list[int] = field(default_factory=list)
     #: (period end, id) of the last subscription claimed: the next claim starts after it.
     cursor: tuple[datetime, int] | None = None
+    #: Claims in id order rather than oldest period end first (:func:`_mostly_due`).
+    by_id: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -152,8 +154,14 @@ def renew_due(
     old index entries until a vacuum, and a claim from the start would step over all of them, a
     little longer each chunk. When nothing is left after the cursor, one more pass starts from the
     beginning for the rows that were skipped while another transaction held them.
+
+    When most subscriptions are due at once (:func:`_mostly_due`), they are claimed in id order,
+    not oldest first: accounts, cards, subscriptions and balances are then reached page after
+    page, each page once, instead of at random and again after every checkpoint (a million
+    renewals on Debian's default server: 161.7 s oldest first, 87.3 s in id order).
     """
     catalog, codes = catalog_snapshot(), _Codes.load()
+    stats.by_id = _mostly_due(at=at)
     while keep_going():
         if renew_chunk(at=at, catalog=catalog, codes=codes, chunk_size=chunk_size,
                        partition=partition, stats=stats):
@@ -304,9 +312,31 @@ SELECT s.id, s.plan_id, s.cycle_id, s.quantity, s.currency, s.unit_amount, {inst
        a.billing_address, a.vat_number, a.billing_mode, a.payment_terms_days, a.language
   FROM subscriptions_subscription s JOIN accounts_account a ON a.id = s.account_id
  WHERE s.status = %s AND s.auto_renew AND s.period_end <= %s {filters}
- ORDER BY s.period_end, s.id
+ ORDER BY {order}
  LIMIT %s {lock}
 """
+
+#: In id order, the claim must walk the primary key and filter on the period end, never fetch
+#: every due row by period end and sort them (once per chunk: quadratic over a run).
+_BY_ID_PLANNER_SQL = "SELECT set_config('enable_sort', 'off', true)"
+
+#: Claims go in id order when at least this share of the subscriptions is due (see renew_due): a
+#: walk of the primary key reads every subscription's page, which pays when most are renewed.
+MOSTLY_DUE = 0.05
+
+
+def _mostly_due(*, at: datetime) -> bool:
+    """Whether at least :data:`MOSTLY_DUE` of the subscriptions are due at ``at`` (counted up
+    to that share only: an index range, not the whole table)."""
+    table = connection.ops.quote_name(Subscription._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
+        share = max(int(cursor.fetchone()[0] * MOSTLY_DUE), 1)
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE status = %s AND auto_renew "  # noqa: S608
+            "AND period_end <= %s LIMIT %s) AS due",
+            [SubscriptionStatus.ACTIVE.value, sqlite_value(at), share])
+        return bool(cursor.fetchone()[0] >= share)
 
 
 #: For the rest of the chunk's transaction: a chunk's arrays are bound as literals, so the planner
@@ -320,17 +350,21 @@ _CHUNK_PLANNER_SQL = (
 
 def _claim(
     *, at: datetime, limit: int, partition: tuple[int, int] | None, skip: list[int],
-    only: int | None = None, after: tuple[datetime, int] | None = None,
+    only: int | None = None, after: tuple[datetime, int] | None = None, by_id: bool = False,
 ) -> list[_Due]:
-    """Due subscriptions with their accounts, oldest period end first, locked together (PostgreSQL:
-    rows another transaction holds are skipped, never waited for, so the run and a checkout never
-    wait on each other in a cycle; SQLite: the transaction already holds the write lock)."""
+    """Due subscriptions with their accounts, oldest period end first (``by_id``: in id order),
+    locked together (PostgreSQL: rows another transaction holds are skipped, never waited for, so
+    the run and a checkout never wait on each other in a cycle; SQLite: the transaction already
+    holds the write lock)."""
     sqlite = connection.vendor == "sqlite"
     filters, params = [], [SubscriptionStatus.ACTIVE.value, sqlite_value(at) if sqlite else at]
     if only is not None:
         filters.append("AND s.id = %s")
         params.append(only)
-    if after is not None:
+    if after is not None and by_id:
+        filters.append("AND s.id > %s")
+        params.append(after[1])
+    elif after is not None:
         filters.append("AND (s.period_end, s.id) > (%s, %s)")
         params.extend((sqlite_value(after[0]) if sqlite else after[0], after[1]))
     if partition is not None:
@@ -353,7 +387,10 @@ def _claim(
     with prepared_cursor() as cursor:
         if not sqlite:
             cursor.execute(_CHUNK_PLANNER_SQL)
-        cursor.execute(_CLAIM_SQL.format(instants=instants, filters=" ".join(filters), lock=lock),
+            if by_id:
+                cursor.execute(_BY_ID_PLANNER_SQL)
+        cursor.execute(_CLAIM_SQL.format(instants=instants, filters=" ".join(filters), lock=lock,
+                                         order="s.id" if by_id else "s.period_end, s.id"),
                        params)
         rows = cursor.fetchall()
     if sqlite:  # raw SQL skips Django's converters: SQLite gives naive UTC instants
@@ -387,12 +424,12 @@ def renew_chunk(
     were claimed (0: nothing is due any more)."""
     with transaction.atomic():
         due = _claim(at=at, limit=chunk_size, partition=partition, skip=stats.failed_ids,
-                     after=stats.cursor)
+                     after=stats.cursor, by_id=stats.by_id)
         if not due:
             return 0
         stats.cursor = (due[-1].period_end, due[-1].id)
-        # Claimed oldest first, written in id order: the chunk's rows then reach each table and
-        # index (by subscription, by account) in ascending key order, page after page.
+        # Written in id order (claimed oldest first, or in id order already): the chunk's rows
+        # then reach each table and index (by subscription, by account) in ascending key order.
         due.sort(key=_by_id)
         try:
             with transaction.atomic():

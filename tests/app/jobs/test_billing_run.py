@@ -4,11 +4,13 @@ exactly once whatever happens (issue 5; DESIGN §3 "Renewal" and example 2)."""
 from datetime import timedelta
 
 import pytest
+from benchmarks.billing_run import RUN_AT, _load
 from django.core.management import call_command
+from django.db import connection
 
 from prorata.billing.models import Document, DocumentKind, DocumentStatus, Payment, PaymentStatus
 from prorata.billing.selectors import credit_balance
-from prorata.jobs.billing_run import bill_run
+from prorata.jobs.billing_run import _mostly_due, bill_run
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.models import OutboxMessage
 from prorata.payments.models import PaymentMethod
@@ -379,3 +381,41 @@ def test_an_overdue_corporate_invoice_is_flagged_to_its_advisor_who_records_the_
     other = Document.objects.get(pk=invoice.pk)
     assert client.get(f"/console/billing/document/{other.pk}/transfer/").status_code == 403
     assert_books_balance()
+
+
+@pytest.mark.parametrize(("mostly_due", "expected"), [(False, [5, 4, 3, 2, 1]),
+                                                      (True, [1, 2, 3, 4, 5])])
+def test_claims_go_oldest_first_or_in_id_order_when_most_subscriptions_are_due(
+    clock, demo_catalog, monkeypatch, mostly_due, expected
+):
+    """Oldest period end first, or, when most subscriptions are due at once, in id order (their
+    pages reached one after the other); every one renewed once either way."""
+    from prorata.jobs import billing_run
+
+    monkeypatch.setattr(billing_run, "MOSTLY_DUE", 0.5 if mostly_due else 2.0)
+    ids = []
+    for index in range(5):
+        clock.set(utc(2026, 1, 1, 0, 5 - index))  # period ends in the reverse of id order
+        account, user = customer(f"Customer {index}", "US", f"c{index}@x.example", currency="USD")
+        buy(account, user, "lite", "monthly", 1, new_card=card())
+        ids.append(Subscription.objects.get(account=account).pk)
+    clock.set(utc(2026, 2, 2))
+
+    stats = bill_run(chunk_size=1, charge=False)
+
+    assert stats.renewed == 5
+    renewed = list(Renewal.objects.order_by("id").values_list("subscription_id", flat=True))
+    assert renewed == [ids[number - 1] for number in expected]
+    assert bill_run(charge=False).renewed == 0
+
+
+def test_most_subscriptions_are_due_from_a_twentieth_of_them(clock, demo_catalog):
+    _load(40, connection.vendor, credit_share=0)
+    assert _mostly_due(at=RUN_AT)  # all 40
+    later = RUN_AT + timedelta(days=40)
+    keep_due = list(Subscription.objects.order_by("id").values_list("id", flat=True)[:2])
+    Subscription.objects.exclude(id__in=keep_due).update(
+        period_start=RUN_AT, period_end=later)
+    assert _mostly_due(at=RUN_AT)  # 2 of 40: a twentieth
+    Subscription.objects.filter(id=keep_due[0]).update(period_start=RUN_AT, period_end=later)
+    assert not _mostly_due(at=RUN_AT)  # 1 of 40
