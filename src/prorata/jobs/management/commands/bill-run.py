@@ -9,7 +9,6 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from prorata.jobs.advice import server_advice
 from prorata.jobs.billing_run import CHUNK_SIZE, bill_run
 
 
@@ -54,8 +53,6 @@ class Command(BaseCommand):
             raise CommandError(f"--workers takes a count of at least 1, not {workers}.")
         if workers is None:
             workers = settings.PRORATA_BILL_RUN_WORKERS or min(os.cpu_count() or 1, 4)
-        for line in server_advice():
-            self.stderr.write(f"Warning: {line}")
         if options["partitions"] is not None:
             if options["partitions"] < 1 or partition is not None:
                 raise CommandError(
