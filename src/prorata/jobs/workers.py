@@ -30,11 +30,12 @@ def die_with(parent: int) -> None:
 
 
 def renew_worker(
-    at: str, chunk_size: int, partition: tuple[int, int] | None, parent: int
+    at: str, chunk_size: int, partition: tuple[int, int] | None, parent: int, by_id: bool
 ) -> dict[str, Any]:
-    """Renew due subscriptions at the ISO instant ``at`` until none is left to claim; return the
-    counts (``renewed``, ``chunks``, ``fallbacks``, ``failed_ids``). Called in a worker process
-    started by the process ``parent`` (with :func:`die_with` as its initializer)."""
+    """Renew due subscriptions at the ISO instant ``at`` until none is left to claim, in id order
+    when ``by_id`` (the run's decision); return the counts (``renewed``, ``chunks``,
+    ``fallbacks``, ``failed_ids``). Called in a worker process started by the process ``parent``
+    (with :func:`die_with` as its initializer)."""
     import django
 
     django.setup()
@@ -42,7 +43,7 @@ def renew_worker(
 
     from prorata.jobs.billing_run import RunStats, renew_due
 
-    stats = RunStats()
+    stats = RunStats(by_id=by_id)
     try:
         renew_due(at=datetime.fromisoformat(at), chunk_size=chunk_size, partition=partition,
                   stats=stats, keep_going=lambda: os.getppid() == parent)
