@@ -2,7 +2,7 @@
 
 A spawned process starts with nothing imported: this module imports no model at import time, sets
 Django up from the inherited environment (``DJANGO_SETTINGS_MODULE``, ``DATABASE_URL``), and only
-then imports the billing run. Arguments and results are plain values (STYLE rule 8).
+then imports the billing run's invoicing step. Arguments and results are plain values (STYLE rule 8).
 """
 
 from __future__ import annotations
@@ -41,12 +41,14 @@ def renew_worker(
     django.setup()
     from django.db import connections
 
-    from prorata.jobs.billing_run import RunStats, renew_due
+    from prorata.jobs.billing_run import RunStats
+    from prorata.jobs.claim import Claim
+    from prorata.jobs.invoicing import renew_due
 
-    stats = RunStats(by_id=by_id)
+    stats = RunStats()
     try:
         renew_due(at=datetime.fromisoformat(at), chunk_size=chunk_size, partition=partition,
-                  stats=stats, keep_going=lambda: os.getppid() == parent)
+                  stats=stats, claim=Claim(by_id=by_id), keep_going=lambda: os.getppid() == parent)
     finally:
         connections.close_all()
     return {"renewed": stats.renewed, "chunks": stats.chunks, "fallbacks": stats.fallbacks,

@@ -29,13 +29,12 @@ from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.permissions import Action, account_for, accounts_of, can
 from prorata.billing.models import LedgerKind
 from prorata.billing.receipts import document_pdf
+from prorata.billing.renewals import renewal_pay_now, renewal_payable
 from prorata.billing.selectors import (
     credit_balance,
     document_for_account,
     transactions_for_account,
 )
-from prorata.jobs.billing_run import renewal_pay_now
-from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.payments.errors import CardRejected
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import (
@@ -705,9 +704,7 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
                 "We could not confirm the payment with your bank yet. Do not pay again: we will "
                 "check it and let you know."))
         return redirect("billing:account", account_id=account.pk)
-    payable = Renewal.objects.filter(
-        account_id=account.pk, invoice_id=document.pk, status=RenewalStatus.RETRYING
-    ).exists() and document.amount_due > 0
+    payable = renewal_payable(account_id=account.pk, invoice=document)
     return render(request, "web/billing/pay.html", {
         "account": account, "document": document, "payable": payable,
         "amount_due": Money(document.amount_due, document.currency),

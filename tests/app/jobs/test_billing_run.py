@@ -10,7 +10,8 @@ from django.db import connection
 
 from prorata.billing.models import Document, DocumentKind, DocumentStatus, Payment, PaymentStatus
 from prorata.billing.selectors import credit_balance
-from prorata.jobs.billing_run import _mostly_due, bill_run
+from prorata.jobs.billing_run import bill_run
+from prorata.jobs.claim import mostly_due
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.models import OutboxMessage
 from prorata.payments.models import PaymentMethod
@@ -237,7 +238,9 @@ def test_rows_behind_the_claim_cursor_are_renewed_by_a_last_pass_from_the_start(
     """Each claim starts after the previous one; a row skipped meanwhile (held by a checkout's
     transaction) lies behind the cursor, and the pass from the start renews it in the same run."""
     from prorata.common.clock import now
-    from prorata.jobs.billing_run import RunStats, renew_due
+    from prorata.jobs.billing_run import RunStats
+    from prorata.jobs.claim import Claim
+    from prorata.jobs.invoicing import renew_due
 
     clock.set(utc(2026, 1, 1))
     for index in range(5):
@@ -246,9 +249,10 @@ def test_rows_behind_the_claim_cursor_are_renewed_by_a_last_pass_from_the_start(
         buy(account, user, "lite", "monthly", 1, new_card=card())
     clock.set(utc(2026, 2, 2))
     due = list(Subscription.objects.order_by("period_end", "id"))
-    stats = RunStats(cursor=(due[2].period_end, due[2].id))  # as if the first three were skipped
+    stats = RunStats()
+    claim = Claim(cursor=(due[2].period_end, due[2].id))  # as if the first three were skipped
 
-    renew_due(at=now(), chunk_size=2, partition=None, stats=stats)
+    renew_due(at=now(), chunk_size=2, partition=None, stats=stats, claim=claim)
 
     assert stats.renewed == 5
     assert not Subscription.objects.filter(period_end__lte=now()).exists()
@@ -390,9 +394,9 @@ def test_claims_go_oldest_first_or_in_id_order_when_most_subscriptions_are_due(
 ):
     """Oldest period end first, or, when most subscriptions are due at once, in id order (their
     pages reached one after the other); every one renewed once either way."""
-    from prorata.jobs import billing_run
+    from prorata.jobs import claim
 
-    monkeypatch.setattr(billing_run, "MOSTLY_DUE", 0.5 if mostly_due else 2.0)
+    monkeypatch.setattr(claim, "MOSTLY_DUE", 0.5 if mostly_due else 2.0)
     ids = []
     for index in range(5):
         clock.set(utc(2026, 1, 1, 0, 5 - index))  # period ends in the reverse of id order
@@ -411,11 +415,11 @@ def test_claims_go_oldest_first_or_in_id_order_when_most_subscriptions_are_due(
 
 def test_most_subscriptions_are_due_from_a_twentieth_of_them(clock, demo_catalog):
     _load(40, connection.vendor, credit_share=0)
-    assert _mostly_due(at=RUN_AT)  # all 40
+    assert mostly_due(at=RUN_AT)  # all 40
     later = RUN_AT + timedelta(days=40)
     keep_due = list(Subscription.objects.order_by("id").values_list("id", flat=True)[:2])
     Subscription.objects.exclude(id__in=keep_due).update(
         period_start=RUN_AT, period_end=later)
-    assert _mostly_due(at=RUN_AT)  # 2 of 40: a twentieth
+    assert mostly_due(at=RUN_AT)  # 2 of 40: a twentieth
     Subscription.objects.filter(id=keep_due[0]).update(period_start=RUN_AT, period_end=later)
-    assert not _mostly_due(at=RUN_AT)  # 1 of 40
+    assert not mostly_due(at=RUN_AT)  # 1 of 40

@@ -1,0 +1,144 @@
+"""The billing run's charge step and dunning: each pending renewal payment through the gateway.
+
+Charging is not invoicing (DESIGN §8): the gateway is called with the payment's idempotency key,
+one payment at a time, outside any database transaction; its outcome is then recorded in a short
+transaction. A payment whose outcome is unknown (timeout, crash) stays pending and is driven again
+with the *same* key, which the gateway answers with the first outcome: a card is never charged
+twice for one attempt.
+
+Dunning: a failed charge puts the subscription ``past_due`` and retries 1, 3 and 7 days after the
+first failure (:data:`RETRY_DAYS`), with an e-mail each time; after the last failure the
+subscription expires.
+
+Who may call: :func:`~prorata.jobs.billing_run.bill_run`. A success is recorded by the same
+service as Pay now's (:func:`prorata.billing.renewals.renewal_payment_succeeded`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Mod
+
+from prorata.billing.models import Payment, PaymentStatus
+from prorata.billing.renewals import (
+    default_cards,
+    renewal_attempt_create,
+    renewal_of_payment,
+    renewal_payment_succeeded,
+)
+from prorata.billing.services import notify_billing_contacts
+from prorata.common.clock import format_instant
+from prorata.common.locks import lock_account
+from prorata.jobs.models import Renewal, RenewalStatus
+from prorata.notifications.context import money_json
+from prorata.payments.gateway import ChargeOutcome, get_gateway
+from prorata.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionStatus
+from prorata_core.money import Money
+
+if TYPE_CHECKING:
+    from prorata.jobs.billing_run import RunStats
+
+#: Days after the first failed charge on which it is tried again (DESIGN §3 "Renewal").
+RETRY_DAYS = (1, 3, 7)
+
+
+def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | None = None) -> None:
+    """Start the dunning retries that are due, then drive every pending renewal payment through
+    the gateway, one at a time, outside any transaction."""
+    _start_retries(at=at, partition=partition)
+    pending = Payment.objects.filter(
+        status=PaymentStatus.PENDING, idempotency_key__startswith="renewal:"
+    )
+    if partition is not None:
+        index, count = partition
+        pending = pending.annotate(_part=Mod("account_id", count)).filter(_part=index)
+    gateway = get_gateway()
+    for payment in pending.select_related("payment_method", "invoice").order_by("id").iterator():
+        if payment.payment_method is None or payment.payment_method.removed_at is not None:
+            _record_failure(payment.pk, at=at, code="no_payment_method",
+                            message="There is no card on file: add one to pay.", stats=stats)
+            continue
+        result = gateway.charge(
+            token=payment.payment_method.token, amount=Money(payment.amount, payment.currency),
+            idempotency_key=payment.idempotency_key,
+            description=f"Invoice {payment.invoice.number}",
+        )
+        if result.outcome is ChargeOutcome.SUCCEEDED:
+            if renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at):
+                stats.charged += 1
+        elif result.outcome is ChargeOutcome.UNKNOWN:
+            stats.unknown += 1  # left pending: the next run asks again with the same key
+        else:
+            _record_failure(payment.pk, at=at, code=result.outcome.value, message=result.message,
+                            stats=stats)
+
+
+def _start_retries(*, at: datetime, partition: tuple[int, int] | None) -> None:
+    """A new payment attempt for every renewal whose retry is due, on the current default card."""
+    due = Renewal.objects.filter(status=RenewalStatus.RETRYING, next_attempt_at__lte=at)
+    if partition is not None:
+        index, count = partition
+        due = due.annotate(_part=Mod("account_id", count)).filter(_part=index)
+    for renewal_id in due.values_list("id", flat=True):
+        with transaction.atomic():
+            renewal = Renewal.objects.select_related("invoice").get(pk=renewal_id)
+            lock_account(renewal.account_id)
+            renewal = Renewal.objects.select_related("invoice").get(pk=renewal_id)
+            if renewal.status != RenewalStatus.RETRYING:
+                continue
+            card = default_cards({renewal.account_id}).get(renewal.account_id)
+            renewal_attempt_create(renewal=renewal, card=card, at=at)
+
+
+def _record_failure(
+    payment_id: int, *, at: datetime, code: str, message: str, stats: RunStats
+) -> None:
+    """Record a failed attempt: past_due and a retry on the dunning schedule, or, after the last
+    retry, the subscription expires. An e-mail each time."""
+    with transaction.atomic():
+        payment = Payment.objects.get(pk=payment_id)
+        account = lock_account(payment.account_id)
+        payment = Payment.objects.select_related("invoice").get(pk=payment_id)
+        if payment.status != PaymentStatus.PENDING:
+            return
+        payment.status, payment.failure_code, payment.message, payment.completed_at = (
+            PaymentStatus.FAILED, code, message[:2000], at)
+        payment.save(update_fields=["status", "failure_code", "message", "completed_at"])
+        renewal = renewal_of_payment(payment)
+        first_failed = renewal.first_failed_at or at
+        retries_done = renewal.attempts - 1
+        if retries_done < len(RETRY_DAYS):
+            renewal.status = RenewalStatus.RETRYING
+            renewal.first_failed_at = first_failed
+            renewal.next_attempt_at = first_failed + timedelta(days=RETRY_DAYS[retries_done])
+            new_status = SubscriptionStatus.PAST_DUE
+        else:
+            renewal.status, renewal.next_attempt_at = RenewalStatus.FAILED, None
+            new_status = SubscriptionStatus.EXPIRED
+            stats.expired += 1
+        renewal.save(update_fields=["status", "first_failed_at", "next_attempt_at"])
+        Subscription.objects.filter(pk=renewal.subscription_id).update(
+            status=new_status, version=F("version") + 1
+        )
+        SubscriptionEvent.objects.create(
+            subscription_id=renewal.subscription_id, at=at,
+            kind=(SubscriptionEvent.Kind.EXPIRED if new_status == SubscriptionStatus.EXPIRED
+                  else SubscriptionEvent.Kind.PAYMENT_FAILED),
+            before={"invoice": payment.invoice.number, "attempt": renewal.attempts},
+            after={"status": new_status.value, "reason": code},
+        )
+        context: dict[str, Any] = {
+            "amount_due": money_json(payment.invoice.amount_due, payment.currency),
+            "document_number": payment.invoice.number, "reason": message,
+        }
+        if renewal.next_attempt_at is not None:
+            context["next_retry_at"] = format_instant(renewal.next_attempt_at)
+        notify_billing_contacts(
+            account=account, template="payment_failed", context=context,
+            dedupe_key=f"payment_failed:{payment.pk}",
+        )
+    stats.declined += 1
