@@ -6,6 +6,8 @@ Written only by :mod:`prorata.subscriptions.services`. Amounts are integer minor
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -13,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from prorata.accounts.models import Account
 from prorata.catalog.models import BillingCycle, Plan, Product
+from prorata.subscriptions.snapshot import OrderSnapshot
 from prorata_core.orders import OrderKind
 from prorata_core.policy import Status
 
@@ -238,3 +241,8 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"Order {self.pk} ({self.kind}, {self.status})"
+
+    @cached_property
+    def summary(self) -> OrderSnapshot:
+        """``snapshot`` as typed values (read once per instance; a snapshot never changes)."""
+        return OrderSnapshot.from_json(self.snapshot)

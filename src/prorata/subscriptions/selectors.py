@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -24,16 +23,21 @@ from prorata.accounts.models import Account, StaffRole, User
 from prorata.accounts.permissions import Action, can, staff_roles
 from prorata.billing.selectors import credit_balance, default_currency
 from prorata.catalog.selectors import catalog_snapshot
-from prorata.common.clock import MOVABLE, WALL, clock_mode, format_instant, now
+from prorata.common.clock import MOVABLE, WALL, clock_mode, now
 from prorata.common.db import prepared_cursor
 from prorata.subscriptions.errors import NotPermitted
 from prorata.subscriptions.models import CartItem, Subscription, SubscriptionStatus
+from prorata.subscriptions.snapshot import (
+    ConfigurationSnapshot,
+    ItemSnapshot,
+    OrderSnapshot,
+    totals_json,
+)
 from prorata_core.catalog import Catalog
 from prorata_core.errors import NotInCatalog, ValidationError
 from prorata_core.money import Money
 from prorata_core.orders import (
     Configuration,
-    LineKind,
     Order,
     OrderKind,
     OrderLine,
@@ -99,34 +103,37 @@ class Quote:
     def next_billing_date(self) -> datetime:
         return self.order.next_billing_date
 
+    def snapshot(self, *, auto_renew: bool | None = None) -> ItemSnapshot:
+        """The quote as the order stores it (typed; ``to_json`` for its JSON)."""
+        order = self.order
+        return ItemSnapshot(
+            product=self.item.product_code,
+            product_name=self.product_name,
+            kind=order.kind,
+            fingerprint=self.fingerprint,
+            subscription_id=self.subscription_id,
+            subscription_version=self.subscription_version,
+            changes=tuple(sorted(change.value for change in self.changes)),
+            configuration=_configuration_snapshot(order.configuration),
+            previous=None if self.current is None else _configuration_snapshot(self.current),
+            period=order.period,
+            next_billing_date=order.next_billing_date,
+            lines=order.lines,
+            totals=order.totals,
+            auto_renew=auto_renew,
+        )
+
     def summary(self) -> dict[str, Any]:
         """The quote as plain JSON (amounts in minor units, instants ISO 8601 UTC)."""
-        order = self.order
-        target = order.configuration
-        return {
-            "product": self.item.product_code,
-            "product_name": self.product_name,
-            "kind": order.kind.value,
-            "fingerprint": self.fingerprint,
-            "subscription_id": self.subscription_id,
-            "subscription_version": self.subscription_version,
-            "changes": sorted(change.value for change in self.changes),
-            "configuration": {
-                "plan": target.plan.code, "plan_name": target.plan.name,
-                "cycle": target.cycle.code, "quantity": target.quantity,
-                "unit_amount": target.unit_amount.amount,
-            },
-            "previous": None if self.current is None else {
-                "plan": self.current.plan.code, "plan_name": self.current.plan.name,
-                "cycle": self.current.cycle.code, "quantity": self.current.quantity,
-                "unit_amount": self.current.unit_amount.amount,
-            },
-            "period": {"start": format_instant(order.period.start),
-                       "end": format_instant(order.period.end)},
-            "next_billing_date": format_instant(order.next_billing_date),
-            "lines": [line_json(line) for line in order.lines],
-            "totals": totals_json(order.totals),
-        }
+        return self.snapshot().to_json()
+
+
+def _configuration_snapshot(configuration: Configuration) -> ConfigurationSnapshot:
+    return ConfigurationSnapshot(
+        plan=configuration.plan.code, plan_name=configuration.plan.name,
+        cycle=configuration.cycle.code, quantity=configuration.quantity,
+        unit_amount=configuration.unit_amount.amount,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +156,21 @@ class CheckoutQuote:
     def lines(self) -> tuple[OrderLine, ...]:
         return tuple(line for quote in self.items for line in quote.order.lines)
 
+    def snapshot(self, *, from_cart: bool = False,
+                 auto_renew: dict[str, bool] | None = None) -> OrderSnapshot:
+        """The order as it is stored when placed; ``auto_renew`` by product code (the renewal
+        choice each item keeps: a change keeps the subscription's, a purchase renews)."""
+        renew = auto_renew or {}
+        return OrderSnapshot(
+            at=self.at, currency=self.currency, tax=self.tax,
+            credit_balance=self.credit_balance.amount,
+            items=tuple(quote.snapshot(auto_renew=renew.get(quote.item.product_code))
+                        for quote in self.items),
+            totals=self.totals, from_cart=from_cart,
+        )
+
     def summary(self) -> dict[str, Any]:
-        return {
-            "at": format_instant(self.at),
-            "currency": self.currency,
-            "tax": {"rate_bp": self.tax.rate_bp, "rule": self.tax.rule.value,
-                    "country": self.tax.country, "mention": self.tax.mention},
-            "credit_balance": self.credit_balance.amount,
-            "items": [quote.summary() for quote in self.items],
-            "totals": totals_json(self.totals),
-        }
+        return self.snapshot().to_json()
 
 
 class SubscriptionState(NamedTuple):
@@ -189,42 +201,6 @@ def state_of(subscription: Subscription) -> SubscriptionState:
         subscription.period_start, subscription.period_end, subscription.invoiced_amount,
         subscription.invoice_id,
     )
-
-
-# --- JSON forms of the engine's values (order snapshots, the API) -------------------------------
-
-def line_json(line: OrderLine) -> dict[str, Any]:
-    return {
-        "kind": line.kind.value, "description": line.description, "plan_code": line.plan_code,
-        "cycle_code": line.cycle_code, "quantity": line.quantity,
-        "period_start": format_instant(line.period.start),
-        "period_end": format_instant(line.period.end),
-        "unit_amount": line.unit_amount.amount,
-        "ratio": f"{line.ratio.numerator}/{line.ratio.denominator}",
-        "amount": line.amount.amount, "tax_rate_bp": line.tax_rate_bp, "tax": line.tax.amount,
-    }
-
-
-def line_from_json(data: dict[str, Any], currency: str) -> OrderLine:
-    """The engine's line back from :func:`line_json` (for an order's stored snapshot)."""
-    numerator, denominator = data["ratio"].split("/")
-    return OrderLine(
-        kind=LineKind(data["kind"]), description=data["description"],
-        plan_code=data["plan_code"], cycle_code=data["cycle_code"], quantity=data["quantity"],
-        period=Period(datetime.fromisoformat(data["period_start"]),
-                      datetime.fromisoformat(data["period_end"])),
-        unit_amount=Money(data["unit_amount"], currency),
-        ratio=Fraction(int(numerator), int(denominator)),
-        amount=Money(data["amount"], currency), tax_rate_bp=data["tax_rate_bp"],
-        tax=Money(data["tax"], currency),
-    )
-
-
-def totals_json(totals: Totals) -> dict[str, int]:
-    return {"subtotal": totals.subtotal.amount, "tax": totals.tax.amount,
-            "total": totals.total.amount, "credit_applied": totals.credit_applied.amount,
-            "amount_due": totals.amount_due.amount,
-            "credit_created": totals.credit_created.amount}
 
 
 # --- who may order ----------------------------------------------------------------------------

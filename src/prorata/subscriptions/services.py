@@ -79,12 +79,12 @@ from prorata.subscriptions.models import (
 )
 from prorata.subscriptions.selectors import (
     CheckoutItem,
+    CheckoutQuote,
     account_currency,
     account_tax,
     cart_items,
     checkout_quote,
     fingerprint,
-    line_from_json,
     order_quote,
     price_items,
     require_may_order,
@@ -93,8 +93,7 @@ from prorata.subscriptions.selectors import (
 from prorata_core.errors import ValidationError
 from prorata_core.money import Money
 from prorata_core.orders import LineKind, OrderKind
-from prorata_core.periods import Period
-from prorata_core.tax import TaxDecision, TaxRule, normalize_vat_number
+from prorata_core.tax import normalize_vat_number
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +141,8 @@ class CheckoutResult:
 
     @property
     def next_billing_dates(self) -> dict[str, str]:
-        return {item["product"]: item["next_billing_date"] for item in self.order.snapshot["items"]}
+        return {item.product: format_instant(item.next_billing_date)
+                for item in self.order.summary.items}
 
 
 # --- the cart (S18) -----------------------------------------------------------------------------
@@ -220,6 +220,18 @@ def subscription_start_trial(
 
 # --- the checkout ----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Request:
+    """A checkout request, validated: nothing is written before this exists."""
+
+    key: str
+    expected: tuple[str, ...]
+    items: list[CheckoutItem]
+    from_cart: bool
+    vat_number: str | None
+    fingerprint: str
+
+
 @dataclass
 class _Placed:
     """What step 1 recorded: the order, and the payment to send (``None`` when done already)."""
@@ -262,11 +274,44 @@ def checkout_place(
     :class:`OrderInProgress` while another order of the account awaits its payment.
     """
     require_may_order(user, account, by_staff=by_staff)
+    request = _checkout_request(
+        account=account, idempotency_key=idempotency_key, expected=expected, items=items,
+        payment_method_id=payment_method_id, new_card=new_card, vat_number=vat_number,
+        by_staff=by_staff,
+    )
+    stored = Order.objects.filter(account=account, idempotency_key=request.key).first()
+    if stored is not None:
+        return _replay(stored, request.fingerprint)
+
+    token = ""
+    if new_card is not None:
+        # Tokenised before anything is written: a mistyped card is refused with nothing saved.
+        token = get_gateway().tokenize(card=new_card, at=now()).token
+    placed = _place(account=account, user=user, request=request,
+                    payment_method_id=payment_method_id, token=token, by_staff=by_staff)
+    if placed.result is not None:
+        return placed.result
+    payment = placed.payment
+    if payment is None:
+        raise RuntimeError("An order placed without a result has a payment to send.")
+    outcome, reference, message = _charge(payment=payment, token=placed.token)
+    result = _finish(order_id=placed.order.pk, account_id=account.pk, outcome=outcome,
+                     reference=reference, message=message, actor=user)
+    if result.status == OrderStatus.PAID and new_card is not None:
+        _save_card(account=account, card=new_card, user=user, payment=payment)
+    return result
+
+
+def _checkout_request(
+    *, account: Account, idempotency_key: str, expected: Sequence[str] | str,
+    items: Sequence[CheckoutItem] | None, payment_method_id: int | None,
+    new_card: CardDetails | None, vat_number: str | None, by_staff: bool,
+) -> _Request:
+    """Validate the request (key, VAT number) and fingerprint it, before anything is written."""
     key = (idempotency_key or "").strip()
     if not key or len(key) > 200:
         raise ValidationError("An idempotency key of 1 to 200 characters is required.")
-    if isinstance(expected, str):
-        expected = (expected,)
+    expected_list = (expected,) if isinstance(expected, str) else tuple(expected)
     if vat_number is not None and vat_number.strip():
         vat_number = normalize_vat_number(vat_number, account.country)
     else:
@@ -281,42 +326,26 @@ def checkout_place(
     # A cart checkout is fingerprinted as "the cart", not by what the cart holds: the first request
     # empties it, and its retry under the same key must be answered, not refused as different.
     request = fingerprint([
-        "cart" if from_cart else [item.as_json() for item in item_list], list(expected),
+        "cart" if from_cart else [item.as_json() for item in item_list], list(expected_list),
         payment_method_id, card_label, vat_number, by_staff,
     ])
-    stored = Order.objects.filter(account=account, idempotency_key=key).first()
-    if stored is not None:
-        return _replay(stored, request)
+    return _Request(key=key, expected=expected_list, items=item_list, from_cart=from_cart,
+                    vat_number=vat_number, fingerprint=request)
 
-    token = ""
-    if new_card is not None:
-        # Tokenised before anything is written: a mistyped card is refused with nothing saved.
-        token = get_gateway().tokenize(card=new_card, at=now()).token
-    placed = _place(
-        account=account, user=user, key=key, request=request, expected=tuple(expected),
-        items=item_list, from_cart=from_cart, payment_method_id=payment_method_id,
-        token=token, vat_number=vat_number, by_staff=by_staff,
-    )
-    if placed.result is not None:
-        return placed.result
-    payment = placed.payment
-    if payment is None:
-        raise RuntimeError("An order placed without a result has a payment to send.")
+
+def _charge(*, payment: Payment, token: str) -> tuple[ChargeOutcome, str, str]:
+    """Step 2, outside any transaction: the gateway charge under the payment's idempotency key.
+    Returns the outcome, the gateway's reference and its message."""
     try:
         charge = get_gateway().charge(
-            token=placed.token, amount=Money(payment.amount, payment.currency),
+            token=token, amount=Money(payment.amount, payment.currency),
             idempotency_key=payment.idempotency_key,
-            description=f"Order {placed.order.pk}",
+            description=f"Order {payment.order_id}",
         )
-        outcome, reference, message = charge.outcome, charge.reference, charge.message
     except Exception:  # the gateway did not answer: maybe charged; reconcile, never charge again
         logger.exception("Gateway charge for payment %s did not answer", payment.pk)
-        outcome, reference, message = ChargeOutcome.UNKNOWN, "", PAYMENT_UNCONFIRMED
-    result = _finish(order_id=placed.order.pk, account_id=account.pk, outcome=outcome,
-                     reference=reference, message=message, actor=user)
-    if result.status == OrderStatus.PAID and new_card is not None:
-        _save_card(account=account, card=new_card, user=user, payment=payment)
-    return result
+        return ChargeOutcome.UNKNOWN, "", PAYMENT_UNCONFIRMED
+    return charge.outcome, charge.reference, charge.message
 
 
 def _replay(order: Order, request: str) -> CheckoutResult:
@@ -370,14 +399,9 @@ def _place(
     *,
     account: Account,
     user: User,
-    key: str,
-    request: str,
-    expected: tuple[str, ...],
-    items: list[CheckoutItem],
-    from_cart: bool,
+    request: _Request,
     payment_method_id: int | None,
     token: str,
-    vat_number: str | None,
     by_staff: bool,
 ) -> _Placed:
     """Step 1 (and step 3 too when nothing is charged): one transaction."""
@@ -386,70 +410,90 @@ def _place(
         # The same key's first request may have committed while we waited for the lock; and while
         # an order of the account awaits its payment, no other one is placed (one query for both).
         busy = list(Order.objects.filter(
-            Q(idempotency_key=key) | Q(status=OrderStatus.PLACED), account=account
+            Q(idempotency_key=request.key) | Q(status=OrderStatus.PLACED), account=account
         ))
-        stored = next((order for order in busy if order.idempotency_key == key), None)
+        stored = next((order for order in busy if order.idempotency_key == request.key), None)
         if stored is not None:
-            return _Placed(order=stored, result=_replay(stored, request))
-        locked = lock_subscriptions(
-            account_id=account.pk, product_codes=[item.product_code for item in items]
-        )
-        subscriptions = {row.product.code: row for row in locked}
-        states = {code: state_of(row) for code, row in subscriptions.items()}
-        at = now()
-        tax = account_tax(account, at, vat_number)
-        currency = account_currency(account, next(iter(states.values()), None))
-        quote = price_items(
-            account=account, items=items, subscriptions=states, catalog=catalog_snapshot(),
-            at=at, tax=tax, credit=credit_balance(account, currency), by_staff=by_staff,
-        )
-        if quote.fingerprints != expected:
-            raise QuoteChanged(
-                "The order summary changed since you saw it: review the new summary and place "
-                "the order again.",
-                quote=quote,
-            )
+            return _Placed(order=stored, result=_replay(stored, request.fingerprint))
+        subscriptions, quote = _price_locked(account=account, request=request, by_staff=by_staff)
         if busy:
             raise OrderInProgress(
                 "Another order of this account is waiting for its payment to be confirmed; try "
                 "again in a moment.",
             )
-        _remember_account_details(account=account, user=user, currency=currency,
-                                  vat_number=vat_number)
+        _remember_account_details(account=account, user=user, currency=quote.currency,
+                                  vat_number=request.vat_number)
         due = quote.totals.amount_due.amount
         charge_card = due > 0 and not account.is_corporate
         method = _payment_method(account, payment_method_id, token) if charge_card else None
-        kinds = {quote_item.kind.value for quote_item in quote.items}
-        order = Order.objects.create(
-            account=account, kind=kinds.pop() if len(kinds) == 1 else OrderKindChoice.MIXED,
-            status=OrderStatus.PLACED, currency=quote.currency,
-            subtotal=quote.totals.subtotal.amount, tax=quote.totals.tax.amount,
-            total=quote.totals.total.amount, credit_applied=quote.totals.credit_applied.amount,
-            amount_due=due, credit_created=quote.totals.credit_created.amount,
-            snapshot={**quote.summary(), "from_cart": from_cart},
-            expected_versions={
-                str(item.subscription_id): item.subscription_version
-                for item in quote.items if item.subscription_id is not None
-            },
-            idempotency_key=key, request_fingerprint=request, placed_by=user, by_staff=by_staff,
-            created_at=at,
-        )
-        if not charge_card:
+        order = _order_create(account=account, user=user, request=request, quote=quote,
+                              subscriptions=subscriptions, by_staff=by_staff)
+        if method is None:
             documents = _apply(order=order, account=account, subscriptions=subscriptions,
                                payment=None, actor=user)
             return _Placed(order=order, result=_result(order, documents=documents, payments=[]))
-        saved, token = method  # type: ignore[misc]
+        saved, token = method
         payment = Payment.objects.create(
             account=account, order=order, method=PaymentMethodKind.CARD, payment_method=saved,
             method_label=str(saved) if saved is not None else "Card",
             currency=order.currency, amount=due, status=PaymentStatus.PENDING,
-            idempotency_key=f"prorata:order:{order.pk}:1", attempt=1, created_at=at,
+            idempotency_key=f"prorata:order:{order.pk}:1", attempt=1, created_at=order.created_at,
         )
         # The order reserves its subscriptions: a quote made before it is stale from now on.
-        Subscription.objects.filter(pk__in=[row.pk for row in locked]).update(
+        Subscription.objects.filter(pk__in=[row.pk for row in subscriptions.values()]).update(
             version=F("version") + 1
         )
     return _Placed(order=order, payment=payment, token=token)
+
+
+def _price_locked(
+    *, account: Account, request: _Request, by_staff: bool
+) -> tuple[dict[str, Subscription], CheckoutQuote]:
+    """Lock the items' subscriptions and price the order again through the one engine; refuse
+    (:class:`QuoteChanged`, nothing written) when it is not what the customer saw. In the
+    caller's transaction, under the account's lock."""
+    locked = lock_subscriptions(
+        account_id=account.pk, product_codes=[item.product_code for item in request.items]
+    )
+    subscriptions = {row.product.code: row for row in locked}
+    states = {code: state_of(row) for code, row in subscriptions.items()}
+    at = now()
+    tax = account_tax(account, at, request.vat_number)
+    currency = account_currency(account, next(iter(states.values()), None))
+    quote = price_items(
+        account=account, items=request.items, subscriptions=states, catalog=catalog_snapshot(),
+        at=at, tax=tax, credit=credit_balance(account, currency), by_staff=by_staff,
+    )
+    if quote.fingerprints != request.expected:
+        raise QuoteChanged(
+            "The order summary changed since you saw it: review the new summary and place "
+            "the order again.",
+            quote=quote,
+        )
+    return subscriptions, quote
+
+
+def _order_create(
+    *, account: Account, user: User, request: _Request, quote: CheckoutQuote,
+    subscriptions: dict[str, Subscription], by_staff: bool,
+) -> Order:
+    """Record the order ``placed`` with the quote's snapshot and the versions it was priced at."""
+    kinds = {quote_item.kind.value for quote_item in quote.items}
+    totals = quote.totals
+    return Order.objects.create(
+        account=account, kind=kinds.pop() if len(kinds) == 1 else OrderKindChoice.MIXED,
+        status=OrderStatus.PLACED, currency=quote.currency,
+        subtotal=totals.subtotal.amount, tax=totals.tax.amount, total=totals.total.amount,
+        credit_applied=totals.credit_applied.amount, amount_due=totals.amount_due.amount,
+        credit_created=totals.credit_created.amount,
+        snapshot=quote.snapshot(from_cart=request.from_cart).to_json(),
+        expected_versions={
+            str(item.subscription_id): item.subscription_version
+            for item in quote.items if item.subscription_id is not None
+        },
+        idempotency_key=request.key, request_fingerprint=request.fingerprint, placed_by=user,
+        by_staff=by_staff, created_at=quote.at,
+    )
 
 
 def _remember_account_details(
@@ -512,48 +556,63 @@ def _finish(
             raise RuntimeError(f"Order {order.pk} is placed without a payment.")
         at = now()
         if outcome == ChargeOutcome.SUCCEEDED:
-            payment.status = PaymentStatus.SUCCEEDED
-            payment.reference = reference[:255]
-            payment.message = message
-            payment.completed_at = at
-            locked = lock_subscriptions(
-                account_id=account.pk,
-                product_codes=[item["product"] for item in order.snapshot["items"]],
-            )
-            documents = _apply(order=order, account=account,
-                               subscriptions={row.product.code: row for row in locked},
-                               payment=payment, actor=actor)
-            return _result(order, documents=documents, payments=[payment])
+            return _finish_paid(order=order, account=account, payment=payment,
+                                reference=reference, message=message, at=at, actor=actor)
         if outcome == ChargeOutcome.UNKNOWN:
             payment.status = PaymentStatus.UNKNOWN
             payment.message = message
             payment.save(update_fields=["status", "message"])
             return _result(order, message=PAYMENT_UNCONFIRMED)
-        code = _FAILURE_CODES.get(outcome, "payment_declined")
-        payment.status = PaymentStatus.FAILED
-        payment.reference = reference[:255]
-        payment.failure_code = code
-        payment.message = message
-        payment.completed_at = at
-        payment.save(update_fields=["status", "reference", "failure_code", "message",
-                                    "completed_at"])
-        order.status = OrderStatus.FAILED
-        order.failure_code = code
-        order.failure_message = message
-        order.completed_at = at
-        order.save(update_fields=["status", "failure_code", "failure_message", "completed_at"])
-        # Nothing was applied: the subscriptions are as they were quoted, so a quote made before
-        # this attempt is valid again (no other order could be placed meanwhile).
-        for subscription_id, version in order.expected_versions.items():
-            Subscription.objects.filter(pk=int(subscription_id), version=version + 1).update(
-                version=version
-            )
-        if notify_failure:
-            _notify(order=order, account=account, template="payment_failed", context={
-                "amount_due": money_json(order.amount_due, order.currency), "reason": message,
-                "items": _email_items(order),
-            }, attachments=[])
+        _fail(order=order, account=account, payment=payment, outcome=outcome,
+              reference=reference, message=message, at=at, notify=notify_failure)
     return _finished(order)
+
+
+def _finish_paid(
+    *, order: Order, account: Account, payment: Payment, reference: str, message: str,
+    at: datetime, actor: User | None,
+) -> CheckoutResult:
+    """The card was charged: apply the order with its payment (under the account's lock)."""
+    payment.status = PaymentStatus.SUCCEEDED
+    payment.reference = reference[:255]
+    payment.message = message
+    payment.completed_at = at
+    locked = lock_subscriptions(account_id=account.pk, product_codes=order.summary.products)
+    documents = _apply(order=order, account=account,
+                       subscriptions={row.product.code: row for row in locked},
+                       payment=payment, actor=actor)
+    return _result(order, documents=documents, payments=[payment])
+
+
+def _fail(
+    *, order: Order, account: Account, payment: Payment, outcome: ChargeOutcome, reference: str,
+    message: str, at: datetime, notify: bool,
+) -> None:
+    """The card was refused: the order and its payment fail, nothing else changes."""
+    code = _FAILURE_CODES.get(outcome, "payment_declined")
+    payment.status = PaymentStatus.FAILED
+    payment.reference = reference[:255]
+    payment.failure_code = code
+    payment.message = message
+    payment.completed_at = at
+    payment.save(update_fields=["status", "reference", "failure_code", "message",
+                                "completed_at"])
+    order.status = OrderStatus.FAILED
+    order.failure_code = code
+    order.failure_message = message
+    order.completed_at = at
+    order.save(update_fields=["status", "failure_code", "failure_message", "completed_at"])
+    # Nothing was applied: the subscriptions are as they were quoted, so a quote made before
+    # this attempt is valid again (no other order could be placed meanwhile).
+    for subscription_id, version in order.expected_versions.items():
+        Subscription.objects.filter(pk=int(subscription_id), version=version + 1).update(
+            version=version
+        )
+    if notify:
+        _notify(order=order, account=account, template="payment_failed", context={
+            "amount_due": money_json(order.amount_due, order.currency), "reason": message,
+            "items": _email_items(order),
+        }, attachments=[])
 
 
 def _finished(order: Order) -> CheckoutResult:
@@ -576,6 +635,15 @@ def _save_card(*, account: Account, card: CardDetails, user: User, payment: Paym
 
 # --- applying a paid (or fully credited, or invoiced) order -----------------------------------------
 
+@dataclass(frozen=True)
+class _Drafts:
+    """An order's documents before they are numbered: the credit notes (one per invoice whose
+    unused time they credit, by invoice id) and the invoice of the new periods."""
+
+    credit_notes: list[Document]
+    invoice: Document
+
+
 def _apply(
     *,
     order: Order,
@@ -587,26 +655,40 @@ def _apply(
     """Issue the order's documents and make its change real, in the caller's transaction (under
     the account and subscription locks). Uses the order's snapshot: exactly what was shown.
     ``payment`` (succeeded, not saved yet) is saved with its invoice. Returns the documents."""
-    snapshot = order.snapshot
-    currency = order.currency
     at = now()
-    change_at = datetime.fromisoformat(snapshot["at"])
-    tax_data = snapshot["tax"]
-    tax = TaxDecision(tax_data["rate_bp"], TaxRule(tax_data["rule"]), tax_data["country"],
-                      tax_data["mention"])
-    items = snapshot["items"]
     subscriptions, before = _prepare_subscriptions(
-        order=order, account=account, subscriptions=subscriptions, change_at=change_at, at=at
+        order=order, account=account, subscriptions=subscriptions, at=at
     )
+    drafts = _draft_documents(order=order, account=account, subscriptions=subscriptions,
+                              payment=payment, at=at)
+    credit_notes, invoice = drafts.credit_notes, drafts.invoice
+    if payment is not None:
+        payment.invoice = invoice
+        payment.save(update_fields=["status", "reference", "message", "completed_at", "invoice"])
+    documents_finalize(documents=[*credit_notes, invoice])
+    _post_ledger(account=account, currency=order.currency, at=at, drafts=drafts, payment=payment)
+    _commit_subscriptions(order=order, subscriptions=subscriptions, before=before,
+                          invoice=invoice, at=at, actor=actor)
+    _complete_order(order=order, account=account, drafts=drafts, at=at, actor=actor)
+    _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes)
+    return [*credit_notes, invoice]
 
-    # Credit notes: the unused time of each subscription, grouped by the invoice they correct.
+
+def _draft_documents(
+    *, order: Order, account: Account, subscriptions: dict[str, Subscription],
+    payment: Payment | None, at: datetime,
+) -> _Drafts:
+    """The credit notes for the unused time of each subscription (grouped by the invoice they
+    correct) and the invoice of the new periods, with the credit balance (the new credit notes
+    included) applied first (S8) and ``payment`` for the rest."""
+    summary = order.summary
+    currency = order.currency
     credits: dict[int, list[DraftLine]] = defaultdict(list)
     invoices: dict[int, Document] = {}
     charges: list[DraftLine] = []
-    for item in items:
-        subscription = subscriptions.get(item["product"])
-        for data in item["lines"]:
-            line = line_from_json(data, currency)
+    for item in summary.items:
+        subscription = subscriptions.get(item.product)
+        for line in item.lines:
             if line.kind is LineKind.CREDIT:
                 if subscription is None or subscription.invoice_id is None:
                     raise ValidationError("A credit needs the invoice of the period it corrects.")
@@ -615,12 +697,11 @@ def _apply(
             else:
                 charges.append(DraftLine(line, subscription.pk if subscription else None))
     credit_notes = [
-        document_draft(account=account, kind=DocumentKind.CREDIT_NOTE, lines=lines, at=at, tax=tax,
-                       currency=currency, order=order,
+        document_draft(account=account, kind=DocumentKind.CREDIT_NOTE, lines=lines, at=at,
+                       tax=summary.tax, currency=currency, order=order,
                        refers_to=invoices[invoice_id])
         for invoice_id, lines in sorted(credits.items())
     ]
-    # The invoice: the credit balance (with the new credit notes) is used first (S8).
     charge_total = sum(d.line.amount.amount + d.line.tax.amount for d in charges)
     available = credit_balance(account, currency).amount - sum(cn.total for cn in credit_notes)
     credit_applied = max(0, min(charge_total, available))
@@ -629,20 +710,23 @@ def _apply(
         logger.error("Order %s: paid %s for %s due", order.pk, paid, charge_total - credit_applied)
         paid = charge_total - credit_applied
     invoice = document_draft(
-        account=account, kind=DocumentKind.INVOICE, lines=charges, at=at, tax=tax,
+        account=account, kind=DocumentKind.INVOICE, lines=charges, at=at, tax=summary.tax,
         currency=currency, order=order, credit_applied=credit_applied, amount_paid=paid,
         due_at=at + timedelta(days=account.payment_terms_days) if account.is_corporate else None,
     )
     if invoice.amount_due + invoice.amount_paid != order.amount_due:
         logger.error("Order %s: the invoice leaves %s due, the quote said %s", order.pk,
                      invoice.amount_due + invoice.amount_paid, order.amount_due)
-    if payment is not None:
-        payment.invoice = invoice
-        payment.save(update_fields=["status", "reference", "message", "completed_at", "invoice"])
-    documents_finalize(documents=[*credit_notes, invoice])
+    return _Drafts(credit_notes=credit_notes, invoice=invoice)
 
+
+def _post_ledger(
+    *, account: Account, currency: str, at: datetime, drafts: _Drafts, payment: Payment | None
+) -> None:
+    """The ledger rows of the numbered documents and of the payment."""
+    invoice = drafts.invoice
     movements = [Movement(LedgerKind.CREDIT_NOTE, -note.total, document=note,
-                          memo=f"Credit note {note.number}") for note in credit_notes]
+                          memo=f"Credit note {note.number}") for note in drafts.credit_notes]
     movements.append(Movement(LedgerKind.INVOICE, -invoice.total, document=invoice,
                               memo=f"Invoice {invoice.number}"))
     if payment is not None:
@@ -650,10 +734,14 @@ def _apply(
                                   payment=payment, memo=f"{payment.method_label} · {invoice.number}"))
     ledger_append(account=account, currency=currency, at=at, movements=movements)
 
-    _commit_subscriptions(order=order, subscriptions=subscriptions, before=before,
-                          invoice=invoice, at=at, actor=actor)
-    products = [item["product"] for item in items]
-    CartItem.objects.filter(account=account, product__code__in=products).delete()
+
+def _complete_order(
+    *, order: Order, account: Account, drafts: _Drafts, at: datetime, actor: User | None
+) -> None:
+    """The order paid (or invoiced: corporate terms), its items out of the cart, the audit entry."""
+    summary = order.summary
+    invoice = drafts.invoice
+    CartItem.objects.filter(account=account, product__code__in=summary.products).delete()
     order.status = OrderStatus.PAID if invoice.amount_due == 0 else OrderStatus.INVOICED
     order.invoice = invoice
     order.completed_at = at
@@ -662,55 +750,56 @@ def _apply(
         actor=actor, action="staff.order.place" if order.by_staff else "order.place",
         account=account, obj=order,
         after={"kind": order.kind, "status": order.status, "invoice": invoice.number,
-               "credit_notes": [note.number for note in credit_notes],
+               "credit_notes": [note.number for note in drafts.credit_notes],
                "amount_due": order.amount_due, "credit_created": order.credit_created,
-               "currency": currency, "items": [item["configuration"] for item in items],
+               "currency": order.currency,
+               "items": [item.configuration.to_json() for item in summary.items],
                "by_staff": order.by_staff},
     )
-    _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes)
-    return [*credit_notes, invoice]
 
 
 def _prepare_subscriptions(
-    *, order: Order, account: Account, subscriptions: dict[str, Subscription],
-    change_at: datetime, at: datetime,
+    *, order: Order, account: Account, subscriptions: dict[str, Subscription], at: datetime,
 ) -> tuple[dict[str, Subscription], dict[str, dict[str, Any] | None]]:
     """Give each item's subscription its new configuration and period (a first purchase's is
     created here, so that the invoice lines can name it); saved by :func:`_commit_subscriptions`
     once the invoice exists. Returns them by product, and what each was before."""
-    items = order.snapshot["items"]
+    summary = order.summary
     plans = {row.code: row for row in Plan.objects.filter(
-        code__in=[item["configuration"]["plan"] for item in items])}
+        code__in=[item.configuration.plan for item in summary.items])}
     cycles = {row.code: row for row in BillingCycle.objects.filter(
-        code__in=[item["configuration"]["cycle"] for item in items])}
+        code__in=[item.configuration.cycle for item in summary.items])}
     prepared = dict(subscriptions)
     before: dict[str, dict[str, Any] | None] = {}
-    for item in items:
-        config = item["configuration"]
-        charge = next(line for line in item["lines"] if line["kind"] == LineKind.CHARGE.value)
-        period = Period(datetime.fromisoformat(item["period"]["start"]),
-                        datetime.fromisoformat(item["period"]["end"]))
-        plan = plans[config["plan"]]
-        subscription = prepared.get(item["product"])
-        before[item["product"]] = _describe(subscription) if subscription is not None else None
+    for item in summary.items:
+        config = item.configuration
+        plan = plans[config.plan]
+        subscription = prepared.get(item.product)
+        before[item.product] = _describe(subscription) if subscription is not None else None
         if subscription is None:
             subscription = Subscription(account=account, product_id=plan.product_id,
                                         created_at=at, version=0)
         subscription.plan = plan
-        subscription.cycle = cycles[config["cycle"]]
-        subscription.quantity = config["quantity"]
+        subscription.cycle = cycles[config.cycle]
+        subscription.quantity = config.quantity
         subscription.currency = order.currency
-        subscription.unit_amount = config["unit_amount"]
+        subscription.unit_amount = config.unit_amount
         subscription.status = SubscriptionStatus.ACTIVE
         subscription.auto_renew = True
-        subscription.anchor = change_at
-        subscription.period_start = period.start
-        subscription.period_end = period.end
-        subscription.invoiced_amount = charge["amount"]
+        subscription.anchor = summary.at
+        subscription.period_start = item.period.start
+        subscription.period_end = item.period.end
+        subscription.invoiced_amount = item.charge.amount.amount
         if subscription.pk is None:
             subscription.save()
-        prepared[item["product"]] = subscription
+        prepared[item.product] = subscription
     return prepared, before
+
+
+_EVENT_KINDS = {OrderKind.PURCHASE: SubscriptionEvent.Kind.PURCHASED,
+                OrderKind.REACTIVATION: SubscriptionEvent.Kind.REACTIVATED,
+                OrderKind.RENEWAL: SubscriptionEvent.Kind.RENEWED,
+                OrderKind.CHANGE: SubscriptionEvent.Kind.CHANGED}
 
 
 def _commit_subscriptions(
@@ -720,17 +809,13 @@ def _commit_subscriptions(
 ) -> None:
     """Save the prepared subscriptions with the invoice of their new period, and their history."""
     events = []
-    for item in order.snapshot["items"]:
-        subscription = subscriptions[item["product"]]
+    for item in order.summary.items:
+        subscription = subscriptions[item.product]
         subscription.invoice = invoice
         subscription.version += 1
         subscription.save()
-        kind = {OrderKind.PURCHASE.value: SubscriptionEvent.Kind.PURCHASED,
-                OrderKind.REACTIVATION.value: SubscriptionEvent.Kind.REACTIVATED,
-                OrderKind.RENEWAL.value: SubscriptionEvent.Kind.RENEWED}.get(
-                    item["kind"], SubscriptionEvent.Kind.CHANGED)
-        events.append(SubscriptionEvent(subscription=subscription, at=at, kind=kind,
-                                        before=before[item["product"]],
+        events.append(SubscriptionEvent(subscription=subscription, at=at,
+                                        kind=_EVENT_KINDS[item.kind], before=before[item.product],
                                         after=_describe(subscription), order=order, actor=actor))
     SubscriptionEvent.objects.bulk_create(events)
 
@@ -751,15 +836,14 @@ def _describe(subscription: Subscription) -> dict[str, Any]:
 
 def _email_items(order: Order) -> list[dict[str, Any]]:
     items = []
-    for item in order.snapshot["items"]:
-        config = item["configuration"]
-        previous = item.get("previous")
+    for item in order.summary.items:
+        config, previous = item.configuration, item.previous
         items.append({
-            "product": item["product_name"], "plan": config["plan_name"],
-            "licenses": config["quantity"], "cycle": config["cycle"],
+            "product": item.product_name, "plan": config.plan_name,
+            "licenses": config.quantity, "cycle": config.cycle,
             "previous": None if previous is None else {
-                "plan": previous["plan_name"], "licenses": previous["quantity"],
-                "cycle": previous["cycle"],
+                "plan": previous.plan_name, "licenses": previous.quantity,
+                "cycle": previous.cycle,
             },
         })
     return items
@@ -780,12 +864,12 @@ def _send_receipt(
     is not a receipt yet: its receipt goes out when the transfer is recorded."""
     if invoice.amount_due:
         return
-    items = order.snapshot["items"]
-    first = items[0]
+    first = order.summary.items[0]
     attachments = [{"kind": "invoice", "id": invoice.pk}] + [
         {"kind": "credit_note", "id": note.pk} for note in credit_notes
     ]
-    common = {"items": _email_items(order), "next_billing_date": first["next_billing_date"]}
+    common = {"items": _email_items(order),
+              "next_billing_date": format_instant(first.next_billing_date)}
     if order.credit_created:
         balance = credit_balance(account, order.currency)
         _notify(order=order, account=account, template="credit_created", attachments=attachments,
@@ -801,7 +885,8 @@ def _send_receipt(
         "amount_paid": money_json(invoice.amount_paid, invoice.currency),
         "total": money_json(invoice.total, invoice.currency),
         "credit_applied": money_json(invoice.credit_applied, invoice.currency),
-        "period_start": first["period"]["start"], "period_end": first["period"]["end"],
+        "period_start": format_instant(first.period.start),
+        "period_end": format_instant(first.period.end),
     })
 
 

@@ -302,6 +302,58 @@ def _choice(request: HttpRequest, source: Any, subscription: Subscription | None
     return Choice(plan, cycle, _int(source.get("quantity"), default_quantity))
 
 
+@dataclass
+class _Offer:
+    """What Modify subscription offers for one product: the subscription (if any), the plans and
+    billing periods sold in its currency."""
+
+    subscription: Subscription | None
+    currency: str
+    plans: list[Plan]
+    cycles: list[str]
+
+
+def _offer(account: Account, catalog: Catalog, product_code: str) -> _Offer:
+    subscription = Subscription.objects.select_related("plan", "cycle", "product").filter(
+        account=account, product__code=product_code).first()
+    currency = subscription.currency if subscription else (
+        account.currency or ("EUR" if account.country in EU_COUNTRIES else "USD"))
+    plans = _sellable_plans(catalog, product_code, currency)
+    cycles = sorted({cycle for (plan, cycle, cur) in catalog.prices if cur == currency
+                     and plan in {p.code for p in plans}},
+                    key=lambda code: (catalog.cycles[code].months, code))
+    return _Offer(subscription, currency, plans, cycles)
+
+
+def _modify_quote(account: Account, user: User, product_code: str, choice: Choice
+                  ) -> tuple[Quote | None, str | None, bool]:
+    """The live order summary of the choice, or the refusal's message (and whether it is a
+    downgrade, which offers a support request instead)."""
+    try:
+        quote = order_quote(account=account, user=user, product_code=product_code,
+                            plan_code=choice.plan, cycle_code=choice.cycle,
+                            quantity=choice.quantity)
+    except DowngradeNeedsSupport as refused:
+        return None, error_message(refused), True
+    except ProrataError as refused:
+        return None, error_message(refused), False
+    except KeyError:
+        return None, gettext("This plan or billing period is not sold: choose another one."), False
+    return quote, None, False
+
+
+def _downgrade_message(product: Any, subscription: Subscription, choice: Choice,
+                       catalog: Catalog) -> str:
+    """The prefilled support request for a plan downgrade (S13)."""
+    target = catalog.plans.get(choice.plan)
+    return gettext(
+        "Please downgrade my %(product)s subscription from %(current)s to %(target)s "
+        "(%(count)s licenses, %(cycle)s billing)."
+    ) % {"product": product.name, "current": subscription.plan.name,
+         "target": target.name if target else choice.plan, "count": choice.quantity,
+         "cycle": cycle_label(choice.cycle).lower()}
+
+
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
@@ -313,30 +365,12 @@ def modify(request: HttpRequest, account_id: int, product_code: str) -> HttpResp
     product = catalog.products.get(product_code)
     if product is None:
         raise Http404("No such product")
-    subscription = Subscription.objects.select_related("plan", "cycle", "product").filter(
-        account=account, product__code=product_code).first()
-    currency = subscription.currency if subscription else (
-        account.currency or ("EUR" if account.country in EU_COUNTRIES else "USD"))
-    plans = _sellable_plans(catalog, product_code, currency)
-    cycles = sorted({cycle for (plan, cycle, cur) in catalog.prices if cur == currency
-                     and plan in {p.code for p in plans}},
-                    key=lambda code: (catalog.cycles[code].months, code))
+    offer = _offer(account, catalog, product_code)
+    subscription = offer.subscription
     source = request.POST if request.method == "POST" else request.GET
-    choice = _choice(request, source, subscription, plans, cycles)
+    choice = _choice(request, source, subscription, offer.plans, offer.cycles)
     others = [item for item in cart_items(account=account) if item.product_code != product_code]
-    error = None
-    downgrade = False
-    quote = None
-    try:
-        quote = order_quote(account=account, user=user, product_code=product_code,
-                            plan_code=choice.plan, cycle_code=choice.cycle,
-                            quantity=choice.quantity)
-    except DowngradeNeedsSupport as refused:
-        downgrade, error = True, error_message(refused)
-    except ProrataError as refused:
-        error = error_message(refused)
-    except KeyError:
-        error = gettext("This plan or billing period is not sold: choose another one.")
+    quote, error, downgrade = _modify_quote(account, user, product_code, choice)
 
     if request.method == "POST" and quote is not None:
         try:
@@ -350,25 +384,19 @@ def modify(request: HttpRequest, account_id: int, product_code: str) -> HttpResp
                 return redirect("billing:cart", account_id=account.pk)
             return redirect("billing:checkout", account_id=account.pk)
 
-    plan_names = {plan.code: plan.name for plan in catalog.plans.values()}
-    support_message = ""
-    if downgrade and subscription is not None:
-        support_message = gettext(
-            "Please downgrade my %(product)s subscription from %(current)s to %(target)s "
-            "(%(count)s licenses, %(cycle)s billing)."
-        ) % {"product": product.name, "current": subscription.plan.name,
-             "target": plan_names.get(choice.plan, choice.plan), "count": choice.quantity,
-             "cycle": cycle_label(choice.cycle).lower()}
     context = {
         "account": account, "product": product, "subscription": subscription,
-        "plans": [{"plan": plan, "price": catalog.prices.get((plan.code, choice.cycle, currency)),
+        "plans": [{"plan": plan,
+                   "price": catalog.prices.get((plan.code, choice.cycle, offer.currency)),
                    "current": subscription is not None and subscription.plan.code == plan.code
                    and subscription.status != SubscriptionStatus.TRIALING}
-                  for plan in plans],
-        "cycles": [(code, cycle_label(code)) for code in cycles],
+                  for plan in offer.plans],
+        "cycles": [(code, cycle_label(code)) for code in offer.cycles],
         "choice": choice, "error": error, "downgrade": downgrade,
-        "support_message": support_message, "add_to_cart": bool(others),
-        "contact": _contact(account), "credit": credit_balance(account, currency),
+        "support_message": _downgrade_message(product, subscription, choice, catalog)
+        if downgrade and subscription is not None else "",
+        "add_to_cart": bool(others),
+        "contact": _contact(account), "credit": credit_balance(account, offer.currency),
         "purchase": subscription is None or subscription.status in (
             SubscriptionStatus.TRIALING, SubscriptionStatus.EXPIRED),
         **(_quote_context(quote, catalog) if quote is not None else {}),
@@ -463,6 +491,79 @@ def _card(data: Any) -> tuple[CardDetails | None, dict[str, str]]:
     return CardDetails(number=number, exp_month=month, exp_year=year, cvc=cvc), {}
 
 
+@dataclass
+class _Attempt:
+    """What posting the checkout form gave: the order page to go to, or what to show again."""
+
+    redirect_to: HttpResponse | None = None
+    errors: dict[str, str] | None = None
+    alert: str | None = None
+
+
+def _checkout_post(request: HttpRequest, account: Account, user: User, vat_number: str
+                   ) -> _Attempt:
+    """Place the order from the posted form (card or saved card, VAT number) and say where to go."""
+    data = request.POST
+    method = data.get("payment_method", "")
+    new_card = None
+    errors: dict[str, str] = {}
+    if method == "new":
+        new_card, errors = _card(data)
+    if errors:
+        return _Attempt(errors=errors)
+    try:
+        result = checkout_place(
+            account=account, user=user,
+            idempotency_key=data.get("idempotency_key", ""),
+            expected=[f for f in data.get("expected", "").split(",") if f],
+            payment_method_id=_int(method, 0) or None if method not in ("", "new") else None,
+            new_card=new_card, vat_number=vat_number or None,
+        )
+    except (QuoteChanged, PaymentFailed) as refused:
+        return _Attempt(errors={}, alert=error_message(refused))
+    except InvalidVatNumber as invalid:
+        return _Attempt(errors={"vat_number": error_message(invalid)})
+    except CardRejected as rejected:
+        return _Attempt(errors={str(rejected.params.get("field", "number")):
+                                error_message(rejected)})
+    except ProrataError as refused:
+        return _Attempt(errors={}, alert=error_message(refused))
+    if result.message:
+        messages.warning(request, gettext(result.message))
+    return _Attempt(redirect_to=redirect("billing:order", account_id=account.pk,
+                                         order_id=result.order.pk))
+
+
+def _checkout_page(request: HttpRequest, account: Account, user: User, vat_number: str,
+                   errors: dict[str, str], alert: str | None) -> HttpResponse:
+    """The checkout page for the cart as priced now (with the VAT number typed, when valid)."""
+    data = request.POST if request.method == "POST" else None
+    try:
+        quote = checkout_quote(account=account, user=user,
+                               vat_number=vat_number if "vat_number" not in errors and vat_number
+                               else None)
+    except InvalidVatNumber as invalid:
+        errors["vat_number"] = error_message(invalid)
+        quote = checkout_quote(account=account, user=user)
+    except ProrataError as refused:
+        messages.error(request, error_message(refused))
+        return redirect("billing:cart", account_id=account.pk)
+    context = _checkout_context(quote)
+    single = quote.items[0].item.product_code if len(quote.items) == 1 else None
+    default = default_payment_method(account=account)
+    chosen = data.get("payment_method") if data is not None else None
+    context.update({
+        "account": account, "idempotency_key": uuid.uuid4().hex, "errors": errors,
+        "alert": alert, "cards": payment_methods_for(account=account),
+        "chosen": chosen or (str(default.pk) if default else "new"),
+        "vat_number": vat_number, "eu": account.country in EU_COUNTRIES,
+        "card_number": "", "card_expiry": (data.get("card_expiry", "") if data else ""),
+        "modify_url": reverse("billing:modify", args=[account.pk, single]) if single
+        else reverse("billing:cart", args=[account.pk]),
+    })
+    return render(request, "web/billing/checkout.html", context)
+
+
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
@@ -485,65 +586,14 @@ def checkout(request: HttpRequest, account_id: int) -> HttpResponse:
     if not cart_items(account=account):
         messages.info(request, gettext("Your cart is empty: choose a change first."))
         return redirect("billing:account", account_id=account.pk)
-    errors: dict[str, str] = {}
-    alert = None
-    data = request.POST if request.method == "POST" else None
-    vat_number = (data.get("vat_number", "") if data is not None else account.vat_number).strip()
-    if data is not None:
-        method = data.get("payment_method", "")
-        new_card = None
-        if method == "new":
-            new_card, errors = _card(data)
-        if not errors:
-            try:
-                result = checkout_place(
-                    account=account, user=user,
-                    idempotency_key=data.get("idempotency_key", ""),
-                    expected=[f for f in data.get("expected", "").split(",") if f],
-                    payment_method_id=_int(method, 0) or None if method not in ("", "new")
-                    else None,
-                    new_card=new_card, vat_number=vat_number or None,
-                )
-            except QuoteChanged as changed:
-                alert = error_message(changed)
-            except PaymentFailed as failed:
-                alert = error_message(failed)
-            except InvalidVatNumber as invalid:
-                errors["vat_number"] = error_message(invalid)
-            except CardRejected as rejected:
-                errors[str(rejected.params.get("field", "number"))] = error_message(rejected)
-            except ProrataError as refused:
-                alert = error_message(refused)
-            else:
-                if result.message:
-                    messages.warning(request, gettext(result.message))
-                return redirect("billing:order", account_id=account.pk,
-                                order_id=result.order.pk)
-    try:
-        quote = checkout_quote(account=account, user=user,
-                               vat_number=vat_number if "vat_number" not in errors and vat_number
-                               else None)
-    except InvalidVatNumber as invalid:
-        errors["vat_number"] = error_message(invalid)
-        quote = checkout_quote(account=account, user=user)
-    except ProrataError as refused:
-        messages.error(request, error_message(refused))
-        return redirect("billing:cart", account_id=account.pk)
-    context = _checkout_context(quote)
-    single = quote.items[0].item.product_code if len(quote.items) == 1 else None
-    cards = payment_methods_for(account=account)
-    default = default_payment_method(account=account)
-    chosen = data.get("payment_method") if data is not None else None
-    context.update({
-        "account": account, "idempotency_key": uuid.uuid4().hex, "errors": errors,
-        "alert": alert, "cards": cards,
-        "chosen": chosen or (str(default.pk) if default else "new"),
-        "vat_number": vat_number, "eu": account.country in EU_COUNTRIES,
-        "card_number": "", "card_expiry": (data.get("card_expiry", "") if data else ""),
-        "modify_url": reverse("billing:modify", args=[account.pk, single]) if single
-        else reverse("billing:cart", args=[account.pk]),
-    })
-    return render(request, "web/billing/checkout.html", context)
+    if request.method == "POST":
+        vat_number = request.POST.get("vat_number", "").strip()
+        attempt = _checkout_post(request, account, user, vat_number)
+        if attempt.redirect_to is not None:
+            return attempt.redirect_to
+        return _checkout_page(request, account, user, vat_number, attempt.errors or {},
+                              attempt.alert)
+    return _checkout_page(request, account, user, account.vat_number.strip(), {}, None)
 
 
 @login_required
@@ -557,16 +607,16 @@ def order_page(request: HttpRequest, account_id: int, order_id: int) -> HttpResp
     documents = list(order.documents.filter(number__isnull=False).order_by("id"))
     paid = sum(p.amount for p in order.payments.all() if p.status == "succeeded")
     items = []
-    for item in order.snapshot.get("items", []):
-        config, previous = item["configuration"], item.get("previous")
+    for item in order.summary.items:
+        config, previous = item.configuration, item.previous
         items.append({
-            "product": item["product_name"], "plan": config["plan_name"],
-            "quantity": config["quantity"], "cycle": cycle_label(config["cycle"]),
+            "product": item.product_name, "plan": config.plan_name,
+            "quantity": config.quantity, "cycle": cycle_label(config.cycle),
             "previous": None if previous is None else {
-                "plan": previous["plan_name"], "quantity": previous["quantity"],
-                "cycle": cycle_label(previous["cycle"])},
-            "start": _instant(item["period"]["start"]), "end": _instant(item["period"]["end"]),
-            "next_billing_date": _instant(item["next_billing_date"]),
+                "plan": previous.plan_name, "quantity": previous.quantity,
+                "cycle": cycle_label(previous.cycle)},
+            "start": item.period.start, "end": item.period.end,
+            "next_billing_date": item.next_billing_date,
         })
     return render(request, "web/billing/order.html", {
         "account": account, "order": order, "items": items, "documents": documents,
@@ -577,10 +627,6 @@ def order_page(request: HttpRequest, account_id: int, order_id: int) -> HttpResp
         "done": order.status in (OrderStatus.PAID, OrderStatus.INVOICED),
         "failed": order.status == OrderStatus.FAILED,
     })
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # --- View all transactions and receipts (S10, S12) -------------------------------------------------
