@@ -11,6 +11,7 @@ admin.site.index_title = "Staff console"
 urlpatterns = [
     path("api/v1/", api_v1.urls),
     path("billing/", include("prorata.web.urls_billing")),
+    path("", include("prorata.licenses.urls")),
     path("console/", admin.site.urls),
     path("", include("prorata.catalog.urls")),
     path("", include("prorata.accounts.urls")),

@@ -58,15 +58,17 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.regex_helper import normalize
 
-from prorata.accounts.models import Account, User
+from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.permissions import Action, can
 from prorata.accounts.services import account_create, membership_set_roles
 from prorata.api.models import ApiToken
 from prorata.api.services import api_token_create
 from prorata.api.v1 import api as api_v1
 from prorata.catalog.services import catalog_load_demo
+from prorata.licenses.services import member_invite
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import payment_method_add
+from prorata.subscriptions.models import Subscription
 from prorata.subscriptions.selectors import order_quote
 from prorata.subscriptions.services import checkout_place
 
@@ -157,7 +159,20 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
         account=side.account, card=BILLING_CARD, actor=side.principal)).pk,
     # The billing center's pages: the order of the side's purchase (the invoice's order).
     "order_id": lambda side: side.make("invoice", lambda: billing_purchase(side).invoice).order_id,
+    # Licenses and members (issue 13): the side's member with no role; a pending invitation.
+    "member_id": lambda side: side.make("member", lambda: Membership.objects.get(
+        user=side.members["none"]).pk),
+    "invitation_id": lambda side: side.make("invitation", lambda: member_invite(
+        actor=side.principal, account=side.account,
+        email=f"invited-{side.label}@matrix.example")[0]).pk,
 }
+
+
+def license_assign_body(side: Side) -> dict[str, Any]:
+    """Assign the principal a license of the side's subscription (bought once per side)."""
+    invoice = side.make("invoice", lambda: billing_purchase(side).invoice)
+    return {"action": "assign", "subscription": Subscription.objects.get(invoice=invoice).pk,
+            "member": Membership.objects.get(user=side.principal).pk}
 
 
 # --- billing objects and bodies (the billing center's API) ---------------------------------------
@@ -315,6 +330,18 @@ ACCESS: dict[str, Rule] = {
         action=Action.MANAGE_BILLING, probes=(POST,)),
     "billing/<int:account_id>/payment-methods/<int:payment_method_id>/remove/": Rule(
         action=Action.MANAGE_BILLING, probes=(POST,)),
+    # Licenses and members (licenses/urls.py); the invitation link is opened from its e-mail.
+    "billing/<int:account_id>/licenses/": Rule(action=Action.MANAGE_LICENSES, probes=(
+        GET, Probe("POST", data=license_assign_body))),
+    "billing/<int:account_id>/members/": Rule(action=Action.MANAGE_MEMBERS, probes=(
+        GET, Probe("POST", data=lambda s: {"email": f"new-{s.label}@matrix.example"}))),
+    "billing/<int:account_id>/members/<int:member_id>/roles/": Rule(
+        action=Action.MANAGE_MEMBERS, probes=(Probe("POST", data=lambda s: {"organizer": "1"}),)),
+    "billing/<int:account_id>/members/<int:member_id>/remove/": Rule(
+        action=Action.MANAGE_MEMBERS, probes=(POST,)),
+    "billing/<int:account_id>/invitations/<int:invitation_id>/revoke/": Rule(
+        action=Action.MANAGE_MEMBERS, probes=(POST,)),
+    "invitations/<str:token>/": Rule(public=True),
     "billing/<int:account_id>/support/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"kind": "billing_question",
                                            "message": "A question"}))),

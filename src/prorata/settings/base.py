@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "prorata.jobs",
     "prorata.api",
     "prorata.support",
+    "prorata.licenses",
     "prorata.web",
 ]
 
