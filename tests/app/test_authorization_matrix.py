@@ -333,14 +333,14 @@ ACCESS: dict[str, Rule] = {
     # Licenses and members (licenses/urls.py); the invitation link is opened from its e-mail.
     "billing/<int:account_id>/licenses/": Rule(action=Action.MANAGE_LICENSES, probes=(
         GET, Probe("POST", data=license_assign_body))),
-    "billing/<int:account_id>/members/": Rule(action=Action.MANAGE_MEMBERS, probes=(
+    "billing/<int:account_id>/members/": Rule(action=Action.MANAGE_LICENSES, probes=(
         GET, Probe("POST", data=lambda s: {"email": f"new-{s.label}@matrix.example"}))),
     "billing/<int:account_id>/members/<int:member_id>/roles/": Rule(
-        action=Action.MANAGE_MEMBERS, probes=(Probe("POST", data=lambda s: {"organizer": "1"}),)),
+        action=Action.MANAGE_LICENSES, probes=(Probe("POST", data=lambda s: {"organizer": "1"}),)),
     "billing/<int:account_id>/members/<int:member_id>/remove/": Rule(
-        action=Action.MANAGE_MEMBERS, probes=(POST,)),
+        action=Action.MANAGE_LICENSES, probes=(POST,)),
     "billing/<int:account_id>/invitations/<int:invitation_id>/revoke/": Rule(
-        action=Action.MANAGE_MEMBERS, probes=(POST,)),
+        action=Action.MANAGE_LICENSES, probes=(POST,)),
     "invitations/<str:token>/": Rule(public=True),
     "billing/<int:account_id>/support/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"kind": "billing_question",

@@ -6,8 +6,8 @@ that account B exists. Inside their own account, a member who lacks the role get
 :class:`~django.core.exceptions.PermissionDenied` (403): the account's existence is no secret to them.
 
 Customer roles: any member may ``VIEW_ACCOUNT``; billing contacts ``VIEW_BILLING`` and
-``MANAGE_BILLING`` (buy, change, cancel, pay, see invoices and payment methods); billing contacts
-and admins ``MANAGE_MEMBERS`` (invite, roles, remove: issue 13) and ``MANAGE_LICENSES``; organizers ``HOST_WEBINARS``.
+``MANAGE_BILLING`` (buy, change, cancel, pay, see invoices and payment methods); admins
+``MANAGE_MEMBERS``; billing contacts and admins ``MANAGE_LICENSES``; organizers ``HOST_WEBINARS``.
 Staff: support agents view every account's billing; corporate advisors view and manage the billing of
 the corporate accounts they advise; superusers everything. Operators run the catalog, not accounts.
 """
@@ -37,7 +37,7 @@ _MEMBER_RULES: dict[Action, tuple[str, ...]] = {
     Action.VIEW_ACCOUNT: (),
     Action.VIEW_BILLING: ("is_billing_contact",),
     Action.MANAGE_BILLING: ("is_billing_contact",),
-    Action.MANAGE_MEMBERS: ("is_billing_contact", "is_admin"),
+    Action.MANAGE_MEMBERS: ("is_admin",),
     Action.MANAGE_LICENSES: ("is_billing_contact", "is_admin"),
     Action.HOST_WEBINARS: ("is_organizer",),
 }

@@ -1,6 +1,9 @@
 """The Licenses page (used / bought, holders, Assign / Unassign), the Members page (invite by
 e-mail, roles, remove) and the invitation link's page.
 
+Both pages are for billing contacts and admins (issue 13: they invite people and assign licenses),
+which is ``Action.MANAGE_LICENSES``; ``MANAGE_MEMBERS`` stays the admins' (the members API).
+
 Thin edges: ``account_for`` first (404 for another account, 403 without the role), one service,
 render. Refusals are shown in the reader's language; a refused action changes nothing.
 """
@@ -105,7 +108,7 @@ class InviteForm(forms.Form):
 def members(request: HttpRequest, account_id: int) -> HttpResponse:
     """The account's members and pending invitations; POST invites a person by e-mail."""
     user = _user(request)
-    account = account_for(user, account_id, Action.MANAGE_MEMBERS)
+    account = account_for(user, account_id, Action.MANAGE_LICENSES)
     form = InviteForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -137,7 +140,7 @@ def members(request: HttpRequest, account_id: int) -> HttpResponse:
 def member_roles(request: HttpRequest, account_id: int, member_id: int) -> HttpResponse:
     """Set a member's roles from the checkboxes ``billing_contact``, ``admin``, ``organizer``."""
     user = _user(request)
-    account = account_for(user, account_id, Action.MANAGE_MEMBERS)
+    account = account_for(user, account_id, Action.MANAGE_LICENSES)
     try:
         services.member_set_roles(
             actor=user, account=account, member_id=member_id,
@@ -159,7 +162,7 @@ def member_roles(request: HttpRequest, account_id: int, member_id: int) -> HttpR
 @require_POST
 def member_remove_view(request: HttpRequest, account_id: int, member_id: int) -> HttpResponse:
     user = _user(request)
-    account = account_for(user, account_id, Action.MANAGE_MEMBERS)
+    account = account_for(user, account_id, Action.MANAGE_LICENSES)
     try:
         services.member_remove(actor=user, account=account, member_id=member_id, ip=_ip(request))
     except ProrataError as refused:
@@ -178,7 +181,7 @@ def member_remove_view(request: HttpRequest, account_id: int, member_id: int) ->
 def invitation_revoke_view(request: HttpRequest, account_id: int,
                            invitation_id: int) -> HttpResponse:
     user = _user(request)
-    account = account_for(user, account_id, Action.MANAGE_MEMBERS)
+    account = account_for(user, account_id, Action.MANAGE_LICENSES)
     try:
         services.invitation_revoke(actor=user, account=account, invitation_id=invitation_id,
                                    ip=_ip(request))

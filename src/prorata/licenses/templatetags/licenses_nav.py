@@ -20,6 +20,6 @@ def people_links(context: Any, account: Any) -> dict[str, bool]:
         return {}
     return {
         "licenses": can(user, Action.MANAGE_LICENSES, account),
-        "members": can(user, Action.MANAGE_MEMBERS, account),
+        "members": can(user, Action.MANAGE_LICENSES, account),
         "webinars": can(user, Action.VIEW_ACCOUNT, account),
     }
