@@ -119,3 +119,12 @@ class CurrencyLocked(ChangeRefused):
 
 class AlreadySubscribed(ChangeRefused):
     code = "already_subscribed"
+
+
+class TransitionRefused(ProrataError):
+    """A status change the lifecycle table (:data:`prorata_core.lifecycle.TRANSITIONS`) does not
+    allow; nothing was changed. ``params``: ``current`` (``"none"`` before the first state),
+    ``to`` and ``event``."""
+
+    code = "transition_refused"
+    http_status = 409

@@ -26,19 +26,15 @@ from prorata_core.errors import (
     SubscriptionExpired,
     TrialOnlyPurchase,
 )
+from prorata_core.lifecycle import Status
 from prorata_core.orders import Configuration, OrderKind
+
+__all__ = ["BillingMode", "Change", "Status", "check_order", "classify"]
 
 
 class BillingMode(StrEnum):
     SELF_SERVICE = "self_service"
     CORPORATE = "corporate"
-
-
-class Status(StrEnum):
-    TRIALING = "trialing"
-    ACTIVE = "active"
-    PAST_DUE = "past_due"
-    EXPIRED = "expired"
 
 
 class Change(StrEnum):

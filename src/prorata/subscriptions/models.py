@@ -102,7 +102,9 @@ class SubscriptionEvent(models.Model):
 
     A renewal by the billing run is recorded once, as its :class:`prorata.jobs.models.Renewal`
     (unique per period, with its invoice), not repeated here; :data:`Kind.RENEWED` stays for the
-    entries written before the run stopped repeating it."""
+    entries written before the run stopped repeating it. Every status change is written by
+    :func:`prorata.subscriptions.transitions.subscription_transition` (its ``kind`` is then a
+    :class:`prorata_core.lifecycle.Event`); the renewal on/off entries change no status."""
 
     class Kind(models.TextChoices):
         TRIAL_STARTED = "trial_started", _("free trial started")
@@ -114,6 +116,7 @@ class SubscriptionEvent(models.Model):
         RENEWAL_RESUMED = "renewal_resumed", _("renewal resumed")
         EXPIRED = "expired", _("expired")
         PAYMENT_FAILED = "payment_failed", _("payment failed")
+        RENEWAL_PAID = "renewal_paid", _("renewal invoice paid")
 
     # Indexed by subscription_event_at, which starts with it: no index of its own to maintain.
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events",

@@ -85,6 +85,9 @@ MESSAGES: dict[str, Any] = {
         "This card is not on file for this account: choose one of its saved cards or add a new one."
     ),
     "busy": _("We are busy right now and nothing was saved: please try again."),
+    "transition_refused": _(
+        "This subscription changed meanwhile: nothing was changed. Reload the page and try again."
+    ),
 }
 
 
