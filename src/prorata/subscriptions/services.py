@@ -90,7 +90,9 @@ from prorata.subscriptions.selectors import (
     require_may_order,
     state_of,
 )
+from prorata.subscriptions.transitions import subscription_describe, subscription_transition
 from prorata_core.errors import ValidationError
+from prorata_core.lifecycle import Event, Status
 from prorata_core.money import Money
 from prorata_core.orders import LineKind, OrderKind
 from prorata_core.tax import normalize_vat_number
@@ -203,18 +205,16 @@ def subscription_start_trial(
         if cycle is None:
             raise ValidationError("The catalog has no billing period.")
         currency = account.currency or default_currency(account.country)
-        subscription = Subscription.objects.create(
+        subscription = Subscription(
             account=account, product=plan_row.product, plan=plan_row, cycle=cycle, quantity=1,
-            currency=currency, unit_amount=0, status=SubscriptionStatus.TRIALING, auto_renew=False,
+            currency=currency, unit_amount=0, auto_renew=False,
             anchor=at, period_start=at, period_end=at + timedelta(days=plan.trial_days),
             invoiced_amount=0, created_at=at,
         )
-        SubscriptionEvent.objects.create(
-            subscription=subscription, at=at, kind=SubscriptionEvent.Kind.TRIAL_STARTED,
-            after=_describe(subscription), actor=actor,
-        )
+        subscription_transition(subscription=subscription, to=Status.TRIALING,
+                                event=Event.TRIAL_STARTED, at=at, actor=actor)
         audit_record(actor=actor, action="subscription.start_trial", account=account,
-                     obj=subscription, after=_describe(subscription))
+                     obj=subscription, after=subscription_describe(subscription))
     return subscription
 
 
@@ -657,7 +657,7 @@ def _apply(
     ``payment`` (succeeded, not saved yet) is saved with its invoice. Returns the documents."""
     at = now()
     subscriptions, before = _prepare_subscriptions(
-        order=order, account=account, subscriptions=subscriptions, at=at
+        order=order, account=account, subscriptions=subscriptions, at=at, actor=actor,
     )
     drafts = _draft_documents(order=order, account=account, subscriptions=subscriptions,
                               payment=payment, at=at)
@@ -760,6 +760,7 @@ def _complete_order(
 
 def _prepare_subscriptions(
     *, order: Order, account: Account, subscriptions: dict[str, Subscription], at: datetime,
+    actor: User | None,
 ) -> tuple[dict[str, Subscription], dict[str, dict[str, Any] | None]]:
     """Give each item's subscription its new configuration and period (a first purchase's is
     created here, so that the invoice lines can name it); saved by :func:`_commit_subscriptions`
@@ -775,31 +776,32 @@ def _prepare_subscriptions(
         config = item.configuration
         plan = plans[config.plan]
         subscription = prepared.get(item.product)
-        before[item.product] = _describe(subscription) if subscription is not None else None
+        before[item.product] = (subscription_describe(subscription)
+                                if subscription is not None else None)
         if subscription is None:
             subscription = Subscription(account=account, product_id=plan.product_id,
-                                        created_at=at, version=0)
+                                        created_at=at)
         subscription.plan = plan
         subscription.cycle = cycles[config.cycle]
         subscription.quantity = config.quantity
         subscription.currency = order.currency
         subscription.unit_amount = config.unit_amount
-        subscription.status = SubscriptionStatus.ACTIVE
         subscription.auto_renew = True
         subscription.anchor = summary.at
         subscription.period_start = item.period.start
         subscription.period_end = item.period.end
         subscription.invoiced_amount = item.charge.amount.amount
         if subscription.pk is None:
-            subscription.save()
+            # Inserted now, so that the invoice lines can name it; its invoice is set on commit.
+            subscription_transition(subscription=subscription, to=Status.ACTIVE,
+                                    event=_EVENTS[item.kind], at=at, actor=actor, order=order)
         prepared[item.product] = subscription
     return prepared, before
 
 
-_EVENT_KINDS = {OrderKind.PURCHASE: SubscriptionEvent.Kind.PURCHASED,
-                OrderKind.REACTIVATION: SubscriptionEvent.Kind.REACTIVATED,
-                OrderKind.RENEWAL: SubscriptionEvent.Kind.RENEWED,
-                OrderKind.CHANGE: SubscriptionEvent.Kind.CHANGED}
+#: The history entry of each kind of order item (the lifecycle's events).
+_EVENTS = {OrderKind.PURCHASE: Event.PURCHASED, OrderKind.CHANGE: Event.CHANGED,
+           OrderKind.REACTIVATION: Event.REACTIVATED}
 
 
 def _commit_subscriptions(
@@ -807,28 +809,26 @@ def _commit_subscriptions(
     before: dict[str, dict[str, Any] | None], invoice: Document, at: datetime,
     actor: User | None,
 ) -> None:
-    """Save the prepared subscriptions with the invoice of their new period, and their history."""
-    events = []
+    """Save the prepared subscriptions with the invoice of their new period: an existing one
+    moves to ``active`` (a change, a reactivation, a purchase after a free trial) through the
+    lifecycle's one writer, with its history entry; a new one was inserted by
+    :func:`_prepare_subscriptions` and only gets its invoice."""
     for item in order.summary.items:
         subscription = subscriptions[item.product]
         subscription.invoice = invoice
-        subscription.version += 1
-        subscription.save()
-        events.append(SubscriptionEvent(subscription=subscription, at=at,
-                                        kind=_EVENT_KINDS[item.kind], before=before[item.product],
-                                        after=_describe(subscription), order=order, actor=actor))
-    SubscriptionEvent.objects.bulk_create(events)
+        previous = before[item.product]
+        if previous is None:
+            subscription.save(update_fields=["invoice"])
+            continue
+        subscription_transition(
+            subscription=subscription, to=Status.ACTIVE, event=_EVENTS[item.kind], at=at,
+            actor=actor, order=order, before=previous, also=_ORDER_FIELDS,
+        )
 
 
-def _describe(subscription: Subscription) -> dict[str, Any]:
-    return {
-        "plan": subscription.plan.code, "cycle": subscription.cycle.code,
-        "quantity": subscription.quantity, "unit_amount": subscription.unit_amount,
-        "currency": subscription.currency, "status": subscription.status,
-        "period_start": format_instant(subscription.period_start),
-        "period_end": format_instant(subscription.period_end),
-        "invoiced_amount": subscription.invoiced_amount, "version": subscription.version,
-    }
+#: What applying an order changes on an existing subscription, besides its status and version.
+_ORDER_FIELDS = ("plan", "cycle", "quantity", "currency", "unit_amount", "auto_renew", "anchor",
+                 "period_start", "period_end", "invoiced_amount", "invoice")
 
 
 # --- e-mails --------------------------------------------------------------------------------------
@@ -965,10 +965,10 @@ def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew:
                 "Only an active subscription renews: choose Subscribe now to buy a plan."))
         if subscription.auto_renew == auto_renew:
             return subscription
-        before = _describe(subscription) | {"auto_renew": subscription.auto_renew}
+        before = subscription_describe(subscription) | {"auto_renew": subscription.auto_renew}
         subscription.auto_renew = auto_renew
         subscription.save(update_fields=["auto_renew"])
-        after = _describe(subscription) | {"auto_renew": auto_renew}
+        after = subscription_describe(subscription) | {"auto_renew": auto_renew}
         SubscriptionEvent.objects.create(
             subscription=subscription, at=at,
             kind=(SubscriptionEvent.Kind.RENEWAL_RESUMED if auto_renew

@@ -191,3 +191,26 @@ def test_each_subscription_has_its_own_history(acme):
                                 at=AT)
     assert subscription_history(subscription=mine) == []
     assert [entry.kind for entry in subscription_history(subscription=theirs)] == ["expired"]
+
+
+def test_trial_purchase_and_change_go_through_the_one_writer(acme, clock):
+    """The checkout's status moves are the lifecycle's: each entry records the move and the
+    version it left the subscription at."""
+    from prorata.subscriptions.services import subscription_start_trial
+
+    account, user = acme
+    subscription = subscription_start_trial(account=account, product_code="webinar", actor=user)
+    clock.set(utc(2026, 1, 5))
+    buy(account, user, "lite", "monthly", 2, new_card=card())
+    clock.set(utc(2026, 1, 20))
+    buy(account, user, "standard", "monthly", 2)
+    history = subscription_history(subscription=subscription)
+    assert [(entry.kind, entry.status_before, entry.status_after, entry.after["version"])
+            for entry in history] == [
+        ("trial_started", None, "trialing", 1),
+        ("purchased", "trialing", "active", 3),
+        ("changed", "active", "active", 5),
+    ]
+    stored = Subscription.objects.get(pk=subscription.pk)
+    assert (stored.status, stored.version, stored.plan.code) == ("active", 5, "standard")
+    assert history[2].before["plan"] == "lite" and history[2].after["plan"] == "standard"
