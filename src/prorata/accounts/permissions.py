@@ -20,8 +20,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
+from prorata.accounts.access import current_access
 from prorata.accounts.models import Account, Membership, StaffRole, User
-from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
+from prorata.accounts.queries import account_with_membership
 
 
 class Action(StrEnum):
@@ -43,14 +44,17 @@ _MEMBER_RULES: dict[Action, tuple[str, ...]] = {
 }
 
 
-def staff_roles(user: User) -> set[str]:
-    """The staff roles (group names) of an active staff user; empty for customers."""
+def staff_roles(user: User) -> frozenset[str]:
+    """The staff roles (group names) of an active staff user; empty for customers. One query,
+    read once per request (:class:`~prorata.accounts.access.RequestAccess`)."""
     if not (user.is_active and user.is_staff):
-        return set()
-    cached: set[str] | None = getattr(user, "_prorata_staff_roles", None)
+        return frozenset()
+    access = current_access()
+    cached = access.staff_roles.get(user.pk) if access is not None else None
     if cached is None:
-        cached = set(user.groups.values_list("name", flat=True))
-        user._prorata_staff_roles = cached  # type: ignore[attr-defined]
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        if access is not None:
+            access.staff_roles[user.pk] = cached
     return cached
 
 
@@ -68,11 +72,16 @@ def _staff_may(user: User, action: Action, account: Account) -> bool:
 
 
 def membership(user: User, account: Account) -> Membership | None:
-    """``user``'s membership of ``account``, or None (one query, cached on the user per request)."""
-    cache: dict[int, Membership | None] = user.__dict__.setdefault("_prorata_memberships", {})
-    if account.pk not in cache:
-        cache[account.pk] = Membership.objects.filter(user=user, account=account).first()
-    return cache[account.pk]
+    """``user``'s membership of ``account``, or None (one query, read once per request:
+    :class:`~prorata.accounts.access.RequestAccess`)."""
+    access = current_access()
+    key = (user.pk, account.pk)
+    if access is not None and key in access.memberships:
+        return access.memberships[key]
+    member = Membership.objects.filter(user=user, account=account).first()
+    if access is not None:
+        access.memberships[key] = member
+    return member
 
 
 def can(user: User, action: Action, account: Account) -> bool:
@@ -92,31 +101,20 @@ def is_member_or_staff_viewer(user: User, account: Account) -> bool:
     return can(user, Action.VIEW_ACCOUNT, account)
 
 
-_ACCOUNT_COLUMNS = ", ".join(f"a.{name}" for name in concrete_columns(Account))
-_MEMBER_COLUMNS = ", ".join(f"m.{name}" for name in concrete_columns(Membership))
-_ACCOUNT_SQL = (
-    f"SELECT {_ACCOUNT_COLUMNS}, {_MEMBER_COLUMNS} FROM accounts_account a "  # noqa: S608
-    "LEFT JOIN accounts_membership m ON m.account_id = a.id AND m.user_id = %s WHERE a.id = %s"
-)
-_ACCOUNT_END = len(concrete_columns(Account))
-
-
 def _account_with_membership(user: User, account_id: int) -> Account | None:
-    """The account and ``user``'s membership of it in one hand-written query, the membership
-    cached on the user for :func:`membership` (every page and endpoint starts here)."""
+    """The account and ``user``'s membership of it in one hand-written query
+    (:func:`~prorata.accounts.queries.account_with_membership`: every page and endpoint starts
+    here), the membership kept for :func:`membership` for the rest of the request."""
     if not -(2**63) <= account_id < 2**63:
         raise OverflowError(account_id)
     user_id = user.pk if user.is_authenticated else None
-    with prepared_cursor() as cursor:
-        cursor.execute(_ACCOUNT_SQL, [user_id, account_id])
-        row = cursor.fetchone()
-    if row is None:
+    found = account_with_membership(user_id=user_id, account_id=account_id)
+    if found is None:
         return None
-    account = model_from_row(Account, row[:_ACCOUNT_END])
-    if user_id is not None:
-        member = (model_from_row(Membership, row[_ACCOUNT_END:])
-                  if row[_ACCOUNT_END] is not None else None)
-        user.__dict__.setdefault("_prorata_memberships", {})[account.pk] = member
+    account, member = found
+    access = current_access()
+    if user_id is not None and access is not None:
+        access.memberships[user_id, account.pk] = member
     return account
 
 
@@ -124,10 +122,13 @@ def remember_memberships(user: User, pairs: list[tuple[Account, Membership]]) ->
     """Keep, for this request, the accounts ``user`` is a member of with the memberships, read
     by the caller in the same query as the user (the API token's): :func:`account_for` and
     :func:`membership` then need no query of their own for them. Any other account is read as
-    usual (and is a 404 for a stranger)."""
-    user.__dict__["_prorata_accounts"] = {account.pk: account for account, _ in pairs}
-    user.__dict__.setdefault("_prorata_memberships", {}).update(
-        {account.pk: member for account, member in pairs})
+    usual (and is a 404 for a stranger). Outside a request, nothing is kept."""
+    access = current_access()
+    if access is None:
+        return
+    for account, member in pairs:
+        access.accounts[user.pk, account.pk] = account
+        access.memberships[user.pk, account.pk] = member
 
 
 def account_for(user: User, account_id: int | str, action: Action) -> Account:
@@ -138,7 +139,8 @@ def account_for(user: User, account_id: int | str, action: Action) -> Account:
     """
     try:
         wanted = int(account_id)
-        known = user.__dict__.get("_prorata_accounts", {}).get(wanted)
+        access = current_access()
+        known = access.accounts.get((user.pk, wanted)) if access is not None else None
         account = known if known is not None else _account_with_membership(user, wanted)
     except (ValueError, TypeError, OverflowError):
         raise Http404("No such account") from None

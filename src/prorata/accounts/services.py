@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
+from prorata.accounts.access import membership_changed
 from prorata.accounts.models import Account, AuditEntry, BillingMode, Membership, User
 from prorata.common.clock import now
 from prorata_core.errors import ValidationError
@@ -101,6 +102,7 @@ def membership_set_roles(
         member.is_admin = admin
         member.is_organizer = organizer
         member.save()
+        membership_changed(user.pk, account.pk)
         audit_record(actor=actor, action="membership.roles", account=account, obj=member,
                      before=before, after={"user": user.email, "roles": member.roles}, ip=ip)
     return member

@@ -15,13 +15,13 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 
-from prorata.accounts.models import Account, Membership, User
+from prorata.accounts.models import User
 from prorata.accounts.permissions import remember_memberships
 from prorata.accounts.services import audit_record
 from prorata.api.errors import InvalidApiToken
 from prorata.api.models import ApiToken
+from prorata.api.queries import token_with_memberships
 from prorata.common.clock import format_instant, now
-from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
 from prorata_core.errors import ValidationError
 
 #: Every token starts with this, so that secret scanners and people recognise it.
@@ -113,39 +113,15 @@ def api_token_revoke(*, actor: User, token: ApiToken, ip: str | None = None) -> 
     return row
 
 
-_TOKEN_COLUMNS = ", ".join(f"t.{name}" for name in concrete_columns(ApiToken))
-_USER_COLUMNS = ", ".join(f"u.{name}" for name in concrete_columns(User))
-_MEMBER_COLUMNS = ", ".join(f"m.{name}" for name in concrete_columns(Membership))
-_ACCOUNT_COLUMNS = ", ".join(f"a.{name}" for name in concrete_columns(Account))
-_TOKEN_SQL = (
-    f"SELECT {_TOKEN_COLUMNS}, {_USER_COLUMNS}, {_MEMBER_COLUMNS}, {_ACCOUNT_COLUMNS} "  # noqa: S608
-    "FROM api_apitoken t JOIN accounts_user u ON u.id = t.user_id "
-    "LEFT JOIN accounts_membership m ON m.user_id = u.id "
-    "LEFT JOIN accounts_account a ON a.id = m.account_id "
-    "WHERE t.prefix = %s"
-)
-_TOKEN_END = len(concrete_columns(ApiToken))
-_USER_END = _TOKEN_END + len(concrete_columns(User))
-_MEMBER_END = _USER_END + len(concrete_columns(Membership))
-
-
 def _token_with_user(prefix: str) -> ApiToken | None:
-    """The token of ``prefix`` with its user and the user's accounts and memberships, in one
-    hand-written query: every API request starts here, and then names one of those accounts
-    (:func:`~prorata.accounts.permissions.remember_memberships` spares it the account's query)."""
-    with prepared_cursor() as cursor:
-        cursor.execute(_TOKEN_SQL, [prefix])
-        rows = cursor.fetchall()
-    if not rows:
+    """The token of ``prefix`` with its user, the user's accounts and memberships kept for the
+    request (:func:`~prorata.accounts.permissions.remember_memberships` spares the endpoint the
+    account's query): one hand-written query, :func:`prorata.api.queries.token_with_memberships`."""
+    found = token_with_memberships(prefix=prefix)
+    if found is None:
         return None
-    first = rows[0]
-    token = model_from_row(ApiToken, first[:_TOKEN_END])
-    user = token.user = model_from_row(User, first[_TOKEN_END:_USER_END])
-    remember_memberships(user, [
-        (model_from_row(Account, row[_MEMBER_END:]),
-         model_from_row(Membership, row[_USER_END:_MEMBER_END]))
-        for row in rows if row[_USER_END] is not None
-    ])
+    token, pairs = found
+    remember_memberships(token.user, pairs)
     return token
 
 

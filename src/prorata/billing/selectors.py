@@ -1,8 +1,9 @@
 """Reads of balances, the ledger, documents and payments, and the books' check.
 
 Balances are read from the stored :class:`~prorata.billing.models.AccountBalance` (one indexed row),
-never summed from the ledger on a page; :func:`books_balance` and :func:`books_imbalances_sql` are
-the checks that the stored balances, the ledger and the documents agree.
+never summed from the ledger on a page; :func:`books_balance` and
+:func:`~prorata.billing.queries.books_imbalances_sql` are the checks that the stored balances, the
+ledger and the documents agree.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q, Sum
 
 from prorata.accounts.models import Account
@@ -25,7 +25,7 @@ from prorata.billing.models import (
     PaymentStatus,
     Refund,
 )
-from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
+from prorata.billing.queries import ledger_page
 from prorata_core.money import Money
 from prorata_core.tax import EU_COUNTRIES
 
@@ -76,18 +76,6 @@ def _parse_cursor(cursor: str) -> tuple[datetime, int] | None:
         return None
 
 
-_ENTRY_COLUMNS = ", ".join(f"e.{c}" for c in concrete_columns(LedgerEntry))
-_DOCUMENT_COLUMNS = ", ".join(f"d.{c}" for c in concrete_columns(Document, deferred={"snapshot"}))
-_PAYMENT_COLUMNS = ", ".join(f"p.{c}" for c in concrete_columns(Payment))
-_PAGE_SQL = (
-    f"SELECT {_ENTRY_COLUMNS}, {_DOCUMENT_COLUMNS}, {_PAYMENT_COLUMNS} "  # noqa: S608
-    f"FROM {LedgerEntry._meta.db_table} e "
-    f"LEFT JOIN {Document._meta.db_table} d ON d.id = e.document_id "
-    f"LEFT JOIN {Payment._meta.db_table} p ON p.id = e.payment_id "
-    "WHERE e.account_id = %s{filters} ORDER BY e.at DESC, e.id DESC LIMIT %s"
-)
-
-
 def transactions_for_account(
     *,
     account: Account,
@@ -105,50 +93,15 @@ def transactions_for_account(
     come along (one query), without the document's snapshot (a page shows its number and links
     to its PDF; parsing 25 snapshots was most of a page's time).
 
-    One hand-written, prepared query (:func:`~prorata.common.db.prepared_cursor`): the ORM spent
-    three times PostgreSQL's time compiling it. The entries are the same model instances as
-    ``select_related("document", "payment").defer("document__snapshot")`` gives.
+    One hand-written, prepared query (:func:`prorata.billing.queries.ledger_page`): the same
+    model instances as ``select_related("document", "payment").defer("document__snapshot")``.
     """
-    filters, params = [], []
-    if kinds:
-        filters.append(f" AND e.kind IN ({', '.join(['%s'] * len(kinds))})")
-        params.extend(kinds)
-    adapt = connection.ops.adapt_datetimefield_value
-    if start is not None:
-        filters.append(" AND e.at >= %s")
-        params.append(adapt(start))
-    if end is not None:
-        filters.append(" AND e.at < %s")
-        params.append(adapt(end))
     position = _parse_cursor(cursor) if cursor else None
-    if position is not None:
-        at, pk = adapt(position[0]), position[1]
-        # at <= X bounds the index range; the OR then only breaks ties within one instant.
-        filters.append(" AND (e.at < %s OR (e.at = %s AND e.id < %s)) AND e.at <= %s")
-        params.extend([at, at, pk, at])
-    with prepared_cursor() as db:
-        db.execute(_PAGE_SQL.format(filters="".join(filters)), [account.pk, *params, limit + 1])
-        rows = db.fetchall()
-    page = [_entry(row) for row in rows[:limit]]
+    rows = ledger_page(account_id=account.pk, kinds=kinds or (), start=start, end=end,
+                       after=position, limit=limit + 1)
+    page = rows[:limit]
     more = len(rows) > limit
     return LedgerPage(entries=page, next_cursor=_cursor(page[-1]) if more and page else None)
-
-
-_ENTRY_END = len(concrete_columns(LedgerEntry))
-_DOCUMENT_END = _ENTRY_END + len(concrete_columns(Document, deferred={"snapshot"}))
-_ENTRY_DOCUMENT = LedgerEntry._meta.get_field("document")
-_ENTRY_PAYMENT = LedgerEntry._meta.get_field("payment")
-
-
-def _entry(row: tuple[Any, ...]) -> LedgerEntry:
-    entry = model_from_row(LedgerEntry, row[:_ENTRY_END])
-    document = (model_from_row(Document, row[_ENTRY_END:_DOCUMENT_END], deferred={"snapshot"})
-                if row[_ENTRY_END] is not None else None)
-    payment = (model_from_row(Payment, row[_DOCUMENT_END:])
-               if row[_DOCUMENT_END] is not None else None)
-    _ENTRY_DOCUMENT.set_cached_value(entry, document)
-    _ENTRY_PAYMENT.set_cached_value(entry, payment)
-    return entry
 
 
 def documents_for_account(
@@ -219,39 +172,6 @@ def books_balance() -> list[Imbalance]:
         if len(set(values)) > 1:
             problems.append(Imbalance(key[0], key[1], *values))
     return problems
-
-
-#: The same identity in one aggregate query: each account's rows that break it (none when the
-#: books balance). Every source is reduced to (account, currency, amount) signed in the customer's
-#: favour and summed; a balanced account nets to zero in each of the three comparisons.
-BOOKS_IMBALANCES_SQL = """
-SELECT account_id, currency,
-       SUM(stored) AS stored, SUM(ledger) AS ledger, SUM(documents) AS documents
-FROM (
-    SELECT account_id, currency, balance AS stored, 0 AS ledger, 0 AS documents
-      FROM billing_accountbalance
-    UNION ALL
-    SELECT account_id, currency, 0, amount, 0 FROM billing_ledgerentry
-    UNION ALL
-    SELECT account_id, currency, 0, 0, -total FROM billing_document
-     WHERE number IS NOT NULL AND status <> 'void'
-    UNION ALL
-    SELECT account_id, currency, 0, 0, amount FROM billing_payment WHERE status = 'succeeded'
-    UNION ALL
-    SELECT account_id, currency, 0, 0, -amount FROM billing_refund WHERE status = 'succeeded'
-) AS movements
-GROUP BY account_id, currency
-HAVING SUM(stored) <> SUM(ledger) OR SUM(ledger) <> SUM(documents)
-ORDER BY account_id, currency
-"""
-
-
-def books_imbalances_sql() -> list[tuple[int, str, int, int, int]]:
-    """:data:`BOOKS_IMBALANCES_SQL` run in the database: ``(account, currency, stored, ledger,
-    documents and payments)`` for every account whose books do not balance."""
-    with connection.cursor() as cursor:
-        cursor.execute(BOOKS_IMBALANCES_SQL)
-        return [tuple(row) for row in cursor.fetchall()]
 
 
 def payments_to_reconcile(*, before: datetime) -> list[Payment]:

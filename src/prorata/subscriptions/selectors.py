@@ -13,20 +13,19 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
-from django.utils.dateparse import parse_datetime
 
 from prorata.accounts.models import Account, StaffRole, User
 from prorata.accounts.permissions import Action, can, staff_roles
 from prorata.billing.selectors import credit_balance, default_currency
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import MOVABLE, WALL, clock_mode, now
-from prorata.common.db import prepared_cursor
 from prorata.subscriptions.errors import NotPermitted
 from prorata.subscriptions.models import CartItem, Subscription, SubscriptionStatus
+from prorata.subscriptions.queries import SubscriptionState, subscription_states
 from prorata.subscriptions.snapshot import (
     ConfigurationSnapshot,
     ItemSnapshot,
@@ -171,26 +170,6 @@ class CheckoutQuote:
 
     def summary(self) -> dict[str, Any]:
         return self.snapshot().to_json()
-
-
-class SubscriptionState(NamedTuple):
-    """What pricing needs of a subscription (read in one query for a quote, or taken from the
-    locked row at checkout: :func:`state_of`). Amounts in minor units; instants UTC."""
-
-    pk: int
-    product_code: str
-    status: str
-    version: int
-    plan_code: str
-    cycle_code: str
-    quantity: int
-    unit_amount: int
-    currency: str
-    anchor: datetime
-    period_start: datetime
-    period_end: datetime
-    invoiced_amount: int
-    invoice_id: int | None
 
 
 def state_of(subscription: Subscription) -> SubscriptionState:
@@ -420,52 +399,15 @@ def _subscriptions_and_credit(
     account: Account, product_codes: Sequence[str]
 ) -> tuple[dict[str, SubscriptionState], Money]:
     """The account's subscriptions to these products and its credit balance, in one query (two
-    when it has none of them yet).
-
-    Hand-written SQL: the quote is the hottest read of the billing center (DESIGN §8 budgets it
-    at one indexed read), and building this join through the ORM cost three times the query.
-    """
+    when it has none of them yet): :func:`prorata.subscriptions.queries.subscription_states`."""
     codes = list(product_codes)
     if not codes:
         return {}, credit_balance(account, account_currency(account))
-    sql = _STATE_SQL.format(codes=", ".join(["%s"] * len(codes)))
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, [account.pk, *codes])
-        rows = cursor.fetchall()
-    states = {}
-    balance = None
-    for row in rows:
-        *fields, balance = row
-        for index in (9, 10, 11):  # SQLite returns instants as text
-            fields[index] = _instant(fields[index])
-        state = SubscriptionState(*fields)
-        states[state.product_code] = state
+    rows = subscription_states(account_id=account.pk, product_codes=codes)
     if rows:
-        first = next(iter(states.values()))
-        return states, Money(max(balance or 0, 0), first.currency)
-    return states, credit_balance(account, account_currency(account))
-
-
-def _instant(value: datetime | str) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not UTC else value
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValueError(f"Not an instant: {value!r}")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-_STATE_SQL = """
-SELECT s.id, pr.code, s.status, s.version, p.code, c.code, s.quantity, s.unit_amount, s.currency,
-       s.anchor, s.period_start, s.period_end, s.invoiced_amount, s.invoice_id,
-       (SELECT b.balance FROM billing_accountbalance b
-         WHERE b.account_id = s.account_id AND b.currency = s.currency)
-  FROM subscriptions_subscription s
-  JOIN catalog_product pr ON pr.id = s.product_id
-  JOIN catalog_plan p ON p.id = s.plan_id
-  JOIN catalog_billingcycle c ON c.id = s.cycle_id
- WHERE s.account_id = %s AND pr.code IN ({codes})
-"""
+        states = {state.product_code: state for state, _ in rows}
+        return states, Money(max(rows[-1][1] or 0, 0), rows[0][0].currency)
+    return {}, credit_balance(account, account_currency(account))
 
 
 #: How long quotes may reuse the catalog they read (seconds), by clock mode: in production a quote
@@ -557,16 +499,11 @@ def cart_items(account: Account) -> list[CheckoutItem]:
     ]
 
 
-_CART_COUNT_SQL = f"SELECT count(*) FROM {CartItem._meta.db_table} WHERE account_id = %s"  # noqa: S608
-
-
 def cart_count(*, account: Account) -> int:
     """How many items the account's cart holds (the billing center's sub-navigation shows it on
-    every page): one prepared count, where :func:`cart_items` joins three tables."""
-    with prepared_cursor() as cursor:
-        cursor.execute(_CART_COUNT_SQL, [account.pk])
-        (count,) = cursor.fetchone()
-    return int(count)
+    every page): one count, where :func:`cart_items` joins three tables. The ORM's: a
+    hand-written count saved nothing measurable (``benchmarks/README.md``, "Hand-written queries")."""
+    return CartItem.objects.filter(account=account).count()
 
 
 def subscriptions_for_account(*, account: Account) -> list[Subscription]:

@@ -15,12 +15,12 @@ from prorata.billing.models import (
     LedgerEntry,
     LedgerKind,
 )
+from prorata.billing.queries import books_imbalances_sql
 from prorata.billing.receipts import document_pdf, document_pdf_snapshot
 from prorata.billing.selectors import (
     Imbalance,
     account_balance,
     books_balance,
-    books_imbalances_sql,
     credit_balance,
     transactions_for_account,
 )

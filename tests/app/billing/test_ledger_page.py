@@ -93,3 +93,21 @@ def test_an_entry_s_document_and_payment_need_no_query(history, django_assert_nu
     assert "snapshot" in document.get_deferred_fields()
     with django_assert_num_queries(1):
         assert document.snapshot["number"] == document.number  # loaded on demand, as before
+
+
+@pytest.mark.parametrize("filters", [{}, {"kinds": ["payment", "refund"]},
+                                     {"start": utc(2026, 1, 5, 3), "end": utc(2026, 1, 5, 15)}])
+def test_the_query_module_s_orm_reference_is_the_same_page(history, filters):
+    """benchmarks/queries.py measures the hand-written page against this reference."""
+    from prorata.billing.queries import ledger_page, ledger_page_orm
+
+    after = None
+    for _ in range(3):
+        page = ledger_page(account_id=history.pk, after=after, limit=9, **filters)
+        reference = ledger_page_orm(account_id=history.pk, after=after, limit=9, **filters)
+        assert [_shape(e) for e in page] == [_shape(e) for e in reference]
+        assert all("snapshot" in e.document.get_deferred_fields()
+                   for e in reference if e.document is not None)
+        if not page:
+            break
+        after = (page[-1].at, page[-1].pk)

@@ -9,7 +9,8 @@ from django.contrib.auth.models import Group
 from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.services import account_create, membership_set_roles
 from prorata.billing.models import Document, DocumentKind, LedgerEntry
-from prorata.billing.selectors import books_balance, books_imbalances_sql
+from prorata.billing.queries import books_imbalances_sql
+from prorata.billing.selectors import books_balance
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import payment_method_add
 from prorata.subscriptions.selectors import order_quote
