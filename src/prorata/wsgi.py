@@ -23,7 +23,7 @@ def _warm_up() -> None:
     from django.conf import settings
     from django.urls import get_resolver
 
-    from prorata.web.formatting import format_date, format_money
+    from prorata.common.formatting import format_date, format_money
     from prorata_core.money import Money
 
     resolver = get_resolver()

@@ -15,9 +15,9 @@ import pytest
 from django.core import mail
 
 from prorata.catalog.services import catalog_load_demo
+from prorata.common.formatting import format_money
 from prorata.notifications.outbox import outbox_deliver
 from prorata.subscriptions.models import Subscription
-from prorata.web.formatting import format_money
 from prorata_core.money import Money
 from prorata_core.periods import utc
 from tests.app.web.billing_support import acme_world, bistro_world

@@ -20,6 +20,7 @@ from django.db.models import F
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
+from prorata.billing.locks import lock_account
 from prorata.billing.models import (
     Document,
     DocumentStatus,
@@ -30,7 +31,6 @@ from prorata.billing.models import (
 )
 from prorata.billing.services import Movement, ledger_append, notify_billing_contacts
 from prorata.common.clock import format_instant, now
-from prorata.common.locks import lock_account
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway

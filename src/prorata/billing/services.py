@@ -1,7 +1,7 @@
 """Writes of documents, the ledger, payments and refunds: the only code that writes billing rows.
 
 Every function here that takes no lock itself must run inside the caller's transaction, under the
-account's row lock (:func:`prorata.common.locks.lock_account`): the checkout and the billing run call
+account's row lock (:func:`prorata.billing.locks.lock_account`): the checkout and the billing run call
 them that way. Amounts are integer minor units; the ledger's sign is the customer's point of view
 (positive in their favour; :mod:`prorata.billing.models`).
 """
@@ -19,6 +19,7 @@ from django.db.models import F, Sum
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import audit_record
+from prorata.billing.locks import lock_account, lock_counters
 from prorata.billing.models import (
     AccountBalance,
     Document,
@@ -35,7 +36,6 @@ from prorata.billing.models import (
 from prorata.billing.selectors import credit_balance
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
-from prorata.common.locks import lock_account, lock_counters
 from prorata.notifications.context import money_json
 from prorata_core.errors import InvalidAmount, ProrataError, ValidationError
 from prorata_core.money import Money

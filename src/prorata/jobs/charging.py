@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Mod
 
+from prorata.billing.locks import lock_account
 from prorata.billing.models import Payment, PaymentStatus
 from prorata.billing.renewals import (
     default_cards,
@@ -32,7 +33,6 @@ from prorata.billing.renewals import (
 )
 from prorata.billing.services import notify_billing_contacts
 from prorata.common.clock import format_instant
-from prorata.common.locks import lock_account
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from prorata.accounts.models import BillingMode, Membership
+from prorata.billing.locks import lock_counters
 from prorata.billing.models import (
     AccountBalance,
     Document,
@@ -46,7 +47,6 @@ from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.bulk import as_json, insert_rows, pg_array, reserve_ids, sqlite_value
 from prorata.common.clock import format_instant
 from prorata.common.db import prepared_cursor
-from prorata.common.locks import lock_counters
 from prorata.jobs.claim import Claim, Due, claim_due
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.context import money_json

@@ -1,6 +1,6 @@
 """Services that write license assignments, memberships and invitations (DESIGN §4, §5).
 
-Every write takes the account lock first, then the subscription's (:mod:`prorata.common.locks`,
+Every write takes the account lock first, then the subscription's (:mod:`prorata.billing.locks`,
 always that order), so that two admins assigning the last free license at once are serialised:
 one assignment, one :class:`~prorata.licenses.errors.NoFreeLicense`. Each action is audited and
 its e-mails are queued in the same transaction. Instants come from the project clock, read once
@@ -20,8 +20,8 @@ from django.urls import reverse
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import audit_record
+from prorata.billing.locks import lock_account, lock_subscriptions
 from prorata.common.clock import format_instant, now
-from prorata.common.locks import lock_account, lock_subscriptions
 from prorata.licenses.errors import (
     AlreadyLicensed,
     AlreadyMember,

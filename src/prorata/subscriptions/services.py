@@ -3,7 +3,7 @@
 The checkout (:func:`checkout_place`) follows DESIGN §8:
 
 1. **one transaction**: the idempotency check (scoped to the account), the locks (account, then its
-   subscriptions by id: :mod:`prorata.common.locks`), the order priced again by the one engine and
+   subscriptions by id: :mod:`prorata.billing.locks`), the order priced again by the one engine and
    compared with what the customer saw (:class:`QuoteChanged` otherwise, with nothing written),
    then the order recorded ``placed`` with its payment ``pending``;
 2. **outside any transaction**: the gateway charge, with the payment's idempotency key;
@@ -35,6 +35,7 @@ from django.db.models import F, Q
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
+from prorata.billing.locks import lock_account, lock_subscriptions
 from prorata.billing.models import (
     Document,
     DocumentKind,
@@ -56,7 +57,6 @@ from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
-from prorata.common.locks import lock_account, lock_subscriptions
 from prorata.notifications.context import money_json
 from prorata.payments.gateway import CardDetails, ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod

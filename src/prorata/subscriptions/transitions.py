@@ -7,7 +7,7 @@ not allow raises :class:`~prorata_core.errors.TransitionRefused` with nothing wr
 state means adding it to the core table and, where it is entered, calling this service.
 
 Who may call: services and jobs, inside ``transaction.atomic()``, with the subscription's row
-locked (:mod:`prorata.common.locks`) or created in that transaction.
+locked (:mod:`prorata.billing.locks`) or created in that transaction.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def subscription_transition(
             subscription.status, subscription.version = current, read_version
             raise StaleSubscription(
                 f"Subscription {subscription.pk} is no longer {current} at version {read_version}: "
-                "lock it (prorata.common.locks) and read it again before changing its status.")
+                "lock it (prorata.billing.locks) and read it again before changing its status.")
     recorded_after = {**(after if after is not None else subscription_describe(subscription)),
                       "status": to.value}
     return SubscriptionEvent.objects.create(

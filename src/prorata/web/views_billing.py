@@ -35,6 +35,7 @@ from prorata.billing.selectors import (
     document_for_account,
     transactions_for_account,
 )
+from prorata.common.formatting import format_date, format_money
 from prorata.payments.errors import CardRejected
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import (
@@ -70,7 +71,6 @@ from prorata.subscriptions.services import (
 from prorata.support.models import SupportRequestKind
 from prorata.support.services import support_request_create
 from prorata.web.errors import error_message
-from prorata.web.formatting import format_date, format_money
 from prorata_core.catalog import Catalog, Plan
 from prorata_core.errors import (
     DowngradeNeedsSupport,

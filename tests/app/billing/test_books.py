@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
+from prorata.billing.locks import lock_counters
 from prorata.billing.models import (
     AccountBalance,
     Document,
@@ -33,7 +34,6 @@ from prorata.billing.services import (
 )
 from prorata.common.db import is_transient, retry_transient
 from prorata.common.errors import Busy
-from prorata.common.locks import lock_counters
 from prorata.notifications.outbox import _RENDERERS
 from prorata_core.periods import utc
 from tests.app.subscriptions.support import assert_books_balance, buy, card, eur

@@ -10,7 +10,7 @@ from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prorata.web.formatting import _babel_money, format_date, format_money, money_decimal
+from prorata.common.formatting import _babel_money, format_date, format_money, money_decimal
 from prorata_core.money import _KNOWN, Money
 
 NNBSP = "\u202f"  # narrow no-break space: French thousands separator

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from django import template
 from django.utils.translation import get_language
 
-from prorata.web.formatting import format_date, format_money
+from prorata.common.formatting import format_date, format_money
 from prorata_core.money import Money
 
 register = template.Library()
@@ -44,7 +44,7 @@ def percent(basis_points: int | None) -> str:
 
     from babel.numbers import format_percent
 
-    from prorata.web.formatting import babel_locale
+    from prorata.common.formatting import babel_locale
 
     return format_percent(Decimal(basis_points) / Decimal(10_000), decimal_quantization=False,
                           locale=babel_locale(get_language() or "en"))
@@ -57,6 +57,6 @@ def count(value: int | None) -> str:
         return ""
     from babel.numbers import format_decimal
 
-    from prorata.web.formatting import babel_locale
+    from prorata.common.formatting import babel_locale
 
     return format_decimal(value, locale=babel_locale(get_language() or "en"))
