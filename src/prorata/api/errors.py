@@ -54,6 +54,13 @@ class InvalidApiToken(ProrataError):
     http_status = 401
 
 
+class IdempotencyKeyRequired(ProrataError):
+    """A checkout without the ``Idempotency-Key`` header."""
+
+    code = "idempotency_key_required"
+    http_status = 400
+
+
 class CsrfFailed(ProrataError):
     """An unsafe request authenticated by the session cookie without a valid CSRF token."""
 

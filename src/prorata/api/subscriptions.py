@@ -26,6 +26,7 @@ from prorata.accounts.models import Account, User
 from prorata.accounts.permissions import Action, account_for
 from prorata.api.auth import ApiRequest
 from prorata.api.billing import DocumentOut
+from prorata.api.errors import IdempotencyKeyRequired
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.schemas import errors
 from prorata.payments.gateway import CardDetails
@@ -48,20 +49,13 @@ from prorata.subscriptions.services import (
     subscription_cancel_renewal,
     subscription_resume_renewal,
 )
-from prorata_core.errors import ProrataError, ValidationError
+from prorata_core.errors import ValidationError
 from prorata_core.orders import Configuration, OrderLine, Totals
 
 router = Router(tags=["subscriptions"])
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-class IdempotencyKeyRequired(ProrataError):
-    """A checkout without the ``Idempotency-Key`` header."""
-
-    code = "idempotency_key_required"
-    http_status = 400
 
 
 # --- the order summary --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from django.db.models import F
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
+from prorata.billing.errors import NothingToPay
 from prorata.billing.locks import lock_account
 from prorata.billing.models import (
     Document,
@@ -36,13 +37,7 @@ from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
-from prorata_core.errors import ProrataError
 from prorata_core.money import Money
-
-
-class NothingToPay(ProrataError):
-    code = "nothing_to_pay"
-    http_status = 409
 
 
 class Card(NamedTuple):

@@ -19,6 +19,7 @@ from django.db.models import F, Sum
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import audit_record
+from prorata.billing.errors import RefundRefused
 from prorata.billing.locks import lock_account, lock_counters
 from prorata.billing.models import (
     AccountBalance,
@@ -37,7 +38,7 @@ from prorata.billing.selectors import credit_balance
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
 from prorata.notifications.context import money_json
-from prorata_core.errors import InvalidAmount, ProrataError, ValidationError
+from prorata_core.errors import InvalidAmount, ValidationError
 from prorata_core.money import Money
 from prorata_core.numbering import CREDIT_NOTE_SERIES, INVOICE_SERIES, format_number
 from prorata_core.orders import OrderLine
@@ -308,11 +309,6 @@ def invoice_record_payment(
 
 
 # --- refunds ------------------------------------------------------------------------------------
-
-class RefundRefused(ProrataError):
-    code = "refund_refused"
-    http_status = 409
-
 
 def payment_refund(*, payment: Payment, amount: Money, actor: User, memo: str = "") -> Refund:
     """Pay back ``amount`` of the account's credit to the card of ``payment`` (staff only, S11).

@@ -156,6 +156,17 @@ elif _default_db["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend, with each request's health check of the persistent connection done
     # without a round trip (prorata.common.postgresql.base).
     _default_db["ENGINE"] = "prorata.common.postgresql"
+    _default_db["OPTIONS"] = {
+        # A statement used 5 times on a connection is prepared there (psycopg's
+        # prepare_threshold; Django's default None never prepares). Django's own cursors bind
+        # in the client and are never prepared; the hand-written queries' cursor binds on the
+        # server (prorata.common.db.prepared_cursor), so PostgreSQL plans each of them once per
+        # connection instead of on every request (benchmarks/README.md, "Hand-written queries").
+        # Behind PgBouncer in transaction mode, prepared statements need PgBouncer >= 1.21 with
+        # max_prepared_statements, or prepare_threshold None.
+        "prepare_threshold": 5,
+        **_default_db.get("OPTIONS", {}),
+    }
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

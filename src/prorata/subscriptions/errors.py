@@ -52,16 +52,22 @@ class PaymentMethodRequired(ProrataError):
     http_status = 422
 
 
+#: The code of a refused card by the gateway's outcome (``ChargeOutcome`` values).
+FAILURE_CODES = {"declined": "payment_declined", "insufficient_funds": "insufficient_funds"}
+
+
 class PaymentFailed(ProrataError):
     """The card was refused (``payment_declined`` or ``insufficient_funds``): nothing was
-    changed, and the order can be placed again with another card."""
+    changed, and the order can be placed again with another card. ``code`` is one of
+    :data:`codes`, or a gateway outcome (``declined``), which is named by its code."""
 
     code = "payment_failed"
     http_status = 402
+    codes = frozenset(FAILURE_CODES.values())
 
     def __init__(self, message: str, *, code: str, **params: Any) -> None:
         super().__init__(message, **params)
-        self.code = code  # type: ignore[misc]  # the gateway's outcome names the failure
+        self.code = FAILURE_CODES.get(code, code)  # type: ignore[misc]  # the outcome names it
 
 
 class NotPermitted(ProrataError):

@@ -1,16 +1,21 @@
 """Business errors as page messages, translated (STYLE rule 10: mapped once, here).
 
 :func:`error_message` turns a :class:`~prorata_core.errors.ProrataError` into text for the reader's
-language: each machine ``code`` has a gettext message filled with the error's ``params``; a code
-not listed here (or whose params are missing) falls back to the gettext of the English message
-(gateway messages are marked for translation where they are written).
+language: each machine ``code`` has a gettext message filled with the error's ``params``, here or
+in its app's ``errors.py`` (``MESSAGES`` there, merged by :func:`page_messages`). The codes
+of :data:`RAISER_WORDED` are worded where they are raised (the message names the values to fix):
+they, and a message whose params are missing, fall back to the gettext of the English message.
+``tests/app/test_error_codes.py`` checks that every code of every app's ``errors.py`` is here, with
+a French translation, and has an API status.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -88,12 +93,75 @@ MESSAGES: dict[str, Any] = {
     "transition_refused": _(
         "This subscription changed meanwhile: nothing was changed. Reload the page and try again."
     ),
+    "payment_failed": _("The payment was refused and nothing was changed: use another card."),
+    "refund_refused": _(
+        "This refund cannot be made: a refund goes back to the card that paid, and is at most "
+        "the account's credit and what is left of that payment."
+    ),
+    "unknown_currency": _("This currency is not one we bill in: choose EUR or USD."),
+    "invalid_period": _("This period is not valid: its start must come before its end."),
+    "idempotency_key_reused": _(
+        "This payment was already sent with other details: review your order and place it again."
+    ),
+    "clock_not_movable": _("The clock follows the real time here and cannot be moved."),
+    "csrf_failed": _(
+        "The page's security token is missing or has expired: reload the page and try again."
+    ),
+    "invalid_token": _(
+        "This API token is not valid: create a new one on your profile's API tokens page."
+    ),
+    "idempotency_key_required": _(
+        "This order was sent without an Idempotency-Key header: send one with a new unique value."
+    ),
+    # The sign-in and profile refusals: the same words as where they are raised.
+    "email_invalid": _("Enter a valid e-mail address."),
+    "email_unchanged": _("This is already your e-mail address."),
+    "email_taken": _("This address is already used by another account."),
+    "email_not_sent": _("The confirmation e-mail could not be sent. Please try again later."),
+    "email_link_invalid": _(
+        "This link is not valid. Request a new e-mail change from your profile."
+    ),
+    "email_link_used": _("This link has already been used."),
+    "email_link_expired": _(
+        "This link has expired. Request a new e-mail change from your profile."
+    ),
+    "language_unknown": _("Choose one of the languages offered."),
 }
+
+#: Codes whose message is worded where the error is raised, naming the values to fix (a
+#: gateway's refusal, a field's limits): shown as the gettext of that message.
+RAISER_WORDED = frozenset({
+    "invalid_input", "change_refused", "payment_declined", "insufficient_funds", "card_rejected",
+    "invalid_amount", "invalid_duration", "invalid_instant",
+})
+
+
+def page_messages() -> dict[str, Any]:
+    """Every code's page message: :data:`MESSAGES`, and the ``MESSAGES`` of each installed app's
+    ``errors`` module (an app may keep its errors' messages beside them, as ``licenses`` does).
+    Read once."""
+    global _page_messages
+    if _page_messages is None:
+        merged = dict(MESSAGES)
+        for config in apps.get_app_configs():
+            try:
+                module = importlib.import_module(f"{config.name}.errors")
+            except ModuleNotFoundError as missing:
+                if missing.name != f"{config.name}.errors":
+                    raise
+                continue
+            if module.__name__ != __name__:
+                merged.update(getattr(module, "MESSAGES", {}))
+        _page_messages = merged
+    return _page_messages
+
+
+_page_messages: dict[str, Any] | None = None
 
 
 def error_message(error: ProrataError) -> str:
     """The reader's-language message of ``error``."""
-    message: Any = MESSAGES.get(error.code)
+    message: Any = page_messages().get(error.code)
     if message is None:
         return gettext(error.message)
     try:
@@ -104,4 +172,4 @@ def error_message(error: ProrataError) -> str:
 
 Formatter = Callable[[ProrataError], str]
 
-__all__ = ["MESSAGES", "error_message"]
+__all__ = ["MESSAGES", "RAISER_WORDED", "error_message", "page_messages"]

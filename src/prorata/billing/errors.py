@@ -1,0 +1,21 @@
+"""Errors of billing (documents, renewals' Pay now, refunds), in the project's vocabulary
+(:mod:`prorata_core.errors`)."""
+
+from __future__ import annotations
+
+from prorata_core.errors import ProrataError
+
+
+class NothingToPay(ProrataError):
+    """Pay now on an invoice that has nothing left to pay (paid meanwhile, or closed)."""
+
+    code = "nothing_to_pay"
+    http_status = 409
+
+
+class RefundRefused(ProrataError):
+    """A refund that cannot be made: not a succeeded card payment, more than the account's credit
+    or than what is left of the payment, or refused by the payment provider."""
+
+    code = "refund_refused"
+    http_status = 409
