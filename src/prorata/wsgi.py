@@ -3,9 +3,9 @@
 Before the first request, the worker loads what every request would otherwise load lazily (the
 URL configuration with every view, the API and its schemas; each language's number and date
 formats) and then hides everything loaded so far from the garbage collector (``gc.freeze``):
-those objects live as long as the process, and a full collection that walked them (≈100,000
-objects) paused one request in about 1,500 for 40–65 ms on the standard machine. The collector
-still runs as usual on what requests create.
+those objects live as long as the process, and a full collection that walked them paused a
+request now and then for tens of milliseconds (measured in benchmarks/README.md, the HTTP section:
+that pause was the web page's p99). The collector still runs as usual on what requests create.
 """
 
 import gc

@@ -8,7 +8,7 @@ The French output uses CLDR's own spacing: a narrow no-break space (U+202F) betw
 no-break space (U+00A0) before the symbol, so an amount never breaks across lines.
 
 Speed (a transactions page formats 25 amounts and 25 days): Babel's pattern interpreter costs
-≈14 µs an amount, the layout below ≈1 µs. :func:`format_money` asks Babel once per language and
+about fifteen times the layout below (benchmarks/README.md, the HTTP section). :func:`format_money` asks Babel once per language and
 currency for the text around the number (symbol, sign, spaces) and the grouping and decimal
 symbols, checks that layout against Babel's own output for probe amounts, then lays out each
 amount itself with integer arithmetic; a pattern it does not recognise is left to Babel. A day's text is kept once computed

@@ -31,9 +31,8 @@ from prorata.jobs.endings import expire_ended, flag_overdue_corporate_invoices
 from prorata.jobs.invoicing import renew_due
 
 #: Subscriptions renewed per transaction. DESIGN §8 measured ~1,000; per-chunk costs (the claim,
-#: the counter, the commit) made 4,000 faster here: a million renewals (oldest first) in 106.5 s
-#: against 117.6 s (2,000: 112.6 s). A chunk holds its accounts about a second (two workers,
-#: ~4,000/s each): a checkout on one of those accounts waits that long at most.
+#: the counter, the commit) made 4,000 faster (benchmarks/README.md, "Billing run"). A chunk holds
+#: its accounts about a second: a checkout on one of those accounts waits that long at most.
 CHUNK_SIZE = 4000
 
 

@@ -103,8 +103,8 @@ class Claim:
 
     With ``by_id`` (:meth:`for_run` sets it when :func:`mostly_due`), subscriptions are claimed
     in id order, not oldest first: accounts, cards, subscriptions and balances are then reached
-    page after page, each page once, instead of at random and again after every checkpoint (a
-    million renewals on Debian's default server: 161.7 s oldest first, 85.0 s in id order).
+    page after page, each page once, instead of at random and again after every checkpoint
+    (measured in benchmarks/README.md, "Billing run", and ADR 0004).
     """
 
     by_id: bool = False
