@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Prorata needs Python 3.11 or newer")'
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: install it with 'apt-get install -y python3-venv'"; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,celery]'
 	@touch $@
 
 setup: $(STAMP)
@@ -21,10 +21,12 @@ demo: setup
 	$(BIN)/prorata migrate --noinput
 	$(BIN)/prorata demo
 
+# The web server (gunicorn) and the worker that sends the e-mails and runs the periodic jobs,
+# stopped together by Ctrl-C. E-mails land in var/mail/, one .eml file each, newest last.
 run: setup
 	$(BIN)/prorata migrate --noinput
 	$(BIN)/prorata demo
-	$(BIN)/prorata runserver 127.0.0.1:8000
+	$(BIN)/prorata up --bind 127.0.0.1:8000
 
 # Browser tests drive Debian's Chromium (never `playwright install`): installed here when we can.
 browser:

@@ -50,15 +50,42 @@ def bill_partition(index: int, count: int, chunk_size: int, charge: bool) -> dic
     return bill_run(chunk_size=chunk_size, partition=(index, count), charge=charge).as_dict()
 
 
-#: The periodic billing run (issue 5): ``celery -A prorata.jobs.celery beat`` sends
-#: :func:`bill_run_scheduled` every ``PRORATA_BILL_RUN_EVERY`` seconds (default: hourly), which
-#: queues ``PRORATA_BILL_RUN_PARTITIONS`` partitions (default 1) for the workers.
-app.conf.beat_schedule = {
-    "prorata-billing-run": {
-        "task": "prorata.bill_run_scheduled",
-        "schedule": float(os.environ.get("PRORATA_BILL_RUN_EVERY", "3600")),
-    },
-}
+def _beat_schedule() -> dict[str, dict[str, Any]]:
+    """Every periodic job of :func:`prorata.jobs.schedule.periodic_jobs`, sent by
+    ``celery -A prorata.jobs.celery beat`` at its interval (``PRORATA_*_EVERY``). The billing run is
+    sent as :func:`bill_run_scheduled`, which splits it into ``PRORATA_BILL_RUN_PARTITIONS``
+    partition tasks; the others as :func:`periodic_job`. A task not started within its interval
+    expires (workers down): the next one does the same work, so they never pile up."""
+    from django.conf import settings
+
+    schedule: dict[str, dict[str, Any]] = {}
+    for name, every in settings.PRORATA_JOB_EVERY.items():
+        if name == "bill-run":
+            schedule["prorata-billing-run"] = {
+                "task": "prorata.bill_run_scheduled", "schedule": every,
+                "options": {"expires": every},
+            }
+        else:
+            schedule[f"prorata-{name}"] = {
+                "task": "prorata.periodic_job", "schedule": every, "args": (name,),
+                "options": {"expires": every},
+            }
+    return schedule
+
+
+app.conf.beat_schedule = _beat_schedule()
+
+
+@app.task(name="prorata.periodic_job")
+def periodic_job(name: str) -> dict[str, Any]:
+    """Run the periodic job called ``name`` once on this worker; its counts, and ``ok``."""
+    import django
+
+    django.setup()
+    from prorata.jobs.schedule import job_named, run_job
+
+    outcome = run_job(job_named(name))
+    return {"ok": outcome.ok, **outcome.counts}
 
 
 @app.task(name="prorata.bill_run_scheduled")
@@ -77,6 +104,7 @@ def bill_run_scheduled() -> int:
 
 
 def broker_configured() -> bool:
+    """Whether a broker is configured (:func:`prorata.jobs.schedule.broker_configured`)."""
     return bool(os.environ.get("PRORATA_BROKER_URL"))
 
 

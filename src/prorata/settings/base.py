@@ -201,7 +201,8 @@ if os.environ.get("PRORATA_SMTP_HOST"):
     EMAIL_USE_TLS = _flag("PRORATA_SMTP_TLS", default=True)
     EMAIL_TIMEOUT = 30
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    # One .eml file per message, named so that the newest is listed last.
+    EMAIL_BACKEND = "prorata.notifications.backends.EmlDirectoryBackend"
     EMAIL_FILE_PATH = VAR_DIR / "mail"
 # Any other Django e-mail backend by its dotted path (e.g. the console one while debugging).
 EMAIL_BACKEND = os.environ.get("PRORATA_EMAIL_BACKEND", EMAIL_BACKEND)
@@ -236,10 +237,37 @@ PRORATA_PAYMENT_GATEWAY = os.environ.get(
 )
 #: Where people reach this server; links in e-mails are made absolute with it.
 PRORATA_BASE_URL = os.environ.get("PRORATA_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Web server worker processes (prorata serve); 0: one per core.
+PRORATA_WEB_WORKERS = int(os.environ.get("PRORATA_WEB_WORKERS", "0"))
 # Processes the billing run renews in, side by side (PostgreSQL); 0: one per core, at most 4.
 PRORATA_BILL_RUN_WORKERS = int(os.environ.get("PRORATA_BILL_RUN_WORKERS", "0"))
 
 PRORATA_TRUST_X_FORWARDED_FOR = _flag("PRORATA_TRUST_X_FORWARDED_FOR")
+
+
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f"{name} must be a number of seconds above 0, such as 60, not {value!r}")
+    return seconds
+
+
+#: How often each periodic job starts, in seconds (prorata.jobs.schedule): e-mails within seconds
+#: of being queued, the billing run hourly, dunning retries and unknown payments within minutes.
+PRORATA_JOB_EVERY = {
+    "deliver-mail": _seconds("PRORATA_MAIL_EVERY", 5),
+    "bill-run": _seconds("PRORATA_BILL_RUN_EVERY", 3600),
+    "dunning": _seconds("PRORATA_DUNNING_EVERY", 900),
+    "overdue": _seconds("PRORATA_OVERDUE_EVERY", 3600),
+    "reconcile-payments": _seconds("PRORATA_RECONCILE_EVERY", 60),
+    "prune": _seconds("PRORATA_PRUNE_EVERY", 3600),
+}
 
 LOGGING = {
     "version": 1,
