@@ -18,6 +18,15 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _young_connection() -> None:
+    """Each test starts on a new connection: the test runner's worker keeps one for its lifetime
+    (the test client does not close it between requests), and one older than CONN_MAX_AGE (600 s,
+    reached in a long suite) is rightly replaced at the next request, which is not what these
+    tests are about."""
+    connection.close()
+
+
 def _next_request() -> None:
     # What Django does when a request starts (signal request_started).
     connection.close_if_unusable_or_obsolete()
