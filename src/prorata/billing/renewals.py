@@ -13,31 +13,46 @@ Amounts are integer minor units; every instant is the caller's (the project cloc
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.db.models import F
 
-from prorata.accounts.models import Account, User
+from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.services import audit_record
 from prorata.billing.errors import NothingToPay
-from prorata.billing.locks import lock_account
-from prorata.billing.models import (
-    Document,
-    DocumentStatus,
-    LedgerKind,
-    Payment,
-    PaymentMethodKind,
-    PaymentStatus,
+from prorata.billing.locks import lock_account, lock_subscriptions
+from prorata.billing.models import Document, LedgerKind, Payment, PaymentStatus
+from prorata.billing.selectors import account_balance
+from prorata.billing.services import (
+    Movement,
+    document_save,
+    documents_finalize,
+    invoice_apply_payment,
+    ledger_append,
+    receipt_enqueue,
 )
-from prorata.billing.services import Movement, ledger_append, notify_billing_contacts
-from prorata.common.clock import format_instant, now
+from prorata.billing.writer import (
+    card_attempt,
+    document_entry_amount,
+    ledger_memo,
+    receipt_context_for_renewal,
+    renewal_build,
+    renewal_order,
+    renewal_payment_key,
+)
+from prorata.catalog.selectors import catalog_snapshot
+from prorata.common.clock import now
 from prorata.jobs.models import Renewal, RenewalStatus
-from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
+from prorata.subscriptions.selectors import account_tax
+from prorata_core.catalog import Catalog
 from prorata_core.money import Money
+from prorata_core.periods import Period
+
+__all__ = ["renewal_payment_key"]  # re-exported: the run's first attempt is keyed the same way
 
 
 class Card(NamedTuple):
@@ -50,13 +65,6 @@ class Card(NamedTuple):
     @property
     def label(self) -> str:
         return f"{self.brand} •••• {self.last4}"
-
-
-def renewal_payment_key(subscription_id: int, period_start: datetime, attempt: int) -> str:
-    """The idempotency key of card attempt ``attempt`` (1 = the first) for the renewal of
-    ``subscription_id`` starting at ``period_start``: the gateway answers a key it has seen
-    with its first outcome, so a retried call never charges twice."""
-    return f"renewal:{subscription_id}:{format_instant(period_start)}:{attempt}"
 
 
 def default_cards(account_ids: set[int]) -> dict[int, Card]:
@@ -76,15 +84,13 @@ def renewal_attempt_create(*, renewal: Renewal, card: Card | None, at: datetime)
     renewal.attempts += 1
     renewal.status = RenewalStatus.CHARGING
     renewal.save(update_fields=["attempts", "status"])
-    return Payment.objects.create(
-        account_id=renewal.account_id, invoice=renewal.invoice, method=PaymentMethodKind.CARD,
-        payment_method_id=card.pk if card else None, method_label=card.label if card else "",
-        currency=renewal.invoice.currency, amount=renewal.invoice.amount_due,
-        status=PaymentStatus.PENDING,
+    row = card_attempt(
+        account_id=renewal.account_id, currency=renewal.invoice.currency,
+        amount=renewal.invoice.amount_due, card_id=card.pk if card else None,
+        card_label=card.label if card else "", attempt=renewal.attempts, at=at,
         idempotency_key=renewal_payment_key(renewal.subscription_id, renewal.period_start,
-                                            renewal.attempts),
-        attempt=renewal.attempts, created_at=at,
-    )
+                                            renewal.attempts))
+    return Payment.objects.create(invoice=renewal.invoice, **row._asdict())
 
 
 def renewal_of_payment(payment: Payment) -> Renewal:
@@ -108,14 +114,11 @@ def renewal_payment_succeeded(*, payment_id: int, reference: str, at: datetime) 
             PaymentStatus.SUCCEEDED, reference, at)
         payment.save(update_fields=["status", "reference", "completed_at"])
         invoice = payment.invoice
-        invoice.amount_paid += payment.amount
-        invoice.amount_due -= payment.amount
-        if invoice.amount_due == 0:
-            invoice.status, invoice.paid_at = DocumentStatus.PAID, at
-        invoice.save(update_fields=["amount_paid", "amount_due", "status", "paid_at"])
+        invoice_apply_payment(invoice=invoice, amount=payment.amount, at=at)
         ledger_append(account=account, currency=payment.currency, at=at, movements=[
             Movement(LedgerKind.PAYMENT, payment.amount, document=invoice, payment=payment,
-                     memo=f"Card payment for invoice {invoice.number}"),
+                     memo=ledger_memo(LedgerKind.PAYMENT.value, number=invoice.number or "",
+                                      label=payment.method_label)),
         ])
         renewal = renewal_of_payment(payment)
         renewal.status, renewal.next_attempt_at = RenewalStatus.PAID, None
@@ -123,17 +126,9 @@ def renewal_payment_succeeded(*, payment_id: int, reference: str, at: datetime) 
         Subscription.objects.filter(
             pk=renewal.subscription_id, status=SubscriptionStatus.PAST_DUE
         ).update(status=SubscriptionStatus.ACTIVE, version=F("version") + 1)
-        notify_billing_contacts(
-            account=account, template="receipt", dedupe_key=f"receipt:invoice:{invoice.pk}",
-            attachments=[{"kind": "invoice", "id": invoice.pk}],
-            context={"kind": "renewal", "document_number": invoice.number,
-                     "amount_paid": money_json(invoice.amount_paid, invoice.currency),
-                     "total": money_json(invoice.total, invoice.currency),
-                     "credit_applied": money_json(invoice.credit_applied, invoice.currency),
-                     "period_start": format_instant(renewal.period_start),
-                     "period_end": format_instant(renewal.period_end),
-                     "next_billing_date": format_instant(renewal.period_end)},
-        )
+        if invoice.amount_due == 0:
+            receipt_enqueue(account=account, document=invoice, context=renewal_receipt(
+                invoice, Period(renewal.period_start, renewal.period_end)))
     return True
 
 
@@ -143,6 +138,67 @@ def renewal_payable(*, account_id: int, invoice: Document) -> bool:
     return invoice.amount_due > 0 and Renewal.objects.filter(
         account_id=account_id, invoice_id=invoice.pk, status=RenewalStatus.RETRYING
     ).exists()
+
+
+def renewal_receipt(invoice: Document, period: Period) -> dict[str, Any]:
+    """The receipt context of a renewal invoice, as it stands now."""
+    return receipt_context_for_renewal(
+        number=invoice.number or "", currency=invoice.currency, amount_paid=invoice.amount_paid,
+        total=invoice.total, credit_applied=invoice.credit_applied, period=period)
+
+
+def renewal_record(
+    *, subscription_id: int, at: datetime, catalog: Catalog | None = None,
+) -> Renewal | None:
+    """Renew one subscription for the period after its current one, through the ORM: the road
+    the billing run takes one renewal at a time (a chunk that failed), and the same rows as its
+    set-based road (:mod:`prorata.billing.writer` builds both; a parity test compares them).
+
+    Only an ``active``, auto-renewing subscription whose period has ended by ``at`` is renewed;
+    returns None otherwise. Writes the invoice (numbered, with its snapshot), its line and
+    ledger entry, the renewal row, the pending card payment (or, paid by credit, the receipt),
+    and moves the subscription to its next period. Call inside a transaction; takes the account
+    and subscription locks. The period is invoiced once (unique renewal per period).
+    """
+    account_id = (Subscription.objects.filter(pk=subscription_id)
+                  .values_list("account_id", flat=True).first())
+    if account_id is None:
+        return None
+    account = lock_account(account_id)
+    (subscription,) = lock_subscriptions(account_id=account_id, ids=[subscription_id]) or (None,)
+    if (subscription is None or subscription.status != SubscriptionStatus.ACTIVE
+            or not subscription.auto_renew or subscription.period_end > at):
+        return None
+    currency = subscription.currency
+    order = renewal_order(
+        catalog=catalog or catalog_snapshot(), plan_code=subscription.plan.code,
+        cycle_code=subscription.cycle.code, quantity=subscription.quantity,
+        unit_amount=subscription.unit_amount, currency=currency,
+        period=Period(subscription.period_start, subscription.period_end),
+        anchor=subscription.anchor, invoiced_amount=subscription.invoiced_amount,
+        tax=account_tax(account, at), credit=account_balance(account, currency).amount, at=at)
+    card = default_cards({account_id}).get(account_id)
+    rows = renewal_build(
+        order=order, subscription_id=subscription_id, account_id=account_id,
+        corporate=account.billing_mode == BillingMode.CORPORATE,
+        payment_terms_days=account.payment_terms_days, card_id=card.pk if card else None,
+        card_label=card.label if card else "", at=at)
+    invoice = document_save(rows.document, account=account)
+    documents_finalize(documents=[invoice])
+    if rows.payment is not None:
+        Payment.objects.create(invoice=invoice, **rows.payment._asdict())
+    renewal = Renewal.objects.create(invoice=invoice, **rows.renewal._asdict())
+    Subscription.objects.filter(pk=subscription_id).update(
+        period_start=order.period.start, period_end=order.period.end,
+        invoiced_amount=rows.invoiced_amount, invoice=invoice, version=F("version") + 1)
+    ledger_append(account=account, currency=currency, at=at, movements=[
+        Movement(LedgerKind.INVOICE, document_entry_amount(rows.document.head), document=invoice,
+                 memo=ledger_memo(LedgerKind.INVOICE.value, number=invoice.number or "")),
+    ])
+    if rows.settled:
+        receipt_enqueue(account=account, document=invoice,
+                        context=renewal_receipt(invoice, order.period))
+    return renewal
 
 
 def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:

@@ -8,7 +8,8 @@ them that way. Amounts are integer minor units; the ledger's sign is the custome
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,6 @@ from prorata.billing.models import (
     Document,
     DocumentKind,
     DocumentLine,
-    DocumentStatus,
     LedgerEntry,
     LedgerKind,
     Payment,
@@ -35,16 +35,33 @@ from prorata.billing.models import (
     Refund,
 )
 from prorata.billing.selectors import credit_balance
-from prorata.common.clock import format_instant, now
+from prorata.billing.writer import (
+    DocumentHead,
+    DocumentRows,
+    DraftLine,
+    LineRow,
+    Recipient,
+    buyer_of,
+    contact_messages,
+    document_build,
+    ledger_memo,
+    payment_applied,
+    receipt_context,
+    receipt_messages,
+    recipient_name,
+    seller_of,
+    snapshot_with_number,
+)
+from prorata.billing.writer import document_snapshot as build_snapshot
+from prorata.common.clock import now
 from prorata.common.db import retry_transient
-from prorata.notifications.context import money_json
+from prorata.notifications.outbox import outbox_save
 from prorata_core.errors import InvalidAmount, ValidationError
 from prorata_core.money import Money
-from prorata_core.numbering import CREDIT_NOTE_SERIES, INVOICE_SERIES, format_number
-from prorata_core.orders import OrderLine
+from prorata_core.numbering import format_number
 from prorata_core.tax import TaxDecision
 
-SERIES = {DocumentKind.INVOICE: INVOICE_SERIES, DocumentKind.CREDIT_NOTE: CREDIT_NOTE_SERIES}
+__all__ = ["DraftLine"]  # re-exported: the checkout builds its lines with it
 
 
 # --- the ledger ---------------------------------------------------------------------------------
@@ -84,28 +101,15 @@ def ledger_append(
     return entries
 
 
-# --- documents ----------------------------------------------------------------------------------
+# --- documents (the ORM persister of :mod:`prorata.billing.writer`'s rows) ----------------------
 
 def seller_details() -> dict[str, str]:
-    return {
-        "name": settings.PRORATA_SELLER_NAME,
-        "address": settings.PRORATA_SELLER_ADDRESS,
-        "country": settings.PRORATA_SELLER_COUNTRY,
-        "vat_number": settings.PRORATA_SELLER_VAT_NUMBER,
-    }
+    return seller_of(settings)
 
 
 def buyer_details(account: Account) -> dict[str, str]:
-    return {"name": account.name, "address": account.billing_address,
-            "country": account.country, "vat_number": account.vat_number}
-
-
-@dataclass(frozen=True, slots=True)
-class DraftLine:
-    """An engine line to put on a document, and the subscription it bills (if any)."""
-
-    line: OrderLine
-    subscription_id: int | None = None
+    return buyer_of(name=account.name, address=account.billing_address, country=account.country,
+                    vat_number=account.vat_number)
 
 
 def document_draft(
@@ -122,89 +126,48 @@ def document_draft(
     amount_paid: int = 0,
     due_at: datetime | None = None,
 ) -> Document:
-    """Write a draft document (no number yet) and its lines, totals summed from the lines.
-
-    An invoice's ``amount_due`` is ``total − credit_applied − amount_paid`` and it is ``paid`` when
-    that is zero, ``open`` otherwise; a credit note (negative lines) is ``paid``: its credit goes to
-    the account's balance. Finalise with :func:`documents_finalize` in the same transaction.
-    """
-    if not lines:
-        raise ValidationError("A document needs at least one line.")
-    subtotal = sum(draft.line.amount.amount for draft in lines)
-    tax_total = sum(draft.line.tax.amount for draft in lines)
-    total = subtotal + tax_total
-    if kind == DocumentKind.CREDIT_NOTE:
-        credit_applied = amount_paid = amount_due = 0
-        status = DocumentStatus.PAID
-    else:
-        amount_due = total - credit_applied - amount_paid
-        if amount_due < 0 or credit_applied < 0 or amount_paid < 0:
-            raise InvalidAmount(
-                f"An invoice of {total} cannot take {credit_applied} of credit and {amount_paid} "
-                "paid.", total=total,
-            )
-        status = DocumentStatus.PAID if amount_due == 0 else DocumentStatus.OPEN
-    document = Document.objects.create(
-        kind=kind, series=SERIES[kind], year=at.year, account=account, order=order,
-        refers_to=refers_to, status=status, issued_at=at, due_at=due_at,
-        paid_at=at if status == DocumentStatus.PAID else None, currency=currency,
-        subtotal=subtotal, tax=tax_total, total=total, credit_applied=credit_applied,
-        amount_paid=amount_paid, amount_due=amount_due, tax_rule=tax.rule.value,
-        tax_mention=tax.mention or "",
+    """Save a draft document (no number yet) and its lines, as
+    :func:`~prorata.billing.writer.document_build` builds them (totals summed from the lines;
+    an invoice ``paid`` when nothing is left due, ``open`` otherwise; a credit note ``paid``).
+    Finalise with :func:`documents_finalize` in the same transaction."""
+    rows = document_build(
+        account_id=account.pk, kind=str(kind), lines=lines, at=at, tax=tax, currency=currency,
+        order_id=order.pk if order is not None else None,
+        refers_to_id=refers_to.pk if refers_to is not None else None,
+        credit_applied=credit_applied, amount_paid=amount_paid, due_at=due_at,
     )
+    return document_save(rows, account=account, order=order, refers_to=refers_to)
+
+
+def document_save(
+    rows: DocumentRows, *, account: Account, order: Any = None, refers_to: Document | None = None,
+) -> Document:
+    """Save built rows as a draft document and its lines (the ORM road)."""
+    fields = rows.head._asdict()
+    del fields["account_id"], fields["order_id"], fields["refers_to_id"]
+    document = Document.objects.create(account=account, order=order, refers_to=refers_to,
+                                       **fields)
     document._draft_lines = DocumentLine.objects.bulk_create([  # type: ignore[attr-defined]
-        DocumentLine(
-            document=document, position=position, kind=draft.line.kind.value,
-            description=draft.line.description[:300], subscription_id=draft.subscription_id,
-            plan_code=draft.line.plan_code, cycle_code=draft.line.cycle_code,
-            quantity=draft.line.quantity, period_start=draft.line.period.start,
-            period_end=draft.line.period.end, unit_amount=draft.line.unit_amount.amount,
-            ratio_numerator=draft.line.ratio.numerator,
-            ratio_denominator=draft.line.ratio.denominator, amount=draft.line.amount.amount,
-            tax_rate_bp=draft.line.tax_rate_bp, tax=draft.line.tax.amount,
-        )
-        for position, draft in enumerate(lines, start=1)
+        DocumentLine(document=document, **line._asdict()) for line in rows.lines
     ])
     return document
 
 
+def document_rows(document: Document, lines: Sequence[DocumentLine]) -> DocumentRows:
+    """A saved document's rows as the builder shapes them (its head and lines as issued)."""
+    head = DocumentHead(*(getattr(document, name) for name in DocumentHead._fields))
+    return DocumentRows(head, tuple(
+        LineRow(*(getattr(line, name) for name in LineRow._fields))
+        for line in sorted(lines, key=lambda line: line.position)))
+
+
 def document_snapshot(document: Document, lines: Sequence[DocumentLine]) -> dict[str, Any]:
-    """The document as issued, in the shape the PDF is rendered from (amounts in minor units,
-    instants ISO 8601 UTC). Built once, when the number is assigned."""
-    return {
-        "kind": document.kind,
-        "number": document.number,
-        "issued_at": format_instant(document.issued_at),
-        "due_at": format_instant(document.due_at) if document.due_at else None,
-        "refers_to": document.refers_to.number if document.refers_to_id else None,
-        "currency": document.currency,
-        "seller": seller_details(),
-        "buyer": buyer_details(document.account),
-        "lines": [
-            {
-                "kind": line.kind,
-                "description": line.description,
-                "period_start": format_instant(line.period_start),
-                "period_end": format_instant(line.period_end),
-                "quantity": line.quantity,
-                "unit_amount": line.unit_amount,
-                "ratio": f"{line.ratio_numerator}/{line.ratio_denominator}",
-                "amount": line.amount,
-                "tax_rate_bp": line.tax_rate_bp,
-                "tax": line.tax,
-            }
-            for line in sorted(lines, key=lambda line: line.position)
-        ],
-        "subtotal": document.subtotal,
-        "tax": document.tax,
-        "total": document.total,
-        "credit_applied": document.credit_applied,
-        "amount_paid": document.amount_paid,
-        "amount_due": document.amount_due,
-        "tax_rule": document.tax_rule,
-        "mention": document.tax_mention or None,
-        "status": document.status,
-    }
+    """The document as issued (:func:`prorata.billing.writer.document_snapshot`), with its
+    number. Built once, when the number is assigned."""
+    snapshot = build_snapshot(
+        document_rows(document, lines), seller=seller_details(), buyer=buyer_details(document.account),
+        refers_to_number=document.refers_to.number if document.refers_to_id else None)
+    return snapshot_with_number(snapshot, document.number or "")
 
 
 def documents_finalize(*, documents: Sequence[Document]) -> None:
@@ -233,30 +196,63 @@ def documents_finalize(*, documents: Sequence[Document]) -> None:
 
 # --- e-mails -------------------------------------------------------------------------------------
 
+def billing_contacts(account_ids: Iterable[int]) -> dict[int, list[Recipient]]:
+    """The active billing contacts of each account, in one query, each with their language
+    (else the account's) and the name an e-mail greets them by."""
+    contacts: dict[int, list[Recipient]] = defaultdict(list)
+    for account_id, user_id, email, first, last, language, account_language in (
+        Membership.objects.filter(account_id__in=list(account_ids), is_billing_contact=True,
+                                  user__is_active=True)
+        .order_by("account_id", "user_id")
+        .values_list("account_id", "user_id", "user__email", "user__first_name",
+                     "user__last_name", "user__language", "account__language")
+    ):
+        contacts[account_id].append(Recipient(
+            user_id, email, language or account_language,
+            recipient_name(first_name=first, last_name=last, email=email)))
+    return contacts
+
+
 def notify_billing_contacts(
     *, account: Account, template: str, context: dict[str, Any], dedupe_key: str,
     attachments: list[dict[str, Any]] | None = None,
 ) -> None:
     """Queue ``template`` to every active billing contact of ``account`` in the outbox, inside the
     caller's transaction, each in their language (else the account's). ``dedupe_key`` names the
-    event; the recipient is appended to it."""
-    from prorata.notifications.outbox import outbox_enqueue
+    event; the recipient's user id is appended to it (:func:`prorata.billing.writer.event_key`)."""
+    for message in contact_messages(
+        recipients=billing_contacts([account.pk])[account.pk], template=template,
+        context=context, event=dedupe_key, at=now(), attachments=attachments,
+    ):
+        outbox_save(message)
 
-    contacts = Membership.objects.filter(
-        account=account, is_billing_contact=True, user__is_active=True
-    ).select_related("user")
-    for member in contacts:
-        user = member.user
-        outbox_enqueue(
-            to=user.email, template=template,
-            context={**context, "name": user.get_full_name() or user.email},
-            language=user.language or account.language,
-            dedupe_key=f"{dedupe_key}:{user.pk}", attachments=attachments or [],
-        )
 
+def receipt_enqueue(
+    *, account: Account, document: Document, context: dict[str, Any],
+    credit_notes: Sequence[Document] = (),
+) -> None:
+    """Queue the receipt of ``document`` (context: :func:`~prorata.billing.writer.receipt_context`)
+    to the account's billing contacts, the document and ``credit_notes`` attached; once per
+    document and reader (S12). Inside the caller's transaction."""
+    for message in receipt_messages(
+        recipients=billing_contacts([account.pk])[account.pk], document_kind=document.kind,
+        document_id=document.pk, context=context, at=now(),
+        credit_note_ids=[note.pk for note in credit_notes],
+    ):
+        outbox_save(message)
 
 
 # --- payments received outside the gateway (corporate bank transfers) -------------------------
+
+def invoice_apply_payment(*, invoice: Document, amount: int, at: datetime) -> None:
+    """Apply a succeeded payment of ``amount`` to ``invoice`` (saved): its paid and due amounts,
+    and ``paid`` at ``at`` once nothing is due (:func:`~prorata.billing.writer.payment_applied`).
+    Inside the caller's transaction, under the account lock."""
+    applied = payment_applied(amount_paid=invoice.amount_paid, amount_due=invoice.amount_due,
+                              status=invoice.status, paid_at=invoice.paid_at, amount=amount, at=at)
+    invoice.amount_paid, invoice.amount_due, invoice.status, invoice.paid_at = applied
+    invoice.save(update_fields=["amount_paid", "amount_due", "status", "paid_at"])
+
 
 @retry_transient
 def invoice_record_payment(
@@ -283,28 +279,20 @@ def invoice_record_payment(
             idempotency_key=f"transfer:{invoice.pk}:{reference}"[:255],
             attempt=invoice.payments.count() + 1, created_at=at, completed_at=at,
         )
-        invoice.amount_paid += amount.amount
-        invoice.amount_due -= amount.amount
-        if invoice.amount_due == 0:
-            invoice.status = DocumentStatus.PAID
-            invoice.paid_at = at
-        invoice.save(update_fields=["amount_paid", "amount_due", "status", "paid_at"])
+        invoice_apply_payment(invoice=invoice, amount=amount.amount, at=at)
         ledger_append(account=account, currency=amount.currency, at=at, movements=[
             Movement(LedgerKind.PAYMENT, amount.amount, document=invoice, payment=payment,
-                     memo=f"Bank transfer {reference} for invoice {invoice.number}"),
+                     memo=ledger_memo(LedgerKind.PAYMENT.value, number=invoice.number,
+                                      label=f"Bank transfer {reference}")),
         ])
         audit_record(actor=actor, action="payment.record_transfer", account=account, obj=payment,
                      after={"invoice": invoice.number, "amount": amount.amount,
                             "currency": amount.currency, "reference": reference})
         if invoice.amount_due == 0:  # now a receipt (S12)
-            notify_billing_contacts(
-                account=account, template="receipt", dedupe_key=f"receipt:invoice:{invoice.pk}",
-                attachments=[{"kind": "invoice", "id": invoice.pk}],
-                context={"kind": "purchase", "document_number": invoice.number,
-                         "amount_paid": money_json(invoice.amount_paid, invoice.currency),
-                         "total": money_json(invoice.total, invoice.currency),
-                         "credit_applied": money_json(invoice.credit_applied, invoice.currency)},
-            )
+            receipt_enqueue(account=account, document=invoice, context=receipt_context(
+                kind="purchase", number=invoice.number, currency=invoice.currency,
+                amount_paid=invoice.amount_paid, total=invoice.total,
+                credit_applied=invoice.credit_applied))
     return payment
 
 

@@ -20,43 +20,52 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from prorata.accounts.models import BillingMode, Membership
+from prorata.accounts.models import BillingMode
 from prorata.billing.locks import lock_counters
 from prorata.billing.models import (
     AccountBalance,
     Document,
-    DocumentKind,
     DocumentLine,
-    DocumentStatus,
     LedgerEntry,
     LedgerKind,
     Payment,
-    PaymentMethodKind,
-    PaymentStatus,
 )
-from prorata.billing.renewals import Card, renewal_payment_key
-from prorata.billing.services import seller_details
+from prorata.billing.renewals import Card, renewal_record
+from prorata.billing.services import billing_contacts, seller_details
+from prorata.billing.writer import (
+    DOCUMENT_COLUMNS,
+    LINE_COLUMNS,
+    PAYMENT_COLUMNS,
+    RENEWAL_COLUMNS,
+    RenewalRows,
+    buyer_of,
+    document_entry_amount,
+    document_snapshot,
+    ledger_memo,
+    receipt_context_for_renewal,
+    receipt_messages,
+    renewal_build,
+    renewal_order,
+)
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.bulk import as_json, insert_rows, pg_array, reserve_ids, sqlite_value
-from prorata.common.clock import format_instant
 from prorata.common.db import prepared_cursor
 from prorata.jobs.claim import Claim, Due, claim_due
-from prorata.jobs.models import Renewal, RenewalStatus
-from prorata.notifications.context import money_json
-from prorata.notifications.models import OutboxMessage, OutboxStatus
+from prorata.jobs.models import Renewal
+from prorata.notifications.outbox import outbox_save_many
 from prorata.subscriptions.models import Subscription
 from prorata_core.catalog import Catalog
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
 from prorata_core.numbering import INVOICE_SERIES, format_number
-from prorata_core.orders import Configuration, Order, OrderKind, Term, price_order
+from prorata_core.orders import Configuration
 from prorata_core.periods import Period
 from prorata_core.tax import TaxDecision, tax_decision
 
@@ -109,7 +118,9 @@ def renew_chunk(
             return len(due)
         except (IntegrityError, ProrataError, ValueError, KeyError) as error:
             logger.warning("billing run: chunk of %d failed (%s); one by one", len(due), error)
-    # One renewal per transaction: the good ones land, the bad one is skipped for this run.
+    # One renewal per transaction: the good ones land, the bad one is skipped for this run. Each
+    # through the services' road (the same rows, saved through the ORM): speed does not matter
+    # here, and one road fewer to keep in step.
     stats.fallbacks += 1
     for item in due:
         with transaction.atomic():
@@ -118,8 +129,8 @@ def renew_chunk(
                 continue  # renewed meanwhile by another run
             try:
                 with transaction.atomic():
-                    _renew(again, at=at, catalog=catalog, codes=codes)
-                stats.renewed += 1
+                    renewed = renewal_record(subscription_id=item.id, at=at, catalog=catalog)
+                stats.renewed += renewed is not None
             except (IntegrityError, ProrataError, ValueError, KeyError) as error:
                 logger.error("billing run: subscription %s not renewed: %s", item.id, error)
                 stats.failed_ids.append(item.id)
@@ -177,40 +188,24 @@ class _Codes:
                    dict(BillingCycle.objects.values_list("id", "code")))
 
 
-_DOCUMENT_COLUMNS = (
-    "id", "kind", "series", "year", "sequence", "number", "account_id", "status", "issued_at",
-    "due_at", "paid_at", "currency", "subtotal", "tax", "total", "credit_applied", "amount_paid",
-    "amount_due", "tax_rule", "tax_mention", "snapshot",
-)
-_LINE_COLUMNS = (
-    "document_id", "position", "kind", "description", "subscription_id", "plan_code",
-    "cycle_code", "quantity", "period_start", "period_end", "unit_amount", "ratio_numerator",
-    "ratio_denominator", "amount", "tax_rate_bp", "tax",
-)
 _LEDGER_COLUMNS = ("account_id", "currency", "at", "kind", "amount", "document_id", "memo")
-_RENEWAL_COLUMNS = (
-    "subscription_id", "account_id", "period_start", "period_end", "invoice_id", "status",
-    "attempts", "created_at",
-)
-_PAYMENT_COLUMNS = (
-    "account_id", "invoice_id", "method", "payment_method_id", "method_label", "currency",
-    "amount", "status", "reference", "idempotency_key", "attempt", "failure_code", "message",
-    "created_at",
-)
 
 
 def _renew(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes) -> None:
     """Price and write the renewals of ``due`` (claimed and locked by the caller), set-based.
 
-    The rows that name an invoice are written first (the foreign keys are checked at commit), the
-    invoices themselves last: only then is the shared counter locked, so the invoices are written
-    once, already numbered, and concurrent runs wait on the counter only for that last step.
+    Their rows are :mod:`prorata.billing.writer`'s (:func:`~prorata.billing.writer.renewal_build`,
+    the same as :func:`~prorata.billing.renewals.renewal_record` saves through the ORM); only how
+    they reach the database differs. The rows that name an invoice are written first (the foreign
+    keys are checked at commit), the invoices themselves last: only then is the shared counter
+    locked, so the invoices are written once, already numbered, and concurrent runs wait on the
+    counter only for that last step.
     """
     balances, cards = _balances_and_cards(sorted({item.account_id for item in due}))
     seller_country = settings.PRORATA_SELLER_COUNTRY
     taxes: dict[tuple[str, str], TaxDecision] = {}
     configs: dict[tuple[int, int, int, int, str], Configuration] = {}
-    priced: list[tuple[Due, Order]] = []
+    built: list[tuple[Due, RenewalRows]] = []
     for item in due:
         tax_key = (item.country, item.vat_number)
         tax = taxes.get(tax_key)
@@ -219,34 +214,42 @@ def _renew(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes) -> 
                 seller_country=seller_country, customer_country=item.country,
                 customer_vat_number=item.vat_number or None, at=at,
             )
+        # One engine configuration per plan, cycle, quantity and price in a chunk (a cache:
+        # the values are those renewal_order would build).
         config_key = (item.plan_id, item.cycle_id, item.quantity, item.unit_amount, item.currency)
         config = configs.get(config_key)
         if config is None:
             config = configs[config_key] = Configuration(
                 catalog.plan(codes.plans[item.plan_id]), catalog.cycle(codes.cycles[item.cycle_id]),
                 item.quantity, Money(item.unit_amount, item.currency))
-        term = Term(config, Period(item.period_start, item.period_end), item.anchor,
-                    Money(item.invoiced_amount, item.currency))
         balance_key = (item.account_id, item.currency)
-        credit = max(balances.get(balance_key, 0), 0)
-        order = price_order(kind=OrderKind.RENEWAL, at=at, target=config, tax=tax,
-                            credit_balance=Money(credit, item.currency), current=term)
+        order = renewal_order(
+            catalog=catalog, plan_code=config.plan.code, cycle_code=config.cycle.code,
+            quantity=item.quantity, unit_amount=item.unit_amount, currency=item.currency,
+            period=Period(item.period_start, item.period_end), anchor=item.anchor,
+            invoiced_amount=item.invoiced_amount, tax=tax,
+            credit=balances.get(balance_key, 0), at=at, configuration=config)
         balances[balance_key] = balances.get(balance_key, 0) - order.totals.total.amount
-        priced.append((item, order))
+        card = cards.get(item.account_id)
+        built.append((item, renewal_build(
+            order=order, subscription_id=item.id, account_id=item.account_id,
+            corporate=item.billing_mode == BillingMode.CORPORATE,
+            payment_terms_days=item.payment_terms_days, card_id=card.pk if card else None,
+            card_label=card.label if card else "", at=at)))
 
-    document_ids = reserve_ids(Document._meta.db_table, len(priced))
-    rows = _RenewalRows.build(priced, document_ids, at=at, cards=cards)
+    document_ids = reserve_ids(Document._meta.db_table, len(built))
+    rows = _ChunkRows.build(built, document_ids)
     # SQLite holds its one write lock from BEGIN, so the counter costs nothing there; but it
     # checks a deferred foreign key by scanning the referring tables whenever the referred row is
     # inserted after them. So: the invoices first on SQLite, last on PostgreSQL (below).
     invoices_last = connection.vendor == "postgresql"
     if not invoices_last:
         numbers = _number_documents(len(document_ids), at=at)
-        insert_rows(Document._meta.db_table, _DOCUMENT_COLUMNS, rows.documents(numbers))
-    insert_rows(DocumentLine._meta.db_table, _LINE_COLUMNS, rows.lines)
+        insert_rows(Document._meta.db_table, DOCUMENT_COLUMNS, rows.documents(numbers))
+    insert_rows(DocumentLine._meta.db_table, LINE_COLUMNS, rows.lines)
     # The unique constraint on (subscription, period_start) refuses a period twice: exactly once.
-    insert_rows(Renewal._meta.db_table, _RENEWAL_COLUMNS, rows.renewals)
-    insert_rows(Payment._meta.db_table, _PAYMENT_COLUMNS, rows.payments)
+    insert_rows(Renewal._meta.db_table, RENEWAL_COLUMNS, rows.renewals)
+    insert_rows(Payment._meta.db_table, PAYMENT_COLUMNS, rows.payments)
     _advance_subscriptions(rows.updates)
     _move_balances(rows.deltas)
     if invoices_last:
@@ -255,21 +258,21 @@ def _renew(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes) -> 
         # rows that carry the numbers, just before the commit; workers run side by side until
         # then. (Foreign keys are checked at commit: the lines may name invoices not yet written.)
         numbers = _number_documents(len(document_ids), at=at)
-        insert_rows(Document._meta.db_table, _DOCUMENT_COLUMNS, rows.documents(numbers))
+        insert_rows(Document._meta.db_table, DOCUMENT_COLUMNS, rows.documents(numbers))
     insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, rows.ledger(numbers))
     if rows.settled:
-        number_of = {pk: number for pk, (_, number) in zip(document_ids, numbers, strict=True)}
-        _receipts_for_credit_paid(
-            [(item, order, pk, number_of[pk]) for item, order, pk in rows.settled], at=at)
+        _receipts_for_credit_paid(rows.settled, numbers=rows.numbers_of(numbers), at=at)
 
 
 @dataclass(slots=True)
-class _RenewalRows:
-    """A chunk's rows, in the column orders above, built before any lock on the counter.
+class _ChunkRows:
+    """A chunk's rows, as :mod:`prorata.billing.writer` built them, in the column orders of its
+    ``*_COLUMNS``, before any lock on the counter.
 
     The invoices and ledger entries wait for their numbers: :meth:`documents` and :meth:`ledger`
-    complete them. A snapshot is stored as JSON text whose first member, ``number``, is filled in
-    then (the seller and each buyer are serialised once per chunk, not once per invoice).
+    complete them. A snapshot is serialised here as JSON text without its number, which
+    :meth:`documents` puts first once assigned (what
+    :func:`~prorata.billing.writer.snapshot_with_number` does to the dict).
     """
 
     document_heads: list[tuple[Any, ...]] = field(default_factory=list)
@@ -280,105 +283,54 @@ class _RenewalRows:
     payments: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[datetime, datetime, int, int, int]] = field(default_factory=list)
     deltas: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
-    settled: list[tuple[Due, Order, int]] = field(default_factory=list)
+    settled: list[tuple[Due, RenewalRows, int]] = field(default_factory=list)
+    document_ids: list[int] = field(default_factory=list)
 
     @classmethod
-    def build(
-        cls, priced: list[tuple[Due, Order]], document_ids: list[int], *, at: datetime,
-        cards: dict[int, Card],
-    ) -> _RenewalRows:
-        rows = cls()
-        seller = as_json(seller_details())
-        buyers: dict[int, str] = {}
-        at_text = format_instant(at)
-        instants: dict[datetime, str] = {}
-
-        def text(instant: datetime) -> str:
-            # Chunks share few distinct instants (period ends cluster): format each once.
-            formatted = instants.get(instant)
-            if formatted is None:
-                formatted = instants[instant] = format_instant(instant)
-            return formatted
-
-        paid, open_ = DocumentStatus.PAID.value, DocumentStatus.OPEN.value
-        invoice_kind, invoice_ledger = DocumentKind.INVOICE.value, LedgerKind.INVOICE.value
-        card_kind, pending = PaymentMethodKind.CARD.value, PaymentStatus.PENDING.value
-        for (item, order), document_id in zip(priced, document_ids, strict=True):
-            line, totals = order.lines[0], order.totals
-            corporate = item.billing_mode == BillingMode.CORPORATE
-            due_amount, total = totals.amount_due.amount, totals.total.amount
-            status = paid if due_amount == 0 else open_
-            due_at = at + timedelta(days=item.payment_terms_days) if corporate else None
+    def build(cls, built: list[tuple[Due, RenewalRows]], document_ids: list[int]) -> _ChunkRows:
+        rows = cls(document_ids=document_ids)
+        seller = seller_details()
+        buyers: dict[int, dict[str, str]] = {}
+        invoice_ledger = LedgerKind.INVOICE.value
+        for (item, renewal), document_id in zip(built, document_ids, strict=True):
+            document, head = renewal.document, renewal.document.head
             buyer = buyers.get(item.account_id)
             if buyer is None:
-                buyer = buyers[item.account_id] = as_json({
-                    "name": item.name, "address": item.billing_address, "country": item.country,
-                    "vat_number": item.vat_number,
-                })
-            start, end = order.period.start, order.period.end
-            period_start, period_end = text(start), text(end)
-            rest = as_json({
-                "kind": invoice_kind, "issued_at": at_text,
-                "due_at": format_instant(due_at) if due_at else None, "refers_to": None,
-                "currency": order.currency,
-                "lines": [{
-                    "kind": line.kind.value, "description": line.description,
-                    "period_start": period_start, "period_end": period_end,
-                    "quantity": line.quantity, "unit_amount": line.unit_amount.amount,
-                    "ratio": "1/1", "amount": line.amount.amount,
-                    "tax_rate_bp": line.tax_rate_bp, "tax": line.tax.amount,
-                }],
-                "subtotal": totals.subtotal.amount, "tax": totals.tax.amount, "total": total,
-                "credit_applied": totals.credit_applied.amount, "amount_paid": 0,
-                "amount_due": due_amount, "tax_rule": order.tax.rule.value,
-                "mention": order.tax.mention, "status": status,
-            })
-            rows.snapshots.append(f',"seller":{seller},"buyer":{buyer},{rest[1:]}')
-            rows.document_heads.append((
-                document_id, invoice_kind, INVOICE_SERIES, at.year, item.account_id, status,
-                at, due_at, at if due_amount == 0 else None, order.currency,
-                totals.subtotal.amount, totals.tax.amount, total, totals.credit_applied.amount,
-                0, due_amount, order.tax.rule.value, order.tax.mention or "",
-            ))
-            rows.lines.append((
-                document_id, 1, line.kind.value, line.description, item.id, line.plan_code,
-                line.cycle_code, line.quantity, start, end, line.unit_amount.amount, 1, 1,
-                line.amount.amount, line.tax_rate_bp, line.tax.amount,
-            ))
-            rows.entries.append((item.account_id, order.currency, at, invoice_ledger, -total,
-                                 document_id))
-            rows.deltas[(item.account_id, order.currency)] -= total
-            if due_amount == 0:
-                renewal_status = RenewalStatus.PAID
-                rows.settled.append((item, order, document_id))
-            elif corporate:
-                renewal_status = RenewalStatus.INVOICED
-            else:
-                renewal_status = RenewalStatus.CHARGING
-                card = cards.get(item.account_id)
-                rows.payments.append((
-                    item.account_id, document_id, card_kind, card.pk if card else None,
-                    f"{card.brand} •••• {card.last4}" if card else "", order.currency,
-                    due_amount, pending, "", renewal_payment_key(item.id, start, 1), 1, "", "", at,
-                ))
-            rows.renewals.append((item.id, item.account_id, start, end, document_id,
-                                  renewal_status.value,
-                                  1 if renewal_status == RenewalStatus.CHARGING else 0, at))
-            rows.updates.append((start, end, line.amount.amount, document_id, item.id))
+                buyer = buyers[item.account_id] = buyer_of(
+                    name=item.name, address=item.billing_address, country=item.country,
+                    vat_number=item.vat_number)
+            rows.snapshots.append(as_json(document_snapshot(
+                document, seller=seller, buyer=buyer, refers_to_number=None)))
+            rows.document_heads.append(head)
+            rows.lines.extend((document_id, *line) for line in document.lines)
+            rows.entries.append((head.account_id, head.currency, head.issued_at, invoice_ledger,
+                                 document_entry_amount(head), document_id))
+            rows.deltas[(head.account_id, head.currency)] += document_entry_amount(head)
+            if renewal.payment is not None:
+                rows.payments.append((document_id, *renewal.payment))
+            if renewal.settled:
+                rows.settled.append((item, renewal, document_id))
+            rows.renewals.append((document_id, *renewal.renewal))
+            rows.updates.append((renewal.order.period.start, renewal.order.period.end,
+                                 renewal.invoiced_amount, document_id, item.id))
         return rows
 
     def documents(self, numbers: list[tuple[int, str]]) -> list[tuple[Any, ...]]:
         """The invoices' rows with their (sequence, number), in the order they were built."""
         return [
-            (*head[:4], sequence, number, *head[4:], f'{{"number":"{number}"{snapshot}')
-            for head, snapshot, (sequence, number) in zip(
-                self.document_heads, self.snapshots, numbers, strict=True)
+            (document_id, sequence, number, *head, f'{{"number":"{number}",{snapshot[1:]}')
+            for document_id, head, snapshot, (sequence, number) in zip(
+                self.document_ids, self.document_heads, self.snapshots, numbers, strict=True)
         ]
 
     def ledger(self, numbers: list[tuple[int, str]]) -> list[tuple[Any, ...]]:
         """One invoice entry per renewal, its memo naming the invoice's number."""
-        return [(*entry, f"Invoice {number}")
+        invoice_ledger = LedgerKind.INVOICE.value
+        return [(*entry, ledger_memo(invoice_ledger, number=number))
                 for entry, (_sequence, number) in zip(self.entries, numbers, strict=True)]
+
+    def numbers_of(self, numbers: list[tuple[int, str]]) -> dict[int, str]:
+        return {pk: number for pk, (_, number) in zip(self.document_ids, numbers, strict=True)}
 
 
 def _number_documents(count: int, *, at: datetime) -> list[tuple[int, str]]:
@@ -439,31 +391,20 @@ def _move_balances(deltas: dict[tuple[int, str], int]) -> None:
         )
 
 
-def _receipts_for_credit_paid(settled: list[tuple[Due, Order, int, str]], *, at: datetime) -> None:
-    """Queue receipts for the renewals the account's credit paid in full (no charge step)."""
-    if not settled:
-        return
-    contacts: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for account_id, email, language in Membership.objects.filter(
-        account_id__in={item.account_id for item, _, _, _ in settled}, is_billing_contact=True,
-        user__is_active=True,
-    ).values_list("account_id", "user__email", "user__language"):
-        contacts[account_id].append((email, language))
-    messages = [
-        OutboxMessage(
-            dedupe_key=f"receipt:invoice:{document_id}:{email}"[:200], to=email,
-            template="receipt", language=language or item.language,
-            context={"kind": "renewal", "document_number": number,
-                     "amount_paid": money_json(0, order.currency),
-                     "total": money_json(order.totals.total.amount, order.currency),
-                     "credit_applied": money_json(order.totals.credit_applied.amount, order.currency),
-                     "period_start": format_instant(order.period.start),
-                     "period_end": format_instant(order.period.end),
-                     "next_billing_date": format_instant(order.period.end)},
-            attachments=[{"kind": "invoice", "id": document_id}],
-            status=OutboxStatus.PENDING, next_attempt_at=at, created_at=at,
-        )
-        for item, order, document_id, number in settled
-        for email, language in contacts[item.account_id]
-    ]
-    OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
+def _receipts_for_credit_paid(
+    settled: list[tuple[Due, RenewalRows, int]], *, numbers: dict[int, str], at: datetime,
+) -> None:
+    """Queue receipts for the renewals the account's credit paid in full (no charge step): the
+    rows :func:`~prorata.billing.writer.receipt_messages` builds (the outbox's checks included),
+    saved in one statement."""
+    contacts = billing_contacts({item.account_id for item, _, _ in settled})
+    messages = []
+    for item, renewal, document_id in settled:
+        head = renewal.document.head
+        context = receipt_context_for_renewal(
+            number=numbers[document_id], currency=head.currency, amount_paid=head.amount_paid,
+            total=head.total, credit_applied=head.credit_applied, period=renewal.order.period)
+        messages.extend(receipt_messages(
+            recipients=contacts.get(item.account_id, []), document_kind=head.kind,
+            document_id=document_id, context=context, at=at))
+    outbox_save_many(messages)

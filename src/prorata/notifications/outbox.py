@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
@@ -115,6 +115,53 @@ def register_attachment_renderer(kind: str, fn: AttachmentRenderer) -> None:
     _RENDERERS[kind] = fn
 
 
+def outbox_message(
+    *,
+    to: str,
+    template: str,
+    context: dict[str, Any],
+    language: str,
+    dedupe_key: str,
+    at: datetime,
+    attachments: list[dict[str, Any]] | None = None,
+) -> OutboxMessage:
+    """One e-mail's row, checked against its template's contract, due at ``at``; not saved.
+
+    Every road that queues e-mails builds its rows here (:func:`outbox_enqueue` one at a time,
+    the billing run many at once with :func:`outbox_save_many`), so every row passes the same
+    checks. ``dedupe_key``: printable ASCII without spaces, at most 200 characters, naming the
+    event (``"receipt:invoice:42:7"``). Raises :class:`OutboxError` for an unknown template or
+    language, a missing or unknown context key, a malformed key, address or attachment.
+    """
+    _check(template=template, context=context, language=language, dedupe_key=dedupe_key,
+           attachments=attachments or [], to=to)
+    return OutboxMessage(
+        dedupe_key=dedupe_key, to=to, template=template, context=context, language=language,
+        attachments=attachments or [], status=OutboxStatus.PENDING, next_attempt_at=at,
+        created_at=at,
+    )
+
+
+def outbox_save(message: OutboxMessage) -> OutboxMessage:
+    """Save a row built by :func:`outbox_message`, in the caller's transaction; the same
+    ``dedupe_key`` twice keeps the first row (returned)."""
+    saved, _created = OutboxMessage.objects.get_or_create(
+        dedupe_key=message.dedupe_key,
+        defaults={
+            "to": message.to, "template": message.template, "context": message.context,
+            "language": message.language, "attachments": message.attachments,
+            "next_attempt_at": message.next_attempt_at, "created_at": message.created_at,
+        },
+    )
+    return saved
+
+
+def outbox_save_many(messages: list[OutboxMessage]) -> None:
+    """Save rows built by :func:`outbox_message` in one statement, in the caller's transaction;
+    a ``dedupe_key`` already queued keeps its first row."""
+    OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
+
+
 def outbox_enqueue(
     *,
     to: str,
@@ -127,21 +174,11 @@ def outbox_enqueue(
     """Queue one e-mail; returns its row (the existing one if ``dedupe_key`` was queued before).
 
     Call it inside the caller's ``transaction.atomic()`` block, with the change it reports: a rollback
-    then takes the e-mail with it. ``dedupe_key``: printable ASCII without spaces, at most 200
-    characters, naming the event (``"receipt:invoice:42"``). Raises :class:`OutboxError` for an unknown
-    template or language, a missing context key or a malformed attachment.
+    then takes the e-mail with it. Checks as :func:`outbox_message`.
     """
-    _check(template=template, context=context, language=language, dedupe_key=dedupe_key,
-           attachments=attachments or [], to=to)
-    at = now()
-    message, _created = OutboxMessage.objects.get_or_create(
-        dedupe_key=dedupe_key,
-        defaults={
-            "to": to, "template": template, "context": context, "language": language,
-            "attachments": attachments or [], "next_attempt_at": at, "created_at": at,
-        },
-    )
-    return message
+    return outbox_save(outbox_message(to=to, template=template, context=context,
+                                      language=language, dedupe_key=dedupe_key,
+                                      attachments=attachments, at=now()))
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,9 @@ from prorata.billing.services import (
     documents_finalize,
     ledger_append,
     notify_billing_contacts,
+    receipt_enqueue,
 )
+from prorata.billing.writer import ledger_memo, receipt_context
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import format_instant, now
@@ -726,12 +728,15 @@ def _post_ledger(
     """The ledger rows of the numbered documents and of the payment."""
     invoice = drafts.invoice
     movements = [Movement(LedgerKind.CREDIT_NOTE, -note.total, document=note,
-                          memo=f"Credit note {note.number}") for note in drafts.credit_notes]
+                          memo=ledger_memo(LedgerKind.CREDIT_NOTE.value, number=note.number))
+                 for note in drafts.credit_notes]
     movements.append(Movement(LedgerKind.INVOICE, -invoice.total, document=invoice,
-                              memo=f"Invoice {invoice.number}"))
+                              memo=ledger_memo(LedgerKind.INVOICE.value, number=invoice.number)))
     if payment is not None:
         movements.append(Movement(LedgerKind.PAYMENT, payment.amount, document=invoice,
-                                  payment=payment, memo=f"{payment.method_label} · {invoice.number}"))
+                                  payment=payment, memo=ledger_memo(
+                                      LedgerKind.PAYMENT.value, number=invoice.number,
+                                      label=payment.method_label)))
     ledger_append(account=account, currency=currency, at=at, movements=movements)
 
 
@@ -880,14 +885,12 @@ def _send_receipt(
         return
     kind = order.kind if order.kind in {"purchase", "change", "renewal"} else (
         "purchase" if order.kind == OrderKind.REACTIVATION.value else "change")
-    _notify(order=order, account=account, template="receipt", attachments=attachments, context={
-        **common, "kind": kind, "document_number": invoice.number,
-        "amount_paid": money_json(invoice.amount_paid, invoice.currency),
-        "total": money_json(invoice.total, invoice.currency),
-        "credit_applied": money_json(invoice.credit_applied, invoice.currency),
-        "period_start": format_instant(first.period.start),
-        "period_end": format_instant(first.period.end),
-    })
+    receipt_enqueue(account=account, document=invoice, credit_notes=credit_notes,
+                    context=receipt_context(
+        kind=kind, number=invoice.number or "", currency=invoice.currency,
+        amount_paid=invoice.amount_paid, total=invoice.total,
+        credit_applied=invoice.credit_applied, items=common["items"],
+        period=first.period, next_billing_date=first.next_billing_date))
 
 
 # --- reconciliation (DESIGN §8) ---------------------------------------------------------------------

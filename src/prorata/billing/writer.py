@@ -1,0 +1,508 @@
+"""The one builder of billing facts: the rows of a document, its ledger entries, a payment and its
+application, a renewal, and the receipt e-mails, for any order or renewal.
+
+Two persisters save what this module builds, never a second definition of it (STYLE, "two roads
+writing one fact drift apart"):
+
+- the services save the rows through the ORM (:mod:`prorata.billing.services`:
+  :func:`~prorata.billing.services.document_draft`, ``documents_finalize``, ``ledger_append``,
+  ``receipt_enqueue``; :mod:`prorata.billing.renewals` for a renewal, one at a time);
+- the billing run writes them set-based (:mod:`prorata.jobs.invoicing`: ``COPY`` on PostgreSQL,
+  ``executemany`` on SQLite, outbox rows in one ``bulk_create``).
+
+A parity test (``tests/app/billing/test_writer_parity.py``) renews one subscription through each
+road and compares every row field by field.
+
+Everything here is computed from its arguments: no database, no clock. Rows are named tuples in
+the column order of their table (the set-based persister sends them as they are; the ORM one
+unpacks them with ``_asdict()``). Amounts are integer minor units; the ledger's sign is the
+customer's point of view (positive in their favour); instants are aware UTC datetimes, written
+into snapshots and e-mail contexts by :func:`~prorata.common.clock.format_instant` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from prorata.billing.models import (
+    DocumentKind,
+    DocumentStatus,
+    LedgerKind,
+    PaymentMethodKind,
+    PaymentStatus,
+)
+from prorata.common.clock import format_instant
+from prorata.jobs.models import RenewalStatus
+from prorata.notifications.context import money_json
+from prorata.notifications.models import OutboxMessage
+from prorata_core.catalog import Catalog
+from prorata_core.errors import InvalidAmount, ValidationError
+from prorata_core.money import Money
+from prorata_core.numbering import CREDIT_NOTE_SERIES, INVOICE_SERIES
+from prorata_core.orders import Configuration, Order, OrderKind, OrderLine, Term, price_order
+from prorata_core.periods import Period
+from prorata_core.tax import TaxDecision
+
+SERIES = {DocumentKind.INVOICE.value: INVOICE_SERIES,
+          DocumentKind.CREDIT_NOTE.value: CREDIT_NOTE_SERIES}
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DraftLine:
+    """An engine line to put on a document, and the subscription it bills (if any)."""
+
+    line: OrderLine
+    subscription_id: int | None = None
+
+
+class LineRow(NamedTuple):
+    """A document line, in the column order of ``billing_documentline`` after ``document_id``."""
+
+    position: int
+    kind: str
+    description: str
+    subscription_id: int | None
+    plan_code: str
+    cycle_code: str
+    quantity: int
+    period_start: datetime
+    period_end: datetime
+    unit_amount: int
+    ratio_numerator: int
+    ratio_denominator: int
+    amount: int
+    tax_rate_bp: int
+    tax: int
+
+
+#: ``billing_documentline``'s columns as the set-based persister writes them.
+LINE_COLUMNS = ("document_id", *LineRow._fields)
+
+
+class DocumentHead(NamedTuple):
+    """A document before its number, in the column order of ``billing_document`` (its id,
+    sequence, number and snapshot are the persister's: written with the number)."""
+
+    kind: str
+    series: str
+    year: int
+    account_id: int
+    order_id: int | None
+    refers_to_id: int | None
+    status: str
+    issued_at: datetime
+    due_at: datetime | None
+    paid_at: datetime | None
+    currency: str
+    subtotal: int
+    tax: int
+    total: int
+    credit_applied: int
+    amount_paid: int
+    amount_due: int
+    tax_rule: str
+    tax_mention: str
+
+
+#: ``billing_document``'s columns as the set-based persister writes them.
+DOCUMENT_COLUMNS = ("id", "sequence", "number", *DocumentHead._fields, "snapshot")
+
+
+class DocumentRows(NamedTuple):
+    """A document's head and lines, as built; the snapshot waits for the number."""
+
+    head: DocumentHead
+    lines: tuple[LineRow, ...]
+
+
+def line_rows(lines: Sequence[DraftLine]) -> tuple[LineRow, ...]:
+    """Engine lines as document lines, numbered from 1 in the order given."""
+    return tuple(
+        LineRow(position, draft.line.kind.value, draft.line.description[:300],
+                draft.subscription_id, draft.line.plan_code, draft.line.cycle_code,
+                draft.line.quantity, draft.line.period.start, draft.line.period.end,
+                draft.line.unit_amount.amount, draft.line.ratio.numerator,
+                draft.line.ratio.denominator, draft.line.amount.amount, draft.line.tax_rate_bp,
+                draft.line.tax.amount)
+        for position, draft in enumerate(lines, start=1)
+    )
+
+
+def document_build(
+    *,
+    account_id: int,
+    kind: str,
+    lines: Sequence[DraftLine],
+    at: datetime,
+    tax: TaxDecision,
+    currency: str,
+    order_id: int | None = None,
+    refers_to_id: int | None = None,
+    credit_applied: int = 0,
+    amount_paid: int = 0,
+    due_at: datetime | None = None,
+) -> DocumentRows:
+    """A document issued at ``at``: totals summed from its lines (each rounded once by the engine).
+
+    An invoice's ``amount_due`` is ``total − credit_applied − amount_paid``; it is ``paid`` (at
+    ``at``) when that is zero, ``open`` otherwise. A credit note (negative lines) is ``paid``: its
+    credit goes to the account's balance. Raises :class:`ValidationError` without lines and
+    :class:`InvalidAmount` when credit and payment exceed the total.
+    """
+    if not lines:
+        raise ValidationError("A document needs at least one line.")
+    rows = line_rows(lines)
+    subtotal = sum(row.amount for row in rows)
+    tax_total = sum(row.tax for row in rows)
+    total = subtotal + tax_total
+    if kind == DocumentKind.CREDIT_NOTE.value:
+        credit_applied = amount_paid = amount_due = 0
+        status = DocumentStatus.PAID.value
+    else:
+        amount_due = total - credit_applied - amount_paid
+        if amount_due < 0 or credit_applied < 0 or amount_paid < 0:
+            raise InvalidAmount(
+                f"An invoice of {total} cannot take {credit_applied} of credit and {amount_paid} "
+                "paid.", total=total,
+            )
+        status = DocumentStatus.PAID.value if amount_due == 0 else DocumentStatus.OPEN.value
+    head = DocumentHead(
+        kind, SERIES[kind], at.year, account_id, order_id, refers_to_id, status, at, due_at,
+        at if status == DocumentStatus.PAID.value else None, currency, subtotal, tax_total, total,
+        credit_applied, amount_paid, amount_due, tax.rule.value, tax.mention or "",
+    )
+    return DocumentRows(head, rows)
+
+
+def seller_of(settings: Any) -> dict[str, str]:
+    """The seller as documents name it, from the project's settings."""
+    return {
+        "name": settings.PRORATA_SELLER_NAME,
+        "address": settings.PRORATA_SELLER_ADDRESS,
+        "country": settings.PRORATA_SELLER_COUNTRY,
+        "vat_number": settings.PRORATA_SELLER_VAT_NUMBER,
+    }
+
+
+def buyer_of(*, name: str, address: str, country: str, vat_number: str) -> dict[str, str]:
+    """The buyer as documents name it (the account's billing details when the document is issued)."""
+    return {"name": name, "address": address, "country": country, "vat_number": vat_number}
+
+
+def document_snapshot(
+    rows: DocumentRows, *, seller: Mapping[str, str], buyer: Mapping[str, str],
+    refers_to_number: str | None,
+) -> dict[str, Any]:
+    """The document as issued, in the shape the PDF is rendered from (amounts in minor units,
+    instants ISO 8601 UTC), without its ``number``: each persister adds the number it assigns
+    (:func:`snapshot_with_number`)."""
+    head = rows.head
+    return {
+        "kind": head.kind,
+        "issued_at": format_instant(head.issued_at),
+        "due_at": format_instant(head.due_at) if head.due_at else None,
+        "refers_to": refers_to_number,
+        "currency": head.currency,
+        "seller": dict(seller),
+        "buyer": dict(buyer),
+        "lines": [
+            {
+                "kind": line.kind,
+                "description": line.description,
+                "period_start": format_instant(line.period_start),
+                "period_end": format_instant(line.period_end),
+                "quantity": line.quantity,
+                "unit_amount": line.unit_amount,
+                "ratio": f"{line.ratio_numerator}/{line.ratio_denominator}",
+                "amount": line.amount,
+                "tax_rate_bp": line.tax_rate_bp,
+                "tax": line.tax,
+            }
+            for line in sorted(rows.lines, key=lambda line: line.position)
+        ],
+        "subtotal": head.subtotal,
+        "tax": head.tax,
+        "total": head.total,
+        "credit_applied": head.credit_applied,
+        "amount_paid": head.amount_paid,
+        "amount_due": head.amount_due,
+        "tax_rule": head.tax_rule,
+        "mention": head.tax_mention or None,
+        "status": head.status,
+    }
+
+
+def snapshot_with_number(snapshot: Mapping[str, Any], number: str) -> dict[str, Any]:
+    """The stored snapshot: :func:`document_snapshot` with the document's number first."""
+    return {"number": number, **snapshot}
+
+
+# --- the ledger ---------------------------------------------------------------------------------
+
+def ledger_memo(kind: str, *, number: str, label: str = "") -> str:
+    """The one memo rule of ledger entries: ``Invoice 2026-000012``, ``Credit note C2026-000003``,
+    and a payment as ``<how it was paid> · <invoice number>`` (``Visa •••• 4242 · 2026-000012``,
+    ``Bank transfer TR-1 · 2026-000012``). At most 300 characters (the column's length)."""
+    if kind == LedgerKind.INVOICE.value:
+        memo = f"Invoice {number}"
+    elif kind == LedgerKind.CREDIT_NOTE.value:
+        memo = f"Credit note {number}"
+    else:
+        memo = f"{label or 'Payment'} · {number}"
+    return memo[:300]
+
+
+def document_entry_amount(head: DocumentHead) -> int:
+    """The ledger amount a document posts: an invoice is owed (−total), a credit note's total is
+    already negative (its lines are)."""
+    return -head.total
+
+
+# --- payments -----------------------------------------------------------------------------------
+
+class PaymentRow(NamedTuple):
+    """A payment, in the column order of ``billing_payment`` after ``invoice_id``."""
+
+    account_id: int
+    method: str
+    payment_method_id: int | None
+    method_label: str
+    currency: str
+    amount: int
+    status: str
+    reference: str
+    idempotency_key: str
+    attempt: int
+    failure_code: str
+    message: str
+    created_at: datetime
+
+
+#: ``billing_payment``'s columns as the set-based persister writes them.
+PAYMENT_COLUMNS = ("invoice_id", *PaymentRow._fields)
+
+
+def card_attempt(
+    *, account_id: int, currency: str, amount: int, card_id: int | None, card_label: str,
+    idempotency_key: str, attempt: int, at: datetime,
+) -> PaymentRow:
+    """A pending card attempt of ``amount`` (``card_id`` None: no card on file, which the charge
+    step records as a failure)."""
+    return PaymentRow(account_id, PaymentMethodKind.CARD.value, card_id, card_label, currency,
+                      amount, PaymentStatus.PENDING.value, "", idempotency_key, attempt, "", "",
+                      at)
+
+
+class Applied(NamedTuple):
+    """An invoice's payment state after a payment is applied to it."""
+
+    amount_paid: int
+    amount_due: int
+    status: str
+    paid_at: datetime | None
+
+
+def payment_applied(
+    *, amount_paid: int, amount_due: int, status: str, paid_at: datetime | None, amount: int,
+    at: datetime,
+) -> Applied:
+    """Apply a payment of ``amount`` at ``at`` to an invoice that has ``amount_paid`` and
+    ``amount_due``: paid in full, it is ``paid`` at ``at``. The invoice takes at most what it has
+    due (a payment the gateway took for more, after the invoice was paid otherwise, stays whole in
+    the ledger: the excess is the account's credit). Raises :class:`InvalidAmount` for a payment
+    of nothing."""
+    if amount <= 0:
+        raise InvalidAmount(f"A payment of {amount} pays nothing.", amount=amount)
+    taken = min(amount, amount_due)
+    due = amount_due - taken
+    if due == 0:
+        return Applied(amount_paid + taken, 0, DocumentStatus.PAID.value, paid_at or at)
+    return Applied(amount_paid + taken, due, status, paid_at)
+
+
+# --- renewals -----------------------------------------------------------------------------------
+
+def renewal_order(
+    *, catalog: Catalog, plan_code: str, cycle_code: str, quantity: int, unit_amount: int,
+    currency: str, period: Period, anchor: datetime, invoiced_amount: int, tax: TaxDecision,
+    credit: int, at: datetime, configuration: Configuration | None = None,
+) -> Order:
+    """The engine's renewal of a subscription for the period after ``period``, the account's
+    credit (``credit`` ≥ 0, minor units) applied first. ``configuration``: the same one, already
+    built (the billing run shares one per plan, cycle, quantity and price)."""
+    config = configuration or Configuration(catalog.plan(plan_code), catalog.cycle(cycle_code),
+                                            quantity, Money(unit_amount, currency))
+    term = Term(config, period, anchor, Money(invoiced_amount, currency))
+    return price_order(kind=OrderKind.RENEWAL, at=at, target=config, tax=tax,
+                       credit_balance=Money(max(credit, 0), currency), current=term)
+
+
+def renewal_payment_key(subscription_id: int, period_start: datetime, attempt: int) -> str:
+    """The idempotency key of card attempt ``attempt`` (1 = the first) for the renewal of
+    ``subscription_id`` starting at ``period_start``: the gateway answers a key it has seen
+    with its first outcome, so a retried call never charges twice."""
+    return f"renewal:{subscription_id}:{format_instant(period_start)}:{attempt}"
+
+
+class RenewalRow(NamedTuple):
+    """A renewal, in the column order of ``jobs_renewal`` (the invoice id is the persister's)."""
+
+    subscription_id: int
+    account_id: int
+    period_start: datetime
+    period_end: datetime
+    status: str
+    attempts: int
+    created_at: datetime
+
+
+#: ``jobs_renewal``'s columns as the set-based persister writes them.
+RENEWAL_COLUMNS = ("invoice_id", *RenewalRow._fields)
+
+
+class RenewalRows(NamedTuple):
+    """Everything a renewal writes: its invoice, the first card attempt (None when credit paid it
+    all or the account pays on terms), the renewal row, and the subscription's new invoiced
+    amount for the new period (``order.period``)."""
+
+    document: DocumentRows
+    payment: PaymentRow | None
+    renewal: RenewalRow
+    order: Order
+
+    @property
+    def settled(self) -> bool:
+        """Paid in full by the account's credit: its receipt goes out now (no charge step)."""
+        return self.document.head.amount_due == 0
+
+    @property
+    def invoiced_amount(self) -> int:
+        return self.order.lines[0].amount.amount
+
+
+def renewal_build(
+    *, order: Order, subscription_id: int, account_id: int, corporate: bool,
+    payment_terms_days: int, card_id: int | None, card_label: str, at: datetime,
+) -> RenewalRows:
+    """The rows of a renewal priced as ``order`` (:func:`renewal_order`), issued at ``at``: an
+    invoice of one line for the new period; a corporate account's is due ``payment_terms_days``
+    later and is not charged; otherwise what the credit did not pay is a pending card attempt
+    on the default card (``card_id``, None: none on file)."""
+    totals = order.totals
+    document = document_build(
+        account_id=account_id, kind=DocumentKind.INVOICE.value,
+        lines=[DraftLine(line, subscription_id) for line in order.lines], at=at, tax=order.tax,
+        currency=order.currency, credit_applied=totals.credit_applied.amount,
+        due_at=at + timedelta(days=payment_terms_days) if corporate else None,
+    )
+    due = document.head.amount_due
+    payment = None
+    if due == 0:
+        status, attempts = RenewalStatus.PAID.value, 0
+    elif corporate:
+        status, attempts = RenewalStatus.INVOICED.value, 0
+    else:
+        status, attempts = RenewalStatus.CHARGING.value, 1
+        payment = card_attempt(
+            account_id=account_id, currency=order.currency, amount=due, card_id=card_id,
+            card_label=card_label, at=at, attempt=1,
+            idempotency_key=renewal_payment_key(subscription_id, order.period.start, 1))
+    renewal = RenewalRow(subscription_id, account_id, order.period.start, order.period.end,
+                         status, attempts, at)
+    return RenewalRows(document, payment, renewal, order)
+
+
+# --- receipts -----------------------------------------------------------------------------------
+
+class Recipient(NamedTuple):
+    """A billing contact an e-mail goes to, in their language (else the account's)."""
+
+    user_id: int
+    email: str
+    language: str
+    name: str
+
+
+def recipient_name(*, first_name: str, last_name: str, email: str) -> str:
+    """How an e-mail greets its reader: their full name, else their address."""
+    return f"{first_name} {last_name}".strip() or email
+
+
+def receipt_context(
+    *, kind: str, number: str, currency: str, amount_paid: int, total: int, credit_applied: int,
+    period: Period | None = None, next_billing_date: datetime | None = None,
+    items: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``receipt`` e-mail's context (``kind``: purchase, change or renewal), without the
+    reader's ``name`` (:func:`receipt_messages` adds it)."""
+    context: dict[str, Any] = {
+        "kind": kind, "document_number": number,
+        "amount_paid": money_json(amount_paid, currency),
+        "total": money_json(total, currency),
+        "credit_applied": money_json(credit_applied, currency),
+    }
+    if items is not None:
+        context["items"] = items
+    if period is not None:
+        context["period_start"] = format_instant(period.start)
+        context["period_end"] = format_instant(period.end)
+    if next_billing_date is not None:
+        context["next_billing_date"] = format_instant(next_billing_date)
+    return context
+
+
+def receipt_context_for_renewal(
+    *, number: str, currency: str, amount_paid: int, total: int, credit_applied: int,
+    period: Period,
+) -> dict[str, Any]:
+    """A renewal's receipt: the period it pays for, renewed again at its end."""
+    return receipt_context(kind="renewal", number=number, currency=currency,
+                           amount_paid=amount_paid, total=total, credit_applied=credit_applied,
+                           period=period, next_billing_date=period.end)
+
+
+def event_key(event: str, recipient: Recipient) -> str:
+    """The one dedupe-key rule of billing e-mails: the event's key, then the reader's user id
+    (``receipt:invoice:42:7``): each reader gets each event's e-mail once."""
+    return f"{event}:{recipient.user_id}"
+
+
+def receipt_event(document_kind: str, document_id: int) -> str:
+    """The event of a document's receipt (``receipt:invoice:42``, ``receipt:credit_note:9``)."""
+    return f"receipt:{document_kind}:{document_id}"
+
+
+def contact_messages(
+    *, recipients: Iterable[Recipient], template: str, context: Mapping[str, Any], event: str,
+    at: datetime, attachments: list[dict[str, Any]] | None = None,
+) -> list[OutboxMessage]:
+    """One outbox row of ``template`` per recipient (validated by the outbox's contract,
+    :func:`~prorata.notifications.outbox.outbox_message`), not saved."""
+    from prorata.notifications.outbox import outbox_message
+
+    return [
+        outbox_message(to=recipient.email, template=template,
+                       context={**context, "name": recipient.name}, language=recipient.language,
+                       dedupe_key=event_key(event, recipient), attachments=attachments or [],
+                       at=at)
+        for recipient in recipients
+    ]
+
+
+def receipt_messages(
+    *, recipients: Iterable[Recipient], document_kind: str, document_id: int,
+    context: Mapping[str, Any], at: datetime,
+    credit_note_ids: Sequence[int] = (),
+) -> list[OutboxMessage]:
+    """The receipt of document ``document_id`` to each recipient, the document attached (and the
+    credit notes issued with it)."""
+    attachments = [{"kind": document_kind, "id": document_id}] + [
+        {"kind": DocumentKind.CREDIT_NOTE.value, "id": pk} for pk in credit_note_ids]
+    return contact_messages(recipients=recipients, template="receipt", context=context,
+                            event=receipt_event(document_kind, document_id), at=at,
+                            attachments=attachments)
