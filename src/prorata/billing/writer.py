@@ -23,8 +23,8 @@ into snapshots and e-mail contexts by :func:`~prorata.common.clock.format_instan
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from prorata.billing.models import (
@@ -49,11 +49,14 @@ from prorata_core.tax import TaxDecision
 SERIES = {DocumentKind.INVOICE.value: INVOICE_SERIES,
           DocumentKind.CREDIT_NOTE.value: CREDIT_NOTE_SERIES}
 
+#: :func:`~prorata.common.clock.format_instant`, remembered: a billing run's chunk formats the
+#: same few instants (its ``at``, clustered period ends) thousands of times.
+_instant = lru_cache(maxsize=4096)(format_instant)
+
 
 # --- documents ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class DraftLine:
+class DraftLine(NamedTuple):
     """An engine line to put on a document, and the subscription it bills (if any)."""
 
     line: OrderLine
@@ -122,15 +125,15 @@ class DocumentRows(NamedTuple):
 
 def line_rows(lines: Sequence[DraftLine]) -> tuple[LineRow, ...]:
     """Engine lines as document lines, numbered from 1 in the order given."""
-    return tuple(
-        LineRow(position, draft.line.kind.value, draft.line.description[:300],
-                draft.subscription_id, draft.line.plan_code, draft.line.cycle_code,
-                draft.line.quantity, draft.line.period.start, draft.line.period.end,
-                draft.line.unit_amount.amount, draft.line.ratio.numerator,
-                draft.line.ratio.denominator, draft.line.amount.amount, draft.line.tax_rate_bp,
-                draft.line.tax.amount)
-        for position, draft in enumerate(lines, start=1)
-    )
+    rows = []
+    for position, (line, subscription_id) in enumerate(lines, start=1):
+        period, ratio = line.period, line.ratio
+        rows.append(LineRow(
+            position, line.kind.value, line.description[:300], subscription_id, line.plan_code,
+            line.cycle_code, line.quantity, period.start, period.end, line.unit_amount.amount,
+            ratio.numerator, ratio.denominator, line.amount.amount, line.tax_rate_bp,
+            line.tax.amount))
+    return tuple(rows)
 
 
 def document_build(
@@ -204,8 +207,8 @@ def document_snapshot(
     head = rows.head
     return {
         "kind": head.kind,
-        "issued_at": format_instant(head.issued_at),
-        "due_at": format_instant(head.due_at) if head.due_at else None,
+        "issued_at": _instant(head.issued_at),
+        "due_at": _instant(head.due_at) if head.due_at else None,
         "refers_to": refers_to_number,
         "currency": head.currency,
         "seller": dict(seller),
@@ -214,8 +217,8 @@ def document_snapshot(
             {
                 "kind": line.kind,
                 "description": line.description,
-                "period_start": format_instant(line.period_start),
-                "period_end": format_instant(line.period_end),
+                "period_start": _instant(line.period_start),
+                "period_end": _instant(line.period_end),
                 "quantity": line.quantity,
                 "unit_amount": line.unit_amount,
                 "ratio": f"{line.ratio_numerator}/{line.ratio_denominator}",
@@ -346,7 +349,7 @@ def renewal_payment_key(subscription_id: int, period_start: datetime, attempt: i
     """The idempotency key of card attempt ``attempt`` (1 = the first) for the renewal of
     ``subscription_id`` starting at ``period_start``: the gateway answers a key it has seen
     with its first outcome, so a retried call never charges twice."""
-    return f"renewal:{subscription_id}:{format_instant(period_start)}:{attempt}"
+    return f"renewal:{subscription_id}:{_instant(period_start)}:{attempt}"
 
 
 class RenewalRow(NamedTuple):
@@ -449,10 +452,10 @@ def receipt_context(
     if items is not None:
         context["items"] = items
     if period is not None:
-        context["period_start"] = format_instant(period.start)
-        context["period_end"] = format_instant(period.end)
+        context["period_start"] = _instant(period.start)
+        context["period_end"] = _instant(period.end)
     if next_billing_date is not None:
-        context["next_billing_date"] = format_instant(next_billing_date)
+        context["next_billing_date"] = _instant(next_billing_date)
     return context
 
 
