@@ -38,6 +38,7 @@ class DocumentStatus(models.TextChoices):
     #: Settled: an invoice fully paid (card, transfer, credit), or a credit note credited to the
     #: account's balance.
     PAID = "paid", _("paid")
+    #: An invoice closed unpaid by the credit note that voids it (``refers_to``): nothing due.
     VOID = "void", _("void")
 
 
@@ -110,8 +111,10 @@ class Document(models.Model):
             models.CheckConstraint(
                 condition=Q(total=F("subtotal") + F("tax")), name="document_total_is_sum"
             ),
+            # A void invoice (closed by the credit note that voids it) has nothing due.
             models.CheckConstraint(
                 condition=Q(kind="credit_note")
+                | Q(status="void", amount_due=0)
                 | Q(amount_due=F("total") - F("credit_applied") - F("amount_paid")),
                 name="document_invoice_amount_due",
             ),

@@ -120,7 +120,7 @@ FROM (
     SELECT account_id, currency, 0, amount, 0 FROM billing_ledgerentry
     UNION ALL
     SELECT account_id, currency, 0, 0, -total FROM billing_document
-     WHERE number IS NOT NULL AND status <> 'void'
+     WHERE number IS NOT NULL
     UNION ALL
     SELECT account_id, currency, 0, 0, amount FROM billing_payment WHERE status = 'succeeded'
     UNION ALL

@@ -22,10 +22,18 @@ from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.services import audit_record
 from prorata.billing.errors import NothingToPay
 from prorata.billing.locks import lock_account, lock_subscriptions
-from prorata.billing.models import Document, LedgerKind, Payment, PaymentStatus
+from prorata.billing.models import (
+    Document,
+    DocumentKind,
+    DocumentStatus,
+    LedgerKind,
+    Payment,
+    PaymentStatus,
+)
 from prorata.billing.selectors import account_balance
 from prorata.billing.services import (
     Movement,
+    document_rows,
     document_save,
     documents_finalize,
     invoice_apply_payment,
@@ -34,6 +42,7 @@ from prorata.billing.services import (
 )
 from prorata.billing.writer import (
     card_attempt,
+    credit_note_voiding,
     document_entry_amount,
     ledger_memo,
     receipt_context_for_renewal,
@@ -199,6 +208,42 @@ def renewal_record(
         receipt_enqueue(account=account, document=invoice,
                         context=renewal_receipt(invoice, order.period))
     return renewal
+
+
+def renewal_dunning_ended(*, renewal: Renewal, account: Account, at: datetime) -> Document | None:
+    """Close the unpaid invoice of ``renewal`` at the end of dunning (every attempt failed): a
+    credit note voids it whole (:func:`~prorata.billing.writer.credit_note_voiding`), the invoice
+    is ``void`` with nothing due, and the ledger takes the credit note's credit, so the balance
+    no longer shows a debt for a period that was not paid (ADR 0004, "The end of dunning").
+    Returns the credit note (None when nothing was left due: paid meanwhile by transfer).
+    Inside the caller's transaction, under the account's lock."""
+    invoice = Document.objects.get(pk=renewal.invoice_id)
+    if invoice.amount_due == 0 or invoice.status != DocumentStatus.OPEN:
+        return None
+    rows = credit_note_voiding(document_rows(invoice, list(invoice.lines.all())),
+                               invoice_id=invoice.pk, at=at)
+    note = document_save(rows, account=account, refers_to=invoice)
+    documents_finalize(documents=[note])
+    due = invoice.amount_due
+    invoice.status, invoice.amount_due = DocumentStatus.VOID, 0
+    invoice.save(update_fields=["status", "amount_due"])
+    ledger_append(account=account, currency=note.currency, at=at, movements=[
+        Movement(LedgerKind.CREDIT_NOTE, document_entry_amount(rows.head), document=note,
+                 memo=ledger_memo(LedgerKind.CREDIT_NOTE.value, number=note.number or "")),
+    ])
+    audit_record(actor=None, action="invoice.void", account=account, obj=invoice,
+                 before={"status": DocumentStatus.OPEN.value, "amount_due": due},
+                 after={"status": DocumentStatus.VOID.value, "credit_note": note.number,
+                        "reason": "dunning_ended"})
+    return note
+
+
+def voided_by(invoice: Document) -> Document | None:
+    """The credit note that voided ``invoice``, if it is void."""
+    if invoice.status != DocumentStatus.VOID:
+        return None
+    return (Document.objects.filter(refers_to=invoice, kind=DocumentKind.CREDIT_NOTE)
+            .order_by("id").first())
 
 
 def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:

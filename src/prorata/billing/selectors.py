@@ -19,7 +19,6 @@ from prorata.billing.models import (
     AccountBalance,
     Document,
     DocumentKind,
-    DocumentStatus,
     LedgerEntry,
     Payment,
     PaymentStatus,
@@ -158,7 +157,9 @@ def books_balance() -> list[Imbalance]:
         for row in AccountBalance.objects.values("account_id", "currency", "balance")
     }
     ledger = _sums(LedgerEntry.objects.all(), "amount")
-    issued = Document.objects.filter(number__isnull=False).exclude(status=DocumentStatus.VOID)
+    # A void invoice still counts: it was issued and posted; the credit note that voids it
+    # posts the opposite amount (billing.renewals.renewal_dunning_ended).
+    issued = Document.objects.filter(number__isnull=False)
     invoices = _sums(issued.filter(kind=DocumentKind.INVOICE), "total")
     credit_notes = _sums(issued.filter(kind=DocumentKind.CREDIT_NOTE), "total")
     payments = _sums(Payment.objects.filter(status=PaymentStatus.SUCCEEDED), "amount")

@@ -31,6 +31,7 @@ from prorata.billing.models import (
     DocumentKind,
     DocumentStatus,
     LedgerKind,
+    LineKind,
     PaymentMethodKind,
     PaymentStatus,
 )
@@ -180,6 +181,26 @@ def document_build(
         credit_applied, amount_paid, amount_due, tax.rule.value, tax.mention or "",
     )
     return DocumentRows(head, rows)
+
+
+def credit_note_voiding(invoice: DocumentRows, *, invoice_id: int, at: datetime) -> DocumentRows:
+    """The credit note that voids ``invoice`` (id ``invoice_id``) whole, issued at ``at``: each of
+    its lines credited in full (same period, quantity and price; amount and tax negated), so the
+    credit note's total is exactly minus the invoice's. Its credit goes to the account's balance,
+    which gives back what the invoice took from it (its ``credit_applied`` included)."""
+    lines = tuple(
+        line._replace(kind=LineKind.CREDIT.value, amount=-line.amount, tax=-line.tax)
+        for line in invoice.lines
+    )
+    subtotal = sum(line.amount for line in lines)
+    tax_total = sum(line.tax for line in lines)
+    head = invoice.head._replace(
+        kind=DocumentKind.CREDIT_NOTE.value, series=SERIES[DocumentKind.CREDIT_NOTE.value],
+        year=at.year, order_id=None, refers_to_id=invoice_id, status=DocumentStatus.PAID.value,
+        issued_at=at, due_at=None, paid_at=at, subtotal=subtotal, tax=tax_total,
+        total=subtotal + tax_total, credit_applied=0, amount_paid=0, amount_due=0,
+    )
+    return DocumentRows(head, lines)
 
 
 def seller_of(settings: Any) -> dict[str, str]:

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Mod
+from django.urls import reverse
 
 from prorata.billing.locks import lock_account
 from prorata.billing.models import Payment, PaymentStatus
 from prorata.billing.renewals import (
     default_cards,
     renewal_attempt_create,
+    renewal_dunning_ended,
     renewal_of_payment,
     renewal_payment_succeeded,
 )
@@ -97,8 +99,10 @@ def _start_retries(*, at: datetime, partition: tuple[int, int] | None) -> None:
 def _record_failure(
     payment_id: int, *, at: datetime, code: str, message: str, stats: RunStats
 ) -> None:
-    """Record a failed attempt: past_due and a retry on the dunning schedule, or, after the last
-    retry, the subscription expires. An e-mail each time."""
+    """Record a failed attempt: ``past_due`` and a retry on the dunning schedule, with a "payment
+    failed" e-mail naming the item, the amount, the next attempt and the Pay now page; or, after
+    the last retry, the end of dunning: the invoice voided by a credit note, the subscription
+    expired, and an expiry e-mail saying how to come back (no "pay now": nothing is due)."""
     with transaction.atomic():
         payment = Payment.objects.get(pk=payment_id)
         account = lock_account(payment.account_id)
@@ -109,6 +113,9 @@ def _record_failure(
             PaymentStatus.FAILED, code, message[:2000], at)
         payment.save(update_fields=["status", "failure_code", "message", "completed_at"])
         renewal = renewal_of_payment(payment)
+        subscription = (Subscription.objects.select_related("product", "plan", "cycle")
+                        .get(pk=renewal.subscription_id))
+        invoice = payment.invoice
         first_failed = renewal.first_failed_at or at
         retries_done = renewal.attempts - 1
         if retries_done < len(RETRY_DAYS):
@@ -128,17 +135,41 @@ def _record_failure(
             subscription_id=renewal.subscription_id, at=at,
             kind=(SubscriptionEvent.Kind.EXPIRED if new_status == SubscriptionStatus.EXPIRED
                   else SubscriptionEvent.Kind.PAYMENT_FAILED),
-            before={"invoice": payment.invoice.number, "attempt": renewal.attempts},
+            before={"invoice": invoice.number, "attempt": renewal.attempts},
             after={"status": new_status.value, "reason": code},
         )
-        context: dict[str, Any] = {
-            "amount_due": money_json(payment.invoice.amount_due, payment.currency),
-            "document_number": payment.invoice.number, "reason": message,
-        }
-        if renewal.next_attempt_at is not None:
-            context["next_retry_at"] = format_instant(renewal.next_attempt_at)
-        notify_billing_contacts(
-            account=account, template="payment_failed", context=context,
-            dedupe_key=f"payment_failed:{payment.pk}",
-        )
+        if renewal.next_attempt_at is None:
+            amount_due = invoice.amount_due
+            note = renewal_dunning_ended(renewal=renewal, account=account, at=at)
+            context: dict[str, Any] = {
+                "product": subscription.product.name, "period_end": format_instant(at),
+                "reason": "payment_failed", "document_number": invoice.number,
+                "amount_due": money_json(amount_due, payment.currency),
+                "url": reverse("billing:account", args=[account.pk]),
+            }
+            if note is not None:
+                context["credit_note_number"] = note.number
+            notify_billing_contacts(
+                account=account, template="subscription_expired", context=context,
+                dedupe_key=f"expired:{subscription.pk}:{format_instant(renewal.period_start)}",
+            )
+        else:
+            notify_billing_contacts(
+                account=account, template="payment_failed",
+                dedupe_key=f"payment_failed:{payment.pk}",
+                context={
+                    "amount_due": money_json(invoice.amount_due, payment.currency),
+                    "document_number": invoice.number, "reason": message,
+                    "next_retry_at": format_instant(renewal.next_attempt_at),
+                    "items": [subscription_item(subscription)],
+                    "url": reverse("billing:pay", args=[account.pk, invoice.pk]),
+                },
+            )
     stats.declined += 1
+
+
+def subscription_item(subscription: Subscription) -> dict[str, Any]:
+    """A subscription as an e-mail names it (``outbox.TEMPLATES``' item shape)."""
+    return {"product": subscription.product.name, "plan": subscription.plan.name,
+            "licenses": subscription.quantity, "cycle": subscription.cycle.code,
+            "previous": None}

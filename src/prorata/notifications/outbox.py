@@ -78,10 +78,12 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"number", "account", "amount_due", "due_at"}),
         frozenset({"name", "url"}),
     ),
-    # A subscription that ended without renewal (S2, S16): a cancelled renewal or a free trial.
+    # A subscription that ended without renewal (S2, S16): a cancelled renewal, a free trial, or
+    # (reason "payment_failed") the end of dunning: the unpaid invoice and the credit note voiding it.
     "subscription_expired": (
         frozenset({"product", "period_end"}),
-        frozenset({"name", "trial", "url"}),
+        frozenset({"name", "trial", "url", "reason", "document_number", "amount_due",
+                   "credit_note_number"}),
     ),
     # The renewal resumed (S2): renewed automatically at period_end.
     "renewal_resumed": (

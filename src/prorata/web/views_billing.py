@@ -29,7 +29,7 @@ from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.permissions import Action, account_for, accounts_of, can
 from prorata.billing.models import LedgerKind
 from prorata.billing.receipts import document_pdf
-from prorata.billing.renewals import renewal_pay_now, renewal_payable
+from prorata.billing.renewals import renewal_pay_now, renewal_payable, voided_by
 from prorata.billing.selectors import (
     credit_balance,
     document_for_account,
@@ -755,6 +755,7 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
         "account": account, "document": document, "payable": payable,
         "amount_due": Money(document.amount_due, document.currency),
         "card": default_payment_method(account=account),
+        "voided_by": voided_by(document),
     })
 
 

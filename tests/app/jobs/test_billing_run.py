@@ -142,9 +142,13 @@ def test_a_declined_card_is_retried_1_3_and_7_days_later_then_the_subscription_e
     assert renewal.status == RenewalStatus.FAILED and renewal.attempts == 4
     assert subscription.status == SubscriptionStatus.EXPIRED
     assert Payment.objects.filter(invoice=renewal.invoice, status=PaymentStatus.FAILED).count() == 4
-    assert OutboxMessage.objects.filter(template="payment_failed").count() == 4
-    assert "next_retry_at" not in OutboxMessage.objects.filter(
-        template="payment_failed").latest("id").context
+    # every "payment failed" e-mail announces a next attempt; the end of dunning is an expiry
+    # e-mail instead (issue 12 item 7: tests/app/jobs/test_dunning.py follows it step by step)
+    failed_mails = OutboxMessage.objects.filter(template="payment_failed")
+    assert failed_mails.count() == 3
+    assert all("next_retry_at" in mail.context for mail in failed_mails)
+    (expired,) = OutboxMessage.objects.filter(template="subscription_expired")
+    assert expired.context["reason"] == "payment_failed"
     # an expired subscription is not renewed again
     clock.set(utc(2026, 3, 5))
     assert bill_run().renewed == 0
