@@ -57,7 +57,9 @@ from prorata.payments.gateway import ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
 from prorata.subscriptions.selectors import account_tax
+from prorata.subscriptions.transitions import subscription_transition
 from prorata_core.catalog import Catalog
+from prorata_core.lifecycle import Event, Status
 from prorata_core.money import Money
 from prorata_core.periods import Period
 
@@ -132,9 +134,12 @@ def renewal_payment_succeeded(*, payment_id: int, reference: str, at: datetime) 
         renewal = renewal_of_payment(payment)
         renewal.status, renewal.next_attempt_at = RenewalStatus.PAID, None
         renewal.save(update_fields=["status", "next_attempt_at"])
-        Subscription.objects.filter(
-            pk=renewal.subscription_id, status=SubscriptionStatus.PAST_DUE
-        ).update(status=SubscriptionStatus.ACTIVE, version=F("version") + 1)
+        (subscription,) = lock_subscriptions(account_id=account.pk, ids=[renewal.subscription_id])
+        if subscription.status == SubscriptionStatus.PAST_DUE:
+            subscription_transition(subscription=subscription, to=Status.ACTIVE,
+                                    event=Event.RENEWAL_PAID, at=at,
+                                    before={"invoice": invoice.number},
+                                    after={"invoice": invoice.number})
         if invoice.amount_due == 0:
             receipt_enqueue(account=account, document=invoice, context=renewal_receipt(
                 invoice, Period(renewal.period_start, renewal.period_end)))

@@ -7,7 +7,7 @@ with the *same* key, which the gateway answers with the first outcome: a card is
 twice for one attempt.
 
 Dunning: a failed charge puts the subscription ``past_due`` and retries 1, 3 and 7 days after the
-first failure (:data:`RETRY_DAYS`), with an e-mail each time; after the last failure the
+first failure (:data:`prorata_core.lifecycle.RETRY_DAYS`), with an e-mail each time; after the last failure the
 subscription expires.
 
 Who may call: :func:`~prorata.jobs.billing_run.bill_run`. A success is recorded by the same
@@ -16,15 +16,14 @@ service as Pay now's (:func:`prorata.billing.renewals.renewal_payment_succeeded`
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import F
 from django.db.models.functions import Mod
 from django.urls import reverse
 
-from prorata.billing.locks import lock_account
+from prorata.billing.locks import lock_account, lock_subscriptions
 from prorata.billing.models import Payment, PaymentStatus
 from prorata.billing.renewals import (
     default_cards,
@@ -38,15 +37,13 @@ from prorata.common.clock import format_instant
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway
-from prorata.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionStatus
+from prorata.subscriptions.models import Subscription
+from prorata.subscriptions.transitions import subscription_transition
+from prorata_core.lifecycle import Event, Status, is_allowed, next_attempt_at
 from prorata_core.money import Money
 
 if TYPE_CHECKING:
     from prorata.jobs.billing_run import RunStats
-
-#: Days after the first failed charge on which it is tried again (DESIGN §3 "Renewal").
-RETRY_DAYS = (1, 3, 7)
-
 
 def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | None = None) -> None:
     """Start the dunning retries that are due, then drive every pending renewal payment through
@@ -113,31 +110,24 @@ def _record_failure(
             PaymentStatus.FAILED, code, message[:2000], at)
         payment.save(update_fields=["status", "failure_code", "message", "completed_at"])
         renewal = renewal_of_payment(payment)
-        subscription = (Subscription.objects.select_related("product", "plan", "cycle")
-                        .get(pk=renewal.subscription_id))
+        (subscription,) = lock_subscriptions(account_id=account.pk, ids=[renewal.subscription_id])
         invoice = payment.invoice
         first_failed = renewal.first_failed_at or at
-        retries_done = renewal.attempts - 1
-        if retries_done < len(RETRY_DAYS):
-            renewal.status = RenewalStatus.RETRYING
-            renewal.first_failed_at = first_failed
-            renewal.next_attempt_at = first_failed + timedelta(days=RETRY_DAYS[retries_done])
-            new_status = SubscriptionStatus.PAST_DUE
+        renewal.first_failed_at = first_failed
+        renewal.next_attempt_at = next_attempt_at(first_failed_at=first_failed,
+                                                  attempts_made=renewal.attempts)
+        if renewal.next_attempt_at is not None:
+            renewal.status, to, event = RenewalStatus.RETRYING, Status.PAST_DUE, Event.PAYMENT_FAILED
         else:
-            renewal.status, renewal.next_attempt_at = RenewalStatus.FAILED, None
-            new_status = SubscriptionStatus.EXPIRED
+            renewal.status, to, event = RenewalStatus.FAILED, Status.EXPIRED, Event.EXPIRED
             stats.expired += 1
         renewal.save(update_fields=["status", "first_failed_at", "next_attempt_at"])
-        Subscription.objects.filter(pk=renewal.subscription_id).update(
-            status=new_status, version=F("version") + 1
-        )
-        SubscriptionEvent.objects.create(
-            subscription_id=renewal.subscription_id, at=at,
-            kind=(SubscriptionEvent.Kind.EXPIRED if new_status == SubscriptionStatus.EXPIRED
-                  else SubscriptionEvent.Kind.PAYMENT_FAILED),
-            before={"invoice": invoice.number, "attempt": renewal.attempts},
-            after={"status": new_status.value, "reason": code},
-        )
+        # A subscription that ended meanwhile (its renewal cancelled while past due) stays ended.
+        if is_allowed(Status(subscription.status), to, event):
+            subscription_transition(
+                subscription=subscription, to=to, event=event, at=at,
+                before={"invoice": invoice.number, "attempt": renewal.attempts},
+                after={"reason": code})
         if renewal.next_attempt_at is None:
             amount_due = invoice.amount_due
             note = renewal_dunning_ended(renewal=renewal, account=account, at=at)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.db.models.functions import Mod
 
 from prorata.accounts.models import BillingMode
@@ -25,7 +25,9 @@ from prorata.billing.services import notify_billing_contacts
 from prorata.common.clock import format_instant
 from prorata.notifications.context import money_json
 from prorata.notifications.models import OutboxMessage
-from prorata.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionStatus
+from prorata.subscriptions.models import Subscription, SubscriptionStatus
+from prorata.subscriptions.transitions import subscription_transition
+from prorata_core.lifecycle import Event, Status
 
 if TYPE_CHECKING:
     from prorata.jobs.billing_run import RunStats
@@ -56,15 +58,9 @@ def expire_ended(
                 return
             for subscription in rows:
                 trial = subscription.status == SubscriptionStatus.TRIALING
-                before = {"status": subscription.status}
-                Subscription.objects.filter(pk=subscription.pk).update(
-                    status=SubscriptionStatus.EXPIRED, version=F("version") + 1
-                )
-                SubscriptionEvent.objects.create(
-                    subscription=subscription, at=at, kind=SubscriptionEvent.Kind.EXPIRED,
-                    before=before, after={"status": SubscriptionStatus.EXPIRED.value,
-                                          "trial": trial},
-                )
+                subscription_transition(subscription=subscription, to=Status.EXPIRED,
+                                        event=Event.EXPIRED, at=at, before={},
+                                        after={"trial": trial})
                 notify_billing_contacts(
                     account=subscription.account, template="subscription_expired",
                     dedupe_key=f"expired:{subscription.pk}:{format_instant(subscription.period_end)}",
