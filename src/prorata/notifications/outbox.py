@@ -90,6 +90,12 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"product", "period_end"}),
         frozenset({"name", "plan", "licenses", "url"}),
     ),
+    # A paid order that could not be applied as priced (its subscription moved while the payment
+    # was being confirmed): the payment refunded (refunded true) or kept as credit (balance).
+    "order_not_applied": (
+        frozenset({"amount", "refunded"}),
+        frozenset({"name", "items", "balance", "url"}),
+    ),
     # A renewal or order whose charge failed: what is due, why, when it is retried, where to pay.
     "payment_failed": (
         frozenset({"amount_due"}),

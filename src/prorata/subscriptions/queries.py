@@ -40,6 +40,7 @@ class SubscriptionState(NamedTuple):
     period_end: datetime
     invoiced_amount: int
     invoice_id: int | None
+    auto_renew: bool = True
 
 
 #: A subscription's state and the account's stored balance in the subscription's currency (None
@@ -48,7 +49,7 @@ StateAndBalance = tuple[SubscriptionState, int | None]
 
 _STATE_SQL = """
 SELECT s.id, pr.code, s.status, s.version, p.code, c.code, s.quantity, s.unit_amount, s.currency,
-       s.anchor, s.period_start, s.period_end, s.invoiced_amount, s.invoice_id,
+       s.anchor, s.period_start, s.period_end, s.invoiced_amount, s.invoice_id, s.auto_renew,
        (SELECT b.balance FROM billing_accountbalance b
          WHERE b.account_id = s.account_id AND b.currency = s.currency)
   FROM subscriptions_subscription s
@@ -71,6 +72,7 @@ def subscription_states(*, account_id: int, product_codes: Sequence[str]) -> lis
         *fields, balance = row
         for index in (9, 10, 11):  # SQLite returns instants as text
             fields[index] = _instant(fields[index])
+        fields[14] = bool(fields[14])  # and booleans as integers
         found.append((SubscriptionState(*fields), balance))
     return found
 
@@ -96,6 +98,6 @@ def subscription_states_orm(
         .values_list("pk", F("product__code"), "status", "version", F("plan__code"),
                      F("cycle__code"), "quantity", "unit_amount", "currency", "anchor",
                      "period_start", "period_end", "invoiced_amount", "invoice_id",
-                     Subquery(balance))
+                     "auto_renew", Subquery(balance))
     )
     return [(SubscriptionState(*row[:-1]), row[-1]) for row in rows]

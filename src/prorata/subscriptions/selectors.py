@@ -89,6 +89,9 @@ class Quote:
     credit_balance: Money
     fingerprint: str
     at: datetime
+    #: Whether the subscription renews after this order: a change keeps the customer's choice
+    #: (after Cancel renewal it stays cancelled); a purchase or reactivation renews.
+    renews: bool = True
 
     @property
     def kind(self) -> OrderKind:
@@ -102,7 +105,7 @@ class Quote:
     def next_billing_date(self) -> datetime:
         return self.order.next_billing_date
 
-    def snapshot(self, *, auto_renew: bool | None = None) -> ItemSnapshot:
+    def snapshot(self) -> ItemSnapshot:
         """The quote as the order stores it (typed; ``to_json`` for its JSON)."""
         order = self.order
         return ItemSnapshot(
@@ -119,7 +122,7 @@ class Quote:
             next_billing_date=order.next_billing_date,
             lines=order.lines,
             totals=order.totals,
-            auto_renew=auto_renew,
+            auto_renew=self.renews,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -155,16 +158,12 @@ class CheckoutQuote:
     def lines(self) -> tuple[OrderLine, ...]:
         return tuple(line for quote in self.items for line in quote.order.lines)
 
-    def snapshot(self, *, from_cart: bool = False,
-                 auto_renew: dict[str, bool] | None = None) -> OrderSnapshot:
-        """The order as it is stored when placed; ``auto_renew`` by product code (the renewal
-        choice each item keeps: a change keeps the subscription's, a purchase renews)."""
-        renew = auto_renew or {}
+    def snapshot(self, *, from_cart: bool = False) -> OrderSnapshot:
+        """The order as it is stored when placed."""
         return OrderSnapshot(
             at=self.at, currency=self.currency, tax=self.tax,
             credit_balance=self.credit_balance.amount,
-            items=tuple(quote.snapshot(auto_renew=renew.get(quote.item.product_code))
-                        for quote in self.items),
+            items=tuple(quote.snapshot() for quote in self.items),
             totals=self.totals, from_cart=from_cart,
         )
 
@@ -178,7 +177,7 @@ def state_of(subscription: Subscription) -> SubscriptionState:
         subscription.plan.code, subscription.cycle.code, subscription.quantity,
         subscription.unit_amount, subscription.currency, subscription.anchor,
         subscription.period_start, subscription.period_end, subscription.invoiced_amount,
-        subscription.invoice_id,
+        subscription.invoice_id, subscription.auto_renew,
     )
 
 
@@ -330,6 +329,7 @@ def _quote_fingerprint(item: CheckoutItem, order: Order, subscription: Subscript
         [[line.kind.value, line.plan_code, line.cycle_code, line.quantity,
           line.unit_amount.amount, line.amount.amount, line.tax.amount] for line in order.lines],
         totals_json(order.totals),
+        subscription.auto_renew if subscription and order.kind is OrderKind.CHANGE else True,
     ])
 
 
@@ -387,6 +387,7 @@ def price_items(
             credit_balance=credit,
             fingerprint=_quote_fingerprint(item, order, subscription, credit),
             at=at,
+            renews=subscription.auto_renew if is_change and subscription else True,
         ))
     lines = tuple(line for quote in quotes for line in quote.order.lines)
     return CheckoutQuote(

@@ -60,7 +60,7 @@ from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
 from prorata.notifications.context import money_json
-from prorata.payments.gateway import CardDetails, ChargeOutcome, get_gateway
+from prorata.payments.gateway import CardDetails, ChargeOutcome, Gateway, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.errors import (
     CheckoutInProgress,
@@ -93,7 +93,7 @@ from prorata.subscriptions.selectors import (
     state_of,
 )
 from prorata.subscriptions.transitions import subscription_describe, subscription_transition
-from prorata_core.errors import ValidationError
+from prorata_core.errors import ProrataError, ValidationError
 from prorata_core.lifecycle import Event, Status
 from prorata_core.money import Money
 from prorata_core.orders import LineKind, OrderKind
@@ -121,6 +121,15 @@ PAYMENT_UNCONFIRMED = (
 )
 PAYMENT_NOT_RECEIVED = (
     "Your payment did not reach the bank and nothing was charged. Place the order again."
+)
+ORDER_OUTDATED = (
+    "Your subscription changed (it was renewed or modified) before your payment was confirmed, so "
+    "this order was not applied and your payment is refunded. Review your subscription and place "
+    "the order again if you still want the change."
+)
+PAYMENT_REFUSED = (
+    "The payment provider refused this payment request and nothing was charged. Check your card "
+    "or use another one, then place the order again."
 )
 _FAILURE_CODES = {
     ChargeOutcome.DECLINED: "payment_declined",
@@ -296,9 +305,8 @@ def checkout_place(
     payment = placed.payment
     if payment is None:
         raise RuntimeError("An order placed without a result has a payment to send.")
-    outcome, reference, message = _charge(payment=payment, token=placed.token)
-    result = _finish(order_id=placed.order.pk, account_id=account.pk, outcome=outcome,
-                     reference=reference, message=message, actor=user)
+    answer = _charge(payment=payment, token=placed.token)
+    result = _settle(order_id=placed.order.pk, account_id=account.pk, answer=answer, actor=user)
     if result.status == OrderStatus.PAID and new_card is not None:
         _save_card(account=account, card=new_card, user=user, payment=payment)
     return result
@@ -335,19 +343,57 @@ def _checkout_request(
                     vat_number=vat_number, fingerprint=request)
 
 
-def _charge(*, payment: Payment, token: str) -> tuple[ChargeOutcome, str, str]:
+@dataclass(frozen=True)
+class _Answer:
+    """What the gateway said of a charge: its outcome, its reference and message, and for a
+    definite failure that is not a card's refusal, the failure code to record."""
+
+    outcome: ChargeOutcome
+    reference: str = ""
+    message: str = ""
+    failure_code: str = ""
+
+
+def _charge(*, payment: Payment, token: str) -> _Answer:
     """Step 2, outside any transaction: the gateway charge under the payment's idempotency key.
-    Returns the outcome, the gateway's reference and its message."""
+
+    A gateway that refuses the request itself (a :class:`ProrataError`: the key reused, the amount
+    or card refused before any money moved) is a definite failure, not an unknown outcome. Any
+    other exception (a timeout, a lost connection) is unknown: the gateway is asked at once, by
+    the same key, what became of the charge (:func:`_look_up`); only when it cannot say does the
+    order wait for :func:`payments_reconcile_due`."""
+    gateway = get_gateway()
     try:
-        charge = get_gateway().charge(
+        charge = gateway.charge(
             token=token, amount=Money(payment.amount, payment.currency),
             idempotency_key=payment.idempotency_key,
             description=f"Order {payment.order_id}",
         )
-    except Exception:  # the gateway did not answer: maybe charged; reconcile, never charge again
+    except ProrataError as refused:
+        logger.warning("Gateway refused payment %s: %s (%s)", payment.pk, refused.message,
+                       refused.code)
+        return _Answer(ChargeOutcome.DECLINED, "", PAYMENT_REFUSED, "payment_refused")
+    except Exception:  # the gateway did not answer: maybe charged; never charge again
         logger.exception("Gateway charge for payment %s did not answer", payment.pk)
-        return ChargeOutcome.UNKNOWN, "", PAYMENT_UNCONFIRMED
-    return charge.outcome, charge.reference, charge.message
+        answer = _Answer(ChargeOutcome.UNKNOWN, "", PAYMENT_UNCONFIRMED)
+    else:
+        answer = _Answer(charge.outcome, charge.reference, charge.message)
+    if answer.outcome == ChargeOutcome.UNKNOWN:
+        return _look_up(gateway, payment) or answer
+    return answer
+
+
+def _look_up(gateway: Gateway, payment: Payment) -> _Answer | None:
+    """The gateway's definite answer for ``payment`` (by its idempotency key), or ``None`` when
+    it does not know (yet): it never saw the key, still says unknown, or did not answer."""
+    try:
+        found = gateway.lookup(idempotency_key=payment.idempotency_key)
+    except Exception:
+        logger.exception("Gateway lookup for payment %s did not answer", payment.pk)
+        return None
+    if found is None or found.outcome == ChargeOutcome.UNKNOWN:
+        return None
+    return _Answer(found.outcome, found.reference, found.message)
 
 
 def _replay(order: Order, request: str) -> CheckoutResult:
@@ -544,8 +590,8 @@ def _payment_method(
 
 @retry_transient
 def _finish(
-    *, order_id: int, account_id: int, outcome: ChargeOutcome, reference: str, message: str,
-    actor: User | None, notify_failure: bool = False,
+    *, order_id: int, account_id: int, answer: _Answer, actor: User | None,
+    notify_failure: bool = False,
 ) -> CheckoutResult:
     """Step 3: apply the paid order, or fail it, or leave it placed (unknown outcome); once."""
     with transaction.atomic():
@@ -557,51 +603,148 @@ def _finish(
         if payment is None:
             raise RuntimeError(f"Order {order.pk} is placed without a payment.")
         at = now()
-        if outcome == ChargeOutcome.SUCCEEDED:
-            return _finish_paid(order=order, account=account, payment=payment,
-                                reference=reference, message=message, at=at, actor=actor)
-        if outcome == ChargeOutcome.UNKNOWN:
-            payment.status = PaymentStatus.UNKNOWN
-            payment.message = message
-            payment.save(update_fields=["status", "message"])
+        if answer.outcome == ChargeOutcome.SUCCEEDED:
+            applied = _finish_paid(order=order, account=account, payment=payment, answer=answer,
+                                   at=at, actor=actor)
+            if applied is not None:
+                return applied
+        elif answer.outcome == ChargeOutcome.UNKNOWN:
+            if payment.status != PaymentStatus.UNKNOWN:
+                payment.status = PaymentStatus.UNKNOWN
+                payment.message = answer.message
+                payment.save(update_fields=["status", "message"])
             return _result(order, message=PAYMENT_UNCONFIRMED)
-        _fail(order=order, account=account, payment=payment, outcome=outcome,
-              reference=reference, message=message, at=at, notify=notify_failure)
+        else:
+            _fail(order=order, account=account, payment=payment, answer=answer, at=at,
+                  notify=notify_failure)
     return _finished(order)
 
 
 def _finish_paid(
-    *, order: Order, account: Account, payment: Payment, reference: str, message: str,
-    at: datetime, actor: User | None,
-) -> CheckoutResult:
-    """The card was charged: apply the order with its payment (under the account's lock)."""
+    *, order: Order, account: Account, payment: Payment, answer: _Answer, at: datetime,
+    actor: User | None,
+) -> CheckoutResult | None:
+    """The card was charged: apply the order with its payment (under the account's lock), unless
+    its subscriptions moved since it was priced (the billing run renewed one while the payment
+    was unknown, say): then it is set aside, not applied blind (:func:`_set_aside`), and ``None``
+    is returned (the caller reports the failed order and refunds it)."""
     payment.status = PaymentStatus.SUCCEEDED
-    payment.reference = reference[:255]
-    payment.message = message
+    payment.reference = answer.reference[:255]
+    payment.message = answer.message
     payment.completed_at = at
-    locked = lock_subscriptions(account_id=account.pk, product_codes=order.summary.products)
-    documents = _apply(order=order, account=account,
-                       subscriptions={row.product.code: row for row in locked},
-                       payment=payment, actor=actor)
+    locked = {row.product.code: row for row in lock_subscriptions(
+        account_id=account.pk, product_codes=order.summary.products)}
+    moved = _moved_since_priced(order, locked)
+    if moved:
+        _set_aside(order=order, account=account, payment=payment, at=at, moved=moved)
+        return None
+    documents = _apply(order=order, account=account, subscriptions=locked, payment=payment,
+                       actor=actor)
     return _result(order, documents=documents, payments=[payment])
 
 
-def _fail(
-    *, order: Order, account: Account, payment: Payment, outcome: ChargeOutcome, reference: str,
-    message: str, at: datetime, notify: bool,
+def _moved_since_priced(order: Order, locked: dict[str, Subscription]) -> list[str]:
+    """The products whose subscription is no longer the one the order was priced against: created
+    since (a first purchase), or of another version (placing the order added one) or period."""
+    moved = []
+    for item in order.summary.items:
+        subscription = locked.get(item.product)
+        if item.subscription_id is None or item.subscription_version is None:
+            if subscription is not None:
+                moved.append(item.product)
+            continue
+        credit = next((line for line in item.lines if line.kind is LineKind.CREDIT), None)
+        if (subscription is None or subscription.pk != item.subscription_id
+                or subscription.version != item.subscription_version + 1
+                or (credit is not None and subscription.period_end != credit.period.end)):
+            moved.append(item.product)
+    return moved
+
+
+def _set_aside(
+    *, order: Order, account: Account, payment: Payment, at: datetime, moved: list[str]
 ) -> None:
-    """The card was refused: the order and its payment fail, nothing else changes."""
-    code = _FAILURE_CODES.get(outcome, "payment_declined")
+    """A paid order that cannot be applied as priced: the payment is recorded (the gateway has
+    the money: it is account credit until the refund takes it back, :func:`_refund_set_aside`),
+    the order fails with ``order_outdated`` and nothing else changes."""
+    payment.save(update_fields=["status", "reference", "message", "completed_at"])
+    ledger_append(account=account, currency=payment.currency, at=at, movements=[
+        Movement(LedgerKind.PAYMENT, payment.amount, payment=payment,
+                 memo=f"{payment.method_label} · order {order.pk} (not applied: refunded)"),
+    ])
+    order.status = OrderStatus.FAILED
+    order.failure_code = "order_outdated"
+    order.failure_message = ORDER_OUTDATED
+    order.completed_at = at
+    order.save(update_fields=["status", "failure_code", "failure_message", "completed_at"])
+    audit_record(actor=None, action="order.not_applied", account=account, obj=order,
+                 after={"reason": "order_outdated", "products": moved,
+                        "payment": payment.pk, "amount": payment.amount,
+                        "currency": payment.currency})
+
+
+def _refund_set_aside(order_id: int) -> None:
+    """Give back the payment of an order set aside by :func:`_set_aside` (outside any
+    transaction: the gateway is called), and tell the customer. Idempotent: a payment already
+    refunded (or being refunded) is left alone. If the refund fails, the money stays as account
+    credit (used on the next invoice, or refunded by support) and the e-mail says so."""
+    from prorata.billing.models import Refund
+    from prorata.billing.services import payment_refund
+
+    order = Order.objects.select_related("account").get(pk=order_id)
+    payment = order.payments.filter(status=PaymentStatus.SUCCEEDED).first()
+    if payment is None or Refund.objects.filter(payment=payment).exists():
+        return
+    refunded = True
+    try:
+        payment_refund(payment=payment, amount=Money(payment.amount, payment.currency),
+                       actor=None,  # type: ignore[arg-type]  # the system, audited as such
+                       memo=f"Order {order.pk} not applied")
+    except Exception:
+        logger.exception("Could not refund payment %s of order %s", payment.pk, order.pk)
+        refunded = False
+    with transaction.atomic():
+        balance = credit_balance(order.account, order.currency)
+        _notify(order=order, account=order.account, template="order_not_applied",
+                attachments=[], context={
+                    "amount": money_json(payment.amount, payment.currency),
+                    "refunded": refunded, "items": _email_items(order),
+                    "balance": money_json(balance.amount, balance.currency),
+                    "url": f"/billing/{order.account_id}/",
+                })
+
+
+def _settle(
+    *, order_id: int, account_id: int, answer: _Answer, actor: User | None,
+    notify_failure: bool = False,
+) -> CheckoutResult:
+    """:func:`_finish`, then the refund of an order that could not be applied as priced."""
+    try:
+        return _finish(order_id=order_id, account_id=account_id, answer=answer, actor=actor,
+                       notify_failure=notify_failure)
+    except PaymentFailed as failed:
+        if failed.code == "order_outdated":
+            _refund_set_aside(order_id)
+        raise
+
+
+def _fail(
+    *, order: Order, account: Account, payment: Payment, answer: _Answer, at: datetime,
+    notify: bool,
+) -> None:
+    """The card was refused (or the payment never reached the gateway): the order and its
+    payment fail, nothing else changes."""
+    code = answer.failure_code or _FAILURE_CODES.get(answer.outcome, "payment_declined")
     payment.status = PaymentStatus.FAILED
-    payment.reference = reference[:255]
+    payment.reference = answer.reference[:255]
     payment.failure_code = code
-    payment.message = message
+    payment.message = answer.message
     payment.completed_at = at
     payment.save(update_fields=["status", "reference", "failure_code", "message",
                                 "completed_at"])
     order.status = OrderStatus.FAILED
     order.failure_code = code
-    order.failure_message = message
+    order.failure_message = answer.message
     order.completed_at = at
     order.save(update_fields=["status", "failure_code", "failure_message", "completed_at"])
     # Nothing was applied: the subscriptions are as they were quoted, so a quote made before
@@ -612,7 +755,7 @@ def _fail(
         )
     if notify:
         _notify(order=order, account=account, template="payment_failed", context={
-            "amount_due": money_json(order.amount_due, order.currency), "reason": message,
+            "amount_due": money_json(order.amount_due, order.currency), "reason": answer.message,
             "items": _email_items(order),
         }, attachments=[])
 
@@ -791,7 +934,10 @@ def _prepare_subscriptions(
         subscription.quantity = config.quantity
         subscription.currency = order.currency
         subscription.unit_amount = config.unit_amount
-        subscription.auto_renew = True
+        # A change keeps the customer's renewal choice as it stands now (Cancel renewal stays
+        # cancelled, S2); a purchase or a reactivation renews.
+        if item.kind is not OrderKind.CHANGE:
+            subscription.auto_renew = True
         subscription.anchor = summary.at
         subscription.period_start = item.period.start
         subscription.period_end = item.period.end
@@ -895,38 +1041,76 @@ def _send_receipt(
 
 # --- reconciliation (DESIGN §8) ---------------------------------------------------------------------
 
+#: How long a payment may stay pending (the checkout between its two transactions, the gateway
+#: call included) or unknown to the gateway before the reconciliation job acts on it: longer than
+#: any gateway timeout, so that a charge still in flight is never declared "not received".
+RECONCILE_AFTER = timedelta(minutes=2)
+
+
 def payment_reconcile(
-    *, older_than: timedelta = timedelta(minutes=10), payment_ids: Sequence[int] | None = None
+    *, older_than: timedelta = RECONCILE_AFTER, payment_ids: Sequence[int] | None = None,
+    at: datetime | None = None,
 ) -> list[CheckoutResult]:
-    """Settle card payments of orders whose outcome is unknown (or that stayed pending longer than
-    ``older_than``: a crash between recording and hearing from the gateway), by asking the gateway
-    with the payment's idempotency key. Never charges again: a payment the gateway never received
-    fails (the customer places the order again); a succeeded one completes its order; each order
-    is completed or failed exactly once, whoever gets there first. The customer is e-mailed either
-    way. Returns what became of each order looked at (still ``placed`` if the gateway still does
-    not know). A job runs it; ``payment_ids`` narrows it (tests, the console).
+    """Settle card payments of orders whose outcome is unknown, or that stayed pending longer
+    than ``older_than`` (a crash between the checkout's two transactions), by asking the gateway
+    with the payment's idempotency key. Never charges again.
+
+    - the gateway says charged: the order is applied (or, if its subscriptions moved meanwhile,
+      refunded: :func:`_finish_paid`); the receipt e-mail goes out;
+    - it says refused: the order fails; the customer is e-mailed;
+    - it never saw the key, and the payment is older than ``older_than``: nothing was charged,
+      the order is abandoned and the customer is e-mailed to place it again;
+    - it still does not know: the order stays placed (looked at again next time).
+
+    Each order is settled exactly once, whoever gets there first (under the account's lock).
+    ``at`` is the instant to judge ages by (default: the project clock). Returns what became of
+    each order looked at. ``payment_ids`` narrows it (tests, the console).
     """
-    candidates = payments_to_reconcile(before=now() - older_than)
+    at = at or now()
+    candidates = payments_to_reconcile(before=at - older_than)
     if payment_ids is not None:
         wanted = set(payment_ids)
         candidates = [payment for payment in candidates if payment.pk in wanted]
     gateway = get_gateway()
     results = []
     for payment in candidates:
-        if payment.order_id is None:
+        order_id = payment.order_id
+        if order_id is None:  # a renewal's: the billing run settles its own
             continue
-        answer = gateway.lookup(idempotency_key=payment.idempotency_key)
+        answer = _look_up(gateway, payment)
         if answer is None:
-            outcome, reference, message = ChargeOutcome.DECLINED, "", PAYMENT_NOT_RECEIVED
-        else:
-            outcome, reference, message = answer.outcome, answer.reference, answer.message
+            if payment.created_at > at - older_than:
+                # Unknown but recent: the gateway may still be working on it.
+                results.append(_result(Order.objects.get(pk=order_id)))
+                continue
+            answer = _Answer(ChargeOutcome.DECLINED, "", PAYMENT_NOT_RECEIVED, "not_received")
         try:
-            results.append(_finish(order_id=payment.order_id, account_id=payment.account_id,
-                                   outcome=outcome, reference=reference, message=message,
-                                   actor=None, notify_failure=True))
+            results.append(_settle(order_id=order_id, account_id=payment.account_id,
+                                   answer=answer, actor=None, notify_failure=True))
         except PaymentFailed:
-            results.append(_result(Order.objects.get(pk=payment.order_id)))
+            results.append(_result(Order.objects.get(pk=order_id)))
     return results
+
+
+def payments_reconcile_due(*, at: datetime | None = None) -> dict[str, int]:
+    """The periodic reconciliation job (run every minute by the scheduler, or
+    ``prorata reconcile-payments``): :func:`payment_reconcile` of every order payment pending or
+    unknown for longer than :data:`RECONCILE_AFTER` at ``at`` (default: the project clock).
+    Returns counts for the job's log: ``looked_at``, ``paid`` (applied), ``failed``,
+    ``refunded`` (charged but the subscription had moved), ``still_placed``."""
+    results = payment_reconcile(older_than=RECONCILE_AFTER, at=at)
+    counts = {"looked_at": len(results), "paid": 0, "failed": 0, "refunded": 0,
+              "still_placed": 0}
+    for result in results:
+        if result.status in (OrderStatus.PAID, OrderStatus.INVOICED):
+            counts["paid"] += 1
+        elif result.status == OrderStatus.PLACED:
+            counts["still_placed"] += 1
+        elif result.order.failure_code == "order_outdated":
+            counts["refunded"] += 1
+        else:
+            counts["failed"] += 1
+    return counts
 
 
 # --- renewal on or off (S2) -------------------------------------------------------------------------

@@ -82,6 +82,10 @@ MESSAGES: dict[str, Any] = {
     "nothing_to_pay": _("This invoice has nothing left to pay."),
     "payment_declined": None,  # the gateway's own message, translated where it is written
     "insufficient_funds": None,
+    # The order's own message (subscriptions.services), translated where it is written:
+    "payment_refused": None,
+    "not_received": None,
+    "order_outdated": None,
     "card_rejected": None,
     "not_permitted": _(
         "Only the account's billing contact buys or changes its subscriptions; ask them."

@@ -616,7 +616,7 @@ def order_page(request: HttpRequest, account_id: int, order_id: int) -> HttpResp
                 "plan": previous.plan_name, "quantity": previous.quantity,
                 "cycle": cycle_label(previous.cycle)},
             "start": item.period.start, "end": item.period.end,
-            "next_billing_date": item.next_billing_date,
+            "next_billing_date": item.next_billing_date, "renews": item.renews,
         })
     return render(request, "web/billing/order.html", {
         "account": account, "order": order, "items": items, "documents": documents,

@@ -344,7 +344,25 @@ def test_a_quote_without_the_vat_number_does_not_match_a_checkout_with_it(jan1):
 
 # --- unknown outcomes and reconciliation ------------------------------------------------------
 
-def test_an_unknown_outcome_waits_for_reconciliation_and_is_completed_once(acme_standard, clock):
+@pytest.fixture
+def gateway_behind(monkeypatch):
+    """The sandbox, except that its lookup does not know of a charge until ``caught_up`` is set
+    (a provider still working on a request that timed out)."""
+    from prorata.payments.sandbox import SandboxGateway
+
+    state = {"caught_up": False}
+    lookup = SandboxGateway.lookup
+
+    def behind(self, *, idempotency_key):
+        return lookup(self, idempotency_key=idempotency_key) if state["caught_up"] else None
+
+    monkeypatch.setattr(SandboxGateway, "lookup", behind)
+    return state
+
+
+def test_an_unknown_outcome_waits_for_reconciliation_and_is_completed_once(
+    acme_standard, clock, gateway_behind
+):
     account, alice = acme_standard
     save_card(account, alice, TIMEOUT_CARD)  # now the default card
     quote = quote_of(account, alice, PRO_2)
@@ -362,6 +380,7 @@ def test_an_unknown_outcome_waits_for_reconciliation_and_is_completed_once(acme_
         place(account, alice, more, quote_of(account, alice, more))
     # the job asks the gateway, which says it was charged: the order completes, once
     clock.advance(timedelta(minutes=1))
+    gateway_behind["caught_up"] = True
     (done,) = payment_reconcile(older_than=timedelta(0))
     assert done.status == OrderStatus.PAID and done.invoice.number == "2026-000002"
     assert payment_reconcile(older_than=timedelta(0)) == []
