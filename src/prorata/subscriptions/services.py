@@ -89,11 +89,12 @@ from prorata.subscriptions.selectors import (
     fingerprint,
     order_quote,
     price_items,
+    quote_catalog,
     require_may_order,
     state_of,
 )
 from prorata.subscriptions.transitions import subscription_describe, subscription_transition
-from prorata_core.errors import ProrataError, ValidationError
+from prorata_core.errors import NotInCatalog, ProrataError, ValidationError
 from prorata_core.lifecycle import Event, Status
 from prorata_core.money import Money
 from prorata_core.orders import LineKind, OrderKind
@@ -290,12 +291,13 @@ def checkout_place(
         payment_method_id=payment_method_id, new_card=new_card, vat_number=vat_number,
         by_staff=by_staff,
     )
-    stored = Order.objects.filter(account=account, idempotency_key=request.key).first()
-    if stored is not None:
-        return _replay(stored, request.fingerprint)
-
     token = ""
     if new_card is not None:
+        # A replay is answered before the card is tokenised again (without a new card, step 1
+        # finds the replay under the lock, in the query that looks for a pending order).
+        stored = Order.objects.filter(account=account, idempotency_key=request.key).first()
+        if stored is not None:
+            return _replay(stored, request.fingerprint)
         # Tokenised before anything is written: a mistyped card is refused with nothing saved.
         token = get_gateway().tokenize(card=new_card, at=now()).token
     placed = _place(account=account, user=user, request=request,
@@ -508,10 +510,15 @@ def _price_locked(
     at = now()
     tax = account_tax(account, at, request.vat_number)
     currency = account_currency(account, next(iter(states.values()), None))
-    quote = price_items(
-        account=account, items=request.items, subscriptions=states, catalog=catalog_snapshot(),
-        at=at, tax=tax, credit=credit_balance(account, currency), by_staff=by_staff,
-    )
+    # The quotes' catalog (at most a second old in production, read afresh with the movable
+    # clock): the order must equal the quote shown anyway, so a price changed within that second
+    # is charged as the customer saw it, and the four catalog reads leave the locked transaction.
+    arguments = {"account": account, "items": request.items, "subscriptions": states, "at": at,
+                 "tax": tax, "credit": credit_balance(account, currency), "by_staff": by_staff}
+    try:
+        quote = price_items(catalog=quote_catalog(), **arguments)
+    except NotInCatalog:  # perhaps just added to the catalog: read it again before refusing
+        quote = price_items(catalog=quote_catalog(fresh=True), **arguments)
     if quote.fingerprints != request.expected:
         raise QuoteChanged(
             "The order summary changed since you saw it: review the new summary and place "
@@ -596,12 +603,14 @@ def _finish(
     """Step 3: apply the paid order, or fail it, or leave it placed (unknown outcome); once."""
     with transaction.atomic():
         account = lock_account(account_id)
-        order = Order.objects.get(pk=order_id)
+        # The order with its payment (an order has one card payment: its key ends in ":1").
+        payment = (Payment.objects.select_related("order").filter(order_id=order_id)
+                   .order_by("-id").first())
+        if payment is None or payment.order is None:
+            raise RuntimeError(f"Order {order_id} is placed without a payment.")
+        order = payment.order
         if order.status != OrderStatus.PLACED:  # reconciled meanwhile: the first answer stands
             return _finished(order)
-        payment = order.payments.order_by("-id").first()
-        if payment is None:
-            raise RuntimeError(f"Order {order.pk} is placed without a payment.")
         at = now()
         if answer.outcome == ChargeOutcome.SUCCEEDED:
             applied = _finish_paid(order=order, account=account, payment=payment, answer=answer,
@@ -914,10 +923,16 @@ def _prepare_subscriptions(
     created here, so that the invoice lines can name it); saved by :func:`_commit_subscriptions`
     once the invoice exists. Returns them by product, and what each was before."""
     summary = order.summary
-    plans = {row.code: row for row in Plan.objects.filter(
-        code__in=[item.configuration.plan for item in summary.items])}
-    cycles = {row.code: row for row in BillingCycle.objects.filter(
-        code__in=[item.configuration.cycle for item in summary.items])}
+    # The locked subscriptions came with their plan and cycle: only other ones are read.
+    plans = {row.plan.code: row.plan for row in subscriptions.values()}
+    cycles = {row.cycle.code: row.cycle for row in subscriptions.values()}
+    wanted_plans = {item.configuration.plan for item in summary.items} - set(plans)
+    wanted_cycles = {item.configuration.cycle for item in summary.items} - set(cycles)
+    if wanted_plans:
+        plans.update({row.code: row for row in Plan.objects.filter(code__in=wanted_plans)})
+    if wanted_cycles:
+        cycles.update({row.code: row for row in BillingCycle.objects.filter(
+            code__in=wanted_cycles)})
     prepared = dict(subscriptions)
     before: dict[str, dict[str, Any] | None] = {}
     for item in summary.items:

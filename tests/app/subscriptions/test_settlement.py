@@ -232,3 +232,25 @@ def test_the_database_refuses_a_period_that_moves_back(acme_standard):
     # moving forward (a change, a renewal) is allowed
     Subscription.objects.filter(pk=subscription.pk).update(
         period_start=subscription.period_start + timedelta(days=1))
+
+
+def test_support_sees_every_order_not_settled_in_the_console_and_settles_it(
+    acme_standard, support, clock, gateway_behind
+):
+    from django.test import Client
+
+    account, alice = acme_standard
+    waiting = place(account, alice, PRO_2, new_card=card(TIMEOUT_CARD)).order
+    client = Client()
+    client.force_login(support)
+    page = client.get("/console/subscriptions/order/?settlement=unsettled")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert f"prorata:order:{waiting.pk}:1" in text and "unknown" in text
+    assert text.count('class="action-checkbox"') == 1  # only the order not settled
+
+    gateway_behind["caught_up"] = True
+    response = client.post("/console/subscriptions/order/?settlement=unsettled", {
+        "action": "reconcile_now", "_selected_action": [waiting.pk]})
+    assert response.status_code == 302
+    assert Order.objects.get(pk=waiting.pk).status == OrderStatus.PAID

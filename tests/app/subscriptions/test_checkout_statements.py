@@ -1,0 +1,56 @@
+"""What a paid checkout costs the database (issue 12: at most 20 statements in two transactions
+around the gateway call is the aim; this test keeps the count from silently growing back).
+
+Counted: every statement the checkout sends, BEGIN/COMMIT (savepoints in the test's transaction)
+included, except the movable clock's reads (production reads the wall clock) and the gateway's
+(an in-memory fake here: the sandbox keeps its own rows in the same database)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from prorata.subscriptions.models import OrderStatus
+from prorata.subscriptions.selectors import order_quote
+from prorata.subscriptions.services import checkout_place
+from prorata_core.periods import utc
+from tests.app.payments import fakes
+from tests.app.subscriptions.support import buy, save_card
+
+pytestmark = pytest.mark.django_db
+
+#: The statements of a paid license change today (see benchmarks/README.md for the history).
+PAID_CHANGE_STATEMENTS = 42
+
+
+def transactions(statements: list[str]) -> int:
+    """Top-level transactions among ``statements`` (each is a savepoint of the test's own)."""
+    depth = count = 0
+    for sql in statements:
+        if sql.startswith("SAVEPOINT"):
+            count += depth == 0
+            depth += 1
+        elif sql.startswith(("RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+            depth -= sql.startswith("RELEASE")
+    return count
+
+
+def test_a_paid_checkout_stays_within_its_statements_in_two_transactions(acme, clock, settings):
+    account, alice = acme
+    save_card(account, alice)
+    buy(account, alice, "standard", "annual", 2)
+    clock.set(utc(2026, 4, 1))
+    settings.PRORATA_PAYMENT_GATEWAY = "tests.app.payments.fakes.shared_fake"
+    settings.PRORATA_QUOTE_CATALOG_SECONDS = 60.0  # as in production: the quote's catalog
+    fakes.SHARED.charges.clear()
+    quote = order_quote(account=account, user=alice, product_code="webinar",
+                        plan_code="standard", cycle_code="annual", quantity=3)
+    with CaptureQueriesContext(connection) as captured:
+        result = checkout_place(account=account, user=alice, idempotency_key="count",
+                                expected=[quote.fingerprint], items=[quote.item])
+    assert result.status == OrderStatus.PAID and len(fakes.SHARED.charges) == 1
+    statements = [query["sql"] for query in captured.captured_queries
+                  if "common_clockstate" not in query["sql"]]
+    assert transactions(statements) == 2
+    assert len(statements) <= PAID_CHANGE_STATEMENTS, "\n".join(statements)
