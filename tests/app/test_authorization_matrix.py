@@ -255,6 +255,11 @@ ACCESS: dict[str, Rule] = {
     "accounts/reset/<uidb64>/<token>/": Rule(public=True),
     "accounts/reset/done/": Rule(public=True),
     "accounts/email/confirm/<str:token>/": Rule(public=True),  # opened from the e-mail
+    "plans/": Rule(public=True),  # the plans page, for signed-in customers too
+    "accounts/signup/": Rule(public=True, probes=(GET, Probe("POST", data=lambda s: {
+        "company": "Matrix signup", "country": "FR", "email": f"signup-{s.label}@matrix.example",
+        "password1": "correct horse battery", "password2": "correct horse battery"}))),
+    "accounts/signup/confirm/<uidb64>/<token>/": Rule(public=True),  # opened from the e-mail
     "i18n/setlang/": Rule(public=True, probes=(Probe("POST", data=lambda s: {"language": "fr"}),)),
     "api/v1/": Rule(public=True),  # the API's index: links to its documentation
     "api/v1/openapi.json": Rule(public=True),

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from prorata.accounts import views
+from prorata.web import views_signup
 
 app_name = "accounts"
 urlpatterns = [
@@ -16,6 +17,9 @@ urlpatterns = [
     path("accounts/reset/done/", views.PasswordResetCompleteView.as_view(),
          name="password_reset_complete"),
     path("accounts/email/confirm/<str:token>/", views.email_confirm, name="email_confirm"),
+    path("accounts/signup/", views_signup.signup, name="signup"),
+    path("accounts/signup/confirm/<uidb64>/<token>/", views_signup.signup_confirm,
+         name="signup_confirm"),
     path("profile/", views.profile, name="profile"),
     path("profile/password/", views.profile_password, name="profile_password"),
     path("profile/email/", views.profile_email, name="profile_email"),

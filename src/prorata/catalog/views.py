@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from prorata.accounts.models import Membership
 from prorata.catalog.display import feature_labels, priced_cycles, prices_by_plan_and_cycle
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import MOVABLE, clock_mode, format_instant, now
@@ -71,6 +72,14 @@ def _sections(catalog: Catalog) -> list[ProductSection]:
         if cards:
             sections.append(ProductSection(product.name, cards))
     return sections
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The site's address: a signed-in customer's billing center (My account), else the plans."""
+    user = request.user
+    if user.is_authenticated and Membership.objects.filter(user=user).exists():
+        return redirect("billing:index")
+    return plans(request)
 
 
 def plans(request: HttpRequest) -> HttpResponse:

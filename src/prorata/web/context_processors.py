@@ -23,7 +23,7 @@ class NavLink:
 #: (label, path, who sees it: "all", "signed_in" or "staff"). A path that the project does not
 #: serve (yet) is left out, so the billing center's link appears once /billing/ exists.
 LINKS = [
-    (_("Plans"), "/", "all"),
+    (_("Plans"), "/plans/", "all"),
     (_("Billing"), "/billing/", "signed_in"),
     (_("Profile"), "/profile/", "signed_in"),
     (_("Staff console"), "/console/", "staff"),
@@ -48,6 +48,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     links = []
     for label, path, audience in LINKS:
         if audience in allowed and _served(path, urlconf):
-            current = request.path == path if path == "/" else request.path.startswith(path)
+            # The site's address shows the plans to visitors: the Plans link is current there.
+            current = request.path.startswith(path) or (path == "/plans/" and request.path == "/")
             links.append(NavLink(label, path, current))
     return {"nav_links": links}

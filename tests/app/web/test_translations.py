@@ -39,3 +39,21 @@ def test_the_seeds_words_are_used():
     assert translations["Password"] == "Mot de passe"
     assert translations["Email"] == "E-mail"
     assert translations["order summary"] == "récapitulatif des commandes"
+
+
+APP_CATALOGS = sorted(LOCALE.parents[2].glob("*/locale/fr/LC_MESSAGES/django.po"))
+
+
+def test_every_apps_own_catalog_is_complete_and_compiled():
+    """Apps keep the French of their newer pages in their own locale dir (Django reads each)."""
+    assert APP_CATALOGS, "the web app's own catalog is missing"
+    for po in APP_CATALOGS:
+        with open(po, "rb") as handle:
+            source = list(read_po(handle))
+        with open(po.with_suffix(".mo"), "rb") as handle:
+            compiled = {m.id if isinstance(m.id, str) else tuple(m.id): strings(m)
+                        for m in read_mo(handle) if m.id}
+        untranslated = [m.id for m in source if m.id and (not all(strings(m)) or m.fuzzy)]
+        assert untranslated == [], f"translate these in {po}"
+        assert compiled == {m.id if isinstance(m.id, str) else tuple(m.id): strings(m)
+                            for m in source if m.id}, f"{po.with_suffix('.mo')} is stale"
