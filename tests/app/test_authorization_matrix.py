@@ -350,6 +350,10 @@ ACCESS: dict[str, Rule] = {
     "billing/<int:account_id>/support/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"kind": "billing_question",
                                            "message": "A question"}))),
+    "billing/<int:account_id>/details/": Rule(action=Action.MANAGE_BILLING, probes=(
+        GET, Probe("POST", data=lambda s: {"name": f"Matrix {s.label}", "country": "FR",
+                                           "billing_address": "", "vat_number": "",
+                                           "billing_email": "", "time_zone": ""}))),
 }
 
 

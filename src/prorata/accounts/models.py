@@ -95,6 +95,10 @@ class Account(models.Model):
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
     )
+    #: The accounts department's address, printed in documents' buyer block ("" = none).
+    billing_email = models.EmailField(_("billing e-mail"), blank=True, default="")
+    #: The IANA zone the account's dates are shown in ("" = the first zone of its country).
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="")
     created_at = models.DateTimeField(_("created at"))
 
     class Meta:

@@ -109,7 +109,7 @@ def seller_details() -> dict[str, str]:
 
 def buyer_details(account: Account) -> dict[str, str]:
     return buyer_of(name=account.name, address=account.billing_address, country=account.country,
-                    vat_number=account.vat_number)
+                    vat_number=account.vat_number, email=account.billing_email)
 
 
 def document_draft(

@@ -213,9 +213,14 @@ def seller_of(settings: Any) -> dict[str, str]:
     }
 
 
-def buyer_of(*, name: str, address: str, country: str, vat_number: str) -> dict[str, str]:
-    """The buyer as documents name it (the account's billing details when the document is issued)."""
-    return {"name": name, "address": address, "country": country, "vat_number": vat_number}
+def buyer_of(*, name: str, address: str, country: str, vat_number: str,
+             email: str = "") -> dict[str, str]:
+    """The buyer as documents name it (the account's billing details when the document is issued);
+    ``email``, the account's billing e-mail, only when it has one."""
+    buyer = {"name": name, "address": address, "country": country, "vat_number": vat_number}
+    if email:
+        buyer["email"] = email
+    return buyer
 
 
 def document_snapshot(

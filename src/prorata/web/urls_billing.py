@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from prorata.web import views_account
 from prorata.web import views_billing as views
 
 app_name = "billing"
@@ -27,4 +28,5 @@ urlpatterns = [
     path("<int:account_id>/payment-methods/<int:payment_method_id>/remove/",
          views.payment_method_action, {"action": "remove"}, name="payment_method_remove"),
     path("<int:account_id>/support/", views.support, name="support"),
+    path("<int:account_id>/details/", views_account.billing_details, name="details"),
 ]

@@ -1,0 +1,119 @@
+"""An account's billing details (issue 16): legal name, address, country, VAT number, billing
+e-mail and time zone — what every document issued afterwards prints in its buyer block (the
+snapshot is taken from the account when the document is numbered), and the zone its dates are
+shown in.
+
+:func:`account_billing_details_update` is the one writer; it validates everything first and
+changes nothing on a refusal, and it records the before/after in the audit log.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import lru_cache
+
+from babel.core import get_global
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils.translation import gettext_noop
+
+from prorata.accounts.models import Account, User
+from prorata.accounts.services import audit_record
+from prorata.accounts.signup import country_choices
+from prorata.common.locks import lock_account
+from prorata_core.errors import ValidationError
+from prorata_core.tax import EU_COUNTRIES, normalize_vat_number
+
+#: The zone most of a many-zoned country's people live in; others take CLDR's first zone.
+_MAIN_ZONE = {
+    "US": "America/New_York", "CA": "America/Toronto", "AU": "Australia/Sydney",
+    "BR": "America/Sao_Paulo", "RU": "Europe/Moscow", "MX": "America/Mexico_City",
+    "ES": "Europe/Madrid", "PT": "Europe/Lisbon", "ID": "Asia/Jakarta", "KZ": "Asia/Almaty",
+    "CL": "America/Santiago", "EC": "America/Guayaquil", "CD": "Africa/Kinshasa",
+    "MN": "Asia/Ulaanbaatar", "DE": "Europe/Berlin",
+}
+
+
+class BillingDetailsInvalid(ValidationError):
+    code = "billing_details_invalid"
+
+
+@lru_cache(maxsize=1)
+def time_zones() -> frozenset[str]:
+    """Every IANA zone name this machine knows (Etc/ and legacy aliases included)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def default_time_zone(country: str) -> str:
+    """The time zone of an account of ``country`` that did not choose one; ``UTC`` if unknown."""
+    code = country.upper()
+    if code in _MAIN_ZONE:
+        return _MAIN_ZONE[code]
+    zones = (get_global("territory_zones").get(code) or []) if code in dict(country_choices("en")) else []
+    return next((zone for zone in zones if zone in time_zones()), "UTC")
+
+
+def account_time_zone(account: Account) -> str:
+    """The zone ``account``'s dates are shown in: its own choice, else its country's."""
+    if account.time_zone and account.time_zone in time_zones():
+        return account.time_zone
+    return default_time_zone(account.country)
+
+
+def _details(account: Account) -> dict[str, str]:
+    return {"name": account.name, "billing_address": account.billing_address,
+            "country": account.country, "vat_number": account.vat_number,
+            "billing_email": account.billing_email, "time_zone": account.time_zone}
+
+
+def account_billing_details_update(
+    *, account: Account, actor: User, name: str, billing_address: str, country: str,
+    vat_number: str, billing_email: str, time_zone: str, ip: str | None = None,
+) -> Account:
+    """Save ``account``'s billing details, audited as ``account.billing_details``.
+
+    ``name`` is the legal name printed on documents; ``vat_number`` is checked for ``country``
+    (format and check digit) and stored normalised in the EU (elsewhere it is only printed); ``time_zone`` is an IANA name or "" for the
+    country's. Refusals (:class:`BillingDetailsInvalid`, ``InvalidVatNumber``) change nothing.
+    Documents already issued keep the details they were issued with.
+    """
+    name = " ".join(name.split())
+    country = country.strip().upper()
+    address = "\n".join(line.strip() for line in billing_address.strip().splitlines()
+                        if line.strip())
+    email = billing_email.strip().lower()
+    zone = time_zone.strip()
+    if not name:
+        raise BillingDetailsInvalid(gettext_noop("Enter the legal name to print on invoices."),
+                                    field="name")
+    if country not in dict(country_choices("en")):
+        raise BillingDetailsInvalid(gettext_noop("Choose your country from the list."),
+                                    field="country")
+    if email:
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            raise BillingDetailsInvalid(gettext_noop("Enter a valid e-mail address."),
+                                        field="billing_email") from None
+    if zone and zone not in time_zones():
+        raise BillingDetailsInvalid(gettext_noop("Choose a time zone from the list."),
+                                    field="time_zone")
+    vat = "".join(vat_number.split()).upper()
+    if vat and country in EU_COUNTRIES:
+        vat = normalize_vat_number(vat_number, country)
+    elif len(vat) > 20:  # outside the EU it is printed only: a tax id of any format
+        raise BillingDetailsInvalid(gettext_noop("A tax number has at most 20 characters."),
+                                    field="vat_number")
+    with transaction.atomic():
+        locked = lock_account(account.pk)
+        before = _details(locked)
+        locked.name, locked.billing_address, locked.country = name, address, country
+        locked.vat_number, locked.billing_email, locked.time_zone = vat, email, zone
+        after = _details(locked)
+        if after != before:
+            locked.save(update_fields=["name", "billing_address", "country", "vat_number",
+                                       "billing_email", "time_zone"])
+            audit_record(actor=actor, action="account.billing_details", account=locked,
+                         obj=locked, before=before, after=after, ip=ip)
+    return locked
