@@ -353,7 +353,7 @@ ACCESS: dict[str, Rule] = {
     "billing/<int:account_id>/details/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"name": f"Matrix {s.label}", "country": "FR",
                                            "billing_address": "", "vat_number": "",
-                                           "billing_email": "", "time_zone": ""}))),
+                                           "billing_email": "", "time_zone": "UTC"}))),
 }
 
 

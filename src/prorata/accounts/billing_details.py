@@ -12,53 +12,39 @@ from __future__ import annotations
 import zoneinfo
 from functools import lru_cache
 
-from babel.core import get_global
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext_noop
 
+from prorata.accounts.countries import country_choices, time_zones
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
-from prorata.accounts.signup import country_choices
 from prorata.common.locks import lock_account
 from prorata_core.errors import ValidationError
 from prorata_core.tax import EU_COUNTRIES, normalize_vat_number
-
-#: The zone most of a many-zoned country's people live in; others take CLDR's first zone.
-_MAIN_ZONE = {
-    "US": "America/New_York", "CA": "America/Toronto", "AU": "Australia/Sydney",
-    "BR": "America/Sao_Paulo", "RU": "Europe/Moscow", "MX": "America/Mexico_City",
-    "ES": "Europe/Madrid", "PT": "Europe/Lisbon", "ID": "Asia/Jakarta", "KZ": "Asia/Almaty",
-    "CL": "America/Santiago", "EC": "America/Guayaquil", "CD": "Africa/Kinshasa",
-    "MN": "Asia/Ulaanbaatar", "DE": "Europe/Berlin",
-}
 
 
 class BillingDetailsInvalid(ValidationError):
     code = "billing_details_invalid"
 
 
-@lru_cache(maxsize=1)
-def time_zones() -> frozenset[str]:
-    """Every IANA zone name this machine knows (Etc/ and legacy aliases included)."""
-    return frozenset(zoneinfo.available_timezones())
-
-
-def default_time_zone(country: str) -> str:
-    """The time zone of an account of ``country`` that did not choose one; ``UTC`` if unknown."""
-    code = country.upper()
-    if code in _MAIN_ZONE:
-        return _MAIN_ZONE[code]
-    zones = (get_global("territory_zones").get(code) or []) if code in dict(country_choices("en")) else []
-    return next((zone for zone in zones if zone in time_zones()), "UTC")
-
-
 def account_time_zone(account: Account) -> str:
-    """The zone ``account``'s dates are shown in: its own choice, else its country's."""
-    if account.time_zone and account.time_zone in time_zones():
-        return account.time_zone
-    return default_time_zone(account.country)
+    """The zone ``account``'s dates are shown in: its billing details' choice, else UTC."""
+    return account.time_zone if account.time_zone in time_zones() else "UTC"
+
+
+def account_zone_by_id(account_id: int) -> zoneinfo.ZoneInfo | None:
+    """The zone of the account ``account_id`` (one indexed read), or None if there is none."""
+    row = Account.objects.filter(pk=account_id).values_list("time_zone", flat=True).first()
+    if row is None:
+        return None
+    return _zone(row if row in time_zones() else "UTC")
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)
 
 
 def _details(account: Account) -> dict[str, str]:
@@ -74,8 +60,7 @@ def account_billing_details_update(
     """Save ``account``'s billing details, audited as ``account.billing_details``.
 
     ``name`` is the legal name printed on documents; ``vat_number`` is checked for ``country``
-    (format and check digit) and stored normalised in the EU (elsewhere it is only printed); ``time_zone`` is an IANA name or "" for the
-    country's. Refusals (:class:`BillingDetailsInvalid`, ``InvalidVatNumber``) change nothing.
+    (format and check digit) and stored normalised in the EU (elsewhere it is only printed); ``time_zone`` is an IANA name ("" shows UTC). Refusals (:class:`BillingDetailsInvalid`, ``InvalidVatNumber``) change nothing.
     Documents already issued keep the details they were issued with.
     """
     name = " ".join(name.split())

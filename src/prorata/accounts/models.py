@@ -97,7 +97,7 @@ class Account(models.Model):
     )
     #: The accounts department's address, printed in documents' buyer block ("" = none).
     billing_email = models.EmailField(_("billing e-mail"), blank=True, default="")
-    #: The IANA zone the account's dates are shown in ("" = the first zone of its country).
+    #: The IANA zone the account's dates are shown in ("" = UTC; sign-up sets the country's).
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="")
     created_at = models.DateTimeField(_("created at"))
 

@@ -2,7 +2,8 @@
 
 :func:`signup_create` writes, in one transaction, the customer account (company name, country, the
 currency its country buys in), the person (inactive: they cannot sign in yet) and their membership
-with every customer role, audited as ``account.signup``; the confirmation link is e-mailed as the
+with every customer role, audited as ``account.signup``; the account's time zone is its
+country's (:func:`prorata.accounts.countries.default_time_zone`); the confirmation link is e-mailed as the
 transaction's last step, so an e-mail that cannot be sent leaves nothing behind.
 :func:`signup_confirm` activates the person once, from the link; the link expires after
 ``PASSWORD_RESET_TIMEOUT`` of project time and stops working once used (its hash covers
@@ -16,14 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
 
-from babel import Locale
 from django.db import IntegrityError, transaction
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.translation import gettext_noop
 
+from prorata.accounts.countries import country_choices, default_time_zone
 from prorata.accounts.credentials import send_user_mail
 from prorata.accounts.errors import EmailLinkInvalid, EmailNotSent, EmailTaken
 from prorata.accounts.models import Account, Membership, User
@@ -32,9 +32,6 @@ from prorata.accounts.tokens import ClockPasswordResetTokenGenerator, email_chan
 from prorata.common.clock import format_instant, now
 from prorata_core.errors import ValidationError
 from prorata_core.tax import EU_COUNTRIES
-
-#: Babel territory codes that are not countries one can be established in.
-_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ", "AQ"})
 
 
 class SignUpTokenGenerator(ClockPasswordResetTokenGenerator):
@@ -51,20 +48,6 @@ signup_tokens = SignUpTokenGenerator()
 
 class SignUpInvalid(ValidationError):
     code = "signup_invalid"
-
-
-@lru_cache(maxsize=4)
-def country_choices(language: str) -> tuple[tuple[str, str], ...]:
-    """Every country as (ISO 3166 code, its name in ``language``), sorted by name."""
-    try:
-        territories = Locale.parse(language.replace("-", "_")).territories
-    except (ValueError, TypeError):
-        territories = Locale.parse("en").territories
-    return tuple(sorted(
-        ((code, str(name)) for code, name in territories.items()
-         if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES),
-        key=lambda item: item[1].casefold(),
-    ))
 
 
 def currency_for_country(country: str) -> str:
@@ -98,6 +81,8 @@ def signup_create(
             user = User.objects.create_user(address, password, is_active=False, language=language)
             account = account_create(name=company, country=country, actor=None,
                                      currency=currency_for_country(country), language=language)
+            account.time_zone = default_time_zone(country)
+            account.save(update_fields=["time_zone"])
             Membership.objects.create(user=user, account=account, is_billing_contact=True,
                                       is_admin=True, is_organizer=True)
             audit_record(actor=user, action="account.signup", account=account, obj=account,

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
+from babel.dates import format_time as babel_format_time
 from babel.numbers import NumberPattern, format_currency, get_decimal_symbol, get_group_symbol
+from django.utils import timezone, translation
 
 from prorata_core.money import Money, currency_exponent
 
@@ -135,13 +137,35 @@ def _money_layout(locale: str, currency: str) -> _MoneyLayout | None:
     return layout
 
 
-def format_date(instant: datetime | date, locale: str) -> str:
-    """The day of ``instant`` (taken in UTC, the project's time zone) in the locale's long form:
-    en ``March 11, 2026``, fr ``11 mars 2026``. A plain ``date`` is shown as it is."""
-    day = instant.astimezone(UTC).date() if isinstance(instant, datetime) else instant
+def format_date(instant: datetime | date, locale: str, zone: tzinfo | None = None) -> str:
+    """The day of ``instant`` in ``zone`` (default: the active time zone — the account's on its
+    pages, see :class:`prorata.web.middleware.AccountTimeZoneMiddleware`; UTC elsewhere) in the
+    locale's long form: en ``March 11, 2026``, fr ``11 mars 2026``, ``1er avril 2026``. A plain
+    ``date`` is shown as it is."""
+    if isinstance(instant, datetime):
+        day = instant.astimezone(zone or timezone.get_current_timezone()).date()
+    else:
+        day = instant
     return _format_day(day, locale)
 
 
 @lru_cache(maxsize=4096)
 def _format_day(day: date, locale: str) -> str:
-    return babel_format_date(day, format="long", locale=babel_locale(locale))
+    text = babel_format_date(day, format="long", locale=babel_locale(locale))
+    if day.day == 1 and babel_locale(locale).language == "fr" and text.startswith("1 "):
+        # French writes the first of the month as an ordinal ("1er avril"); CLDR does not.
+        text = "1er" + text[1:]
+    return text
+
+
+def format_moment(instant: datetime, locale: str, zone: tzinfo | None = None) -> str:
+    """An instant where the time matters (a period boundary, a renewal), with its zone named:
+    en ``April 1, 2026 at 2:00 AM (Europe/Paris)``, fr ``1er avril 2026 à 02:00 (Europe/Paris)``."""
+    zone = zone or timezone.get_current_timezone()
+    local = instant.astimezone(zone)
+    with translation.override(locale):
+        return translation.gettext("%(day)s at %(time)s (%(zone)s)") % {
+            "day": _format_day(local.date(), locale),
+            "time": babel_format_time(local.time(), format="short", locale=babel_locale(locale)),
+            "zone": str(zone),
+        }

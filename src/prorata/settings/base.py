@@ -109,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # After authentication: a signed-in user's own language wins over the browser's.
     "prorata.web.middleware.UserLanguageMiddleware",
+    # An account's pages show its dates in its time zone (billing details).
+    "prorata.web.middleware.AccountTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from prorata.accounts.countries import country_choices
 from prorata.accounts.models import User
-from prorata.accounts.signup import country_choices
 
 
 def _countries() -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils import translation
+from django.utils import timezone, translation
 
 
 class UserLanguageMiddleware:
@@ -27,3 +27,31 @@ class UserLanguageMiddleware:
             translation.activate(language)
             request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
         return self.get_response(request)
+
+
+class AccountTimeZoneMiddleware:
+    """On a page of one account (``/billing/<account_id>/…``), dates are shown in the account's
+    time zone (its billing details' choice, else its country's); UTC everywhere else.
+
+    It only reads the account's zone and country: the view still decides who may see the page
+    (another account's page answers 404 whatever zone was activated for it).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+    def process_view(self, request: HttpRequest, view: object, args: object,
+                     kwargs: dict[str, object]) -> None:
+        account_id = kwargs.get("account_id")
+        if isinstance(account_id, int):
+            from prorata.accounts.billing_details import account_zone_by_id
+
+            zone = account_zone_by_id(account_id)
+            if zone is not None:
+                timezone.activate(zone)

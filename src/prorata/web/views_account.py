@@ -21,12 +21,10 @@ from django.views.decorators.http import require_http_methods
 from prorata.accounts.billing_details import (
     BillingDetailsInvalid,
     account_billing_details_update,
-    default_time_zone,
-    time_zones,
 )
+from prorata.accounts.countries import country_choices, default_time_zone, time_zones
 from prorata.accounts.models import User
 from prorata.accounts.permissions import Action, account_for, can
-from prorata.accounts.signup import country_choices
 from prorata.accounts.throttle import client_ip
 from prorata.subscriptions.selectors import cart_count
 from prorata.web.errors import error_message
@@ -41,7 +39,7 @@ def _zones() -> list[tuple[str, str]]:
     # Etc/ and the old aliases are left out of the list; a stored one is still accepted.
     names = sorted(zone for zone in time_zones() if "/" in zone and not zone.startswith(
         ("Etc/", "SystemV/", "US/", "Canada/", "Brazil/", "Mexico/", "Chile/")))
-    return [("", _("My country's time zone")), ("UTC", "UTC"),
+    return [("UTC", "UTC"),
             *((zone, zone.replace("_", " ")) for zone in names)]
 
 
@@ -64,7 +62,7 @@ class BillingDetailsForm(forms.Form):
         help_text=_("Printed on your invoices and credit notes, for your accounts department."),
         error_messages={"invalid": _("Enter a valid e-mail address.")})
     time_zone = forms.ChoiceField(
-        label=_("Time zone"), required=False, choices=_zones,
+        label=_("Time zone"), choices=_zones,
         help_text=_("Dates on your pages and documents are shown in it."))
 
 
@@ -100,7 +98,8 @@ def billing_details(request: HttpRequest, account_id: int) -> HttpResponse:
         form = BillingDetailsForm(initial={
             "name": account.name, "billing_address": account.billing_address,
             "country": account.country, "vat_number": account.vat_number,
-            "billing_email": account.billing_email, "time_zone": account.time_zone})
+            "billing_email": account.billing_email,
+            "time_zone": account.time_zone or default_time_zone(account.country)})
     context: dict[str, Any] = {
         "account": account, "form": form, "manage": True,
         "billing": can(user, Action.VIEW_BILLING, account), "cart_count": cart_count(account=account),

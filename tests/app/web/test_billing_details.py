@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from prorata.accounts.billing_details import account_time_zone, default_time_zone
+from prorata.accounts.billing_details import account_time_zone
+from prorata.accounts.countries import default_time_zone
 from prorata.accounts.models import AuditEntry
 from prorata.billing.models import Document
 from prorata_core.periods import utc
@@ -85,8 +86,24 @@ def test_time_zone_defaults_from_the_country():
     assert default_time_zone("ZZ") == "UTC"
 
 
-def test_an_accounts_own_zone_wins(clock):
+def test_an_account_shows_utc_until_it_chooses_a_zone(clock):
     bistro = bistro_world(clock)
-    assert account_time_zone(bistro.account) == "Europe/Paris"
+    assert account_time_zone(bistro.account) == "UTC"
     bistro.account.time_zone = "America/Martinique"
     assert account_time_zone(bistro.account) == "America/Martinique"
+
+
+def test_dates_follow_the_accounts_zone_and_name_it_where_the_instant_matters(clock):
+    # Bistro's period 2026-03-01 → 2026-04-01 (00:00 UTC); shown in New York it starts the day
+    # before, and the renewal instant is named with its zone.
+    bistro = bistro_world(clock)
+    client = bistro.client()
+    client.post(f"{bistro.url}details/", {**DETAILS, "time_zone": "America/New_York"})
+    text = page_text(client.get(bistro.url))
+    assert "February 28, 2026 – March 31, 2026" in text
+    assert "March 31, 2026 at 8:00 PM (America/New_York)" in text
+    client.post(f"{bistro.url}details/", {**DETAILS, "time_zone": "Europe/Paris"})
+    client.cookies["django_language"] = "fr"
+    text = page_text(client.get(bistro.url)).replace("\u202f", " ")
+    assert "1er mars 2026 – 1er avril 2026" in text
+    assert "1er avril 2026 à 02:00 (Europe/Paris)" in text

@@ -61,7 +61,7 @@ def test_format_date():
     instant = datetime(2026, 3, 11, tzinfo=UTC)
     assert format_date(instant, "en") == "March 11, 2026"
     assert format_date(instant, "fr") == "11 mars 2026"
-    assert format_date(date(2027, 4, 1), "fr") == "1 avril 2027"
+    assert format_date(date(2027, 4, 1), "fr") == "1er avril 2027"  # French ordinal first day
 
 
 def test_a_date_is_the_utc_day_of_the_instant():

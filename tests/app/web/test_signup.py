@@ -43,7 +43,7 @@ def test_sign_up_then_confirm_starts_the_free_trial(client, demo_catalog, clock)
     user = User.objects.get(email="zoe@globex.example")
     assert not user.is_active  # cannot sign in before confirming
     account = Account.objects.get(name="Globex SARL")
-    assert (account.country, account.currency) == ("FR", "EUR")
+    assert (account.country, account.currency, account.time_zone) == ("FR", "EUR", "Europe/Paris")
     member = Membership.objects.get(user=user, account=account)
     assert member.is_billing_contact and member.is_admin and member.is_organizer
     assert AuditEntry.objects.filter(action="account.signup", account=account).exists()

@@ -2,7 +2,10 @@
 
 - ``{{ amount|money }}``: a :class:`~prorata_core.money.Money` in the active language
   (``€1,790.14`` / ``1 790,14 €``).
-- ``{{ instant|day }}``: the day of an instant or date (``March 11, 2026`` / ``11 mars 2026``).
+- ``{{ instant|day }}``: the day of an instant or date (``March 11, 2026`` / ``11 mars 2026``), in
+  the active time zone (the account's on its pages).
+- ``{{ instant|moment }}``: an instant where the time matters, its zone named
+  (``April 1, 2026 at 2:00 AM (Europe/Paris)``).
 
 Both render an empty string for ``None``, so optional values need no ``{% if %}``.
 """
@@ -14,7 +17,7 @@ from datetime import date, datetime
 from django import template
 from django.utils.translation import get_language
 
-from prorata.common.formatting import format_date, format_money
+from prorata.common.formatting import format_date, format_moment, format_money
 from prorata_core.money import Money
 
 register = template.Library()
@@ -32,6 +35,13 @@ def day(value: datetime | date | None) -> str:
     if value is None or value == "":
         return ""
     return format_date(value, get_language() or "en")
+
+
+@register.filter
+def moment(value: datetime | None) -> str:
+    if value is None or value == "":
+        return ""
+    return format_moment(value, get_language() or "en")
 
 
 @register.filter
