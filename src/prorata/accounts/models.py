@@ -96,9 +96,10 @@ class Account(models.Model):
         _("language"), max_length=8, choices=settings.LANGUAGES, default="en"
     )
     #: The accounts department's address, printed in documents' buyer block ("" = none).
-    billing_email = models.EmailField(_("billing e-mail"), blank=True, default="")
+    billing_email = models.EmailField(_("billing e-mail"), blank=True, default="", db_default="")
     #: The IANA zone the account's dates are shown in ("" = UTC; sign-up sets the country's).
-    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="")
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="",
+                                 db_default="")
     created_at = models.DateTimeField(_("created at"))
 
     class Meta:

@@ -18,26 +18,45 @@ Snapshot shape (amounts are integer minor units, instants ISO 8601 UTC strings):
      "subtotal", "tax", "total", "credit_applied", "amount_paid", "amount_due",
      "tax_rule": "domestic" | "eu_consumer" | "reverse_charge" | "outside_eu",
      "mention" | None, "status": "paid" | "open" | "void"}
+
+Read at render time beside the snapshot (:func:`prorata.billing.receipts.document_pdf_snapshot`),
+all optional: each line's ``plan_code``, ``plan_name`` and ``cycle_code`` (the line text is then
+written in the document's language, else the stored English ``description`` is printed);
+``payments`` (``[{"method": "card" | "bank_transfer", "brand", "last4", "reference", "at",
+"amount"}]``); for a credit note ``credit_applied_to`` (``[{"number", "amount"}]``), ``refunded`` and
+``kept_as_credit``; ``time_zone`` (IANA, the zone dates are shown in; UTC by default). The
+operator's logo (``PRORATA_SELLER_LOGO``, a PNG or JPEG path) and legal footer
+(``PRORATA_SELLER_LEGAL_FOOTER``) come from settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_decimal
+from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext, pgettext
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
 from prorata.notifications.formatting import format_day, format_money
 from prorata_core.money import Money
+from prorata_core.tax import REVERSE_CHARGE_MENTION
+
+#: The core's English mention, translated on the document (its text is the msgid).
+gettext_noop("Reverse charge: VAT to be accounted for by the recipient "
+             "(Article 196, Council Directive 2006/112/EC)")
+DAY = 86_400
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 FONT = "DejaVuSans"
@@ -68,6 +87,10 @@ class _Document(FPDF):
         self.language = language
         self.currency = str(snapshot["currency"])
         self.is_invoice = snapshot["kind"] == "invoice"
+        try:
+            self.zone: tzinfo = ZoneInfo(str(snapshot.get("time_zone") or "UTC"))
+        except (ValueError, ZoneInfoNotFoundError):
+            self.zone = UTC
         self.doc_title = _("Invoice") if self.is_invoice else _("Credit note")
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(auto=True, margin=22)
@@ -106,6 +129,10 @@ class _Document(FPDF):
     def _header_block(self) -> None:
         snapshot = self.snapshot
         top = self.get_y()
+        logo = getattr(settings, "PRORATA_SELLER_LOGO", "")
+        if logo and Path(logo).is_file():
+            self.image(str(logo), x=MARGIN, y=top, h=14)
+            self.set_xy(MARGIN, top + 16)
         self._font(15, bold=True, colour=ACCENT)
         self.multi_cell(WIDTH * 0.5, 7, str(snapshot["seller"]["name"]),
                         new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -144,7 +171,8 @@ class _Document(FPDF):
         column = (WIDTH - 10) / 2
         bottoms = []
         for index, (label, party) in enumerate(
-            ((_("From"), self.snapshot["seller"]), (_("Bill to"), self.snapshot["buyer"]))
+            ((pgettext("document party", "From"), self.snapshot["seller"]),
+             (_("Bill to"), self.snapshot["buyer"]))
         ):
             x = MARGIN + index * (column + 10)
             self.set_xy(x, top)
@@ -154,14 +182,20 @@ class _Document(FPDF):
             self.multi_cell(column, 5.5, str(party["name"]), new_x=XPos.LEFT, new_y=YPos.NEXT)
             self._font(9.5)
             lines = [line.strip() for line in str(party.get("address") or "").splitlines()]
+            lines = [line for line in lines if line]
             country = self._country(str(party.get("country") or ""))
-            text = "\n".join([line for line in lines if line] + ([country] if country else []))
+            if country and not (lines and self._names_country(lines[-1], party)):
+                lines.append(country)  # once: an address may end with the country already
+            text = "\n".join(lines)
             if text:
                 self.multi_cell(column, 5, text, new_x=XPos.LEFT, new_y=YPos.NEXT)
             if party.get("vat_number"):
                 self._font(9, colour=MUTED)
                 self.cell(column, 5, _("VAT number: %(number)s") % {"number": party["vat_number"]},
                           new_x=XPos.LEFT, new_y=YPos.NEXT)
+            if party.get("email"):
+                self._font(9, colour=MUTED)
+                self.cell(column, 5, str(party["email"]), new_x=XPos.LEFT, new_y=YPos.NEXT)
             bottoms.append(self.get_y())
         self.set_y(max(bottoms) + 8)
 
@@ -227,12 +261,7 @@ class _Document(FPDF):
                       new_y=YPos.NEXT)
 
     def _notes(self) -> None:
-        notes = []
-        if self.snapshot.get("mention"):
-            notes.append(str(self.snapshot["mention"]))
-        if not self.is_invoice and self.snapshot.get("refers_to"):
-            notes.append(_("This credit note corrects invoice %(number)s. The credit is used "
-                           "first on your next payment.") % {"number": self.snapshot["refers_to"]})
+        notes = [*self._payment_notes(), *self._tax_notes(), *self._credit_notes()]
         if not notes:
             return
         self.ln(8)
@@ -240,6 +269,68 @@ class _Document(FPDF):
         for note in notes:
             self.multi_cell(WIDTH, 4.8, note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
             self.ln(1)
+        legal = getattr(settings, "PRORATA_SELLER_LEGAL_FOOTER", "")
+        if legal:
+            self.ln(3)
+            self._font(8, colour=MUTED)
+            self.multi_cell(WIDTH, 4.2, str(legal), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def _payment_notes(self) -> list[str]:
+        """How and when an invoice was paid: card brand and last four, bank transfer, credit."""
+        if not self.is_invoice:
+            return []
+        notes = []
+        for payment in self.snapshot.get("payments") or []:
+            values = {"amount": self._money(int(payment["amount"])),
+                      "date": self._day(str(payment["at"]))}
+            if payment.get("method") == "bank_transfer":
+                text = _("%(amount)s paid by bank transfer on %(date)s.") % values
+                if payment.get("reference"):
+                    text += " " + _("Reference: %(reference)s.") % {
+                        "reference": payment["reference"]}
+            elif payment.get("last4"):
+                text = _("%(amount)s paid by card (%(brand)s ending in %(last4)s) on "
+                         "%(date)s.") % {**values, "last4": payment["last4"],
+                                         "brand": str(payment.get("brand") or "").capitalize()}
+            else:
+                text = _("%(amount)s paid by card on %(date)s.") % values
+            notes.append(text)
+        if self.snapshot.get("credit_applied"):
+            notes.append(_("%(amount)s paid from your account's credit on %(date)s.") % {
+                "amount": self._money(int(self.snapshot["credit_applied"])),
+                "date": self._day(str(self.snapshot["issued_at"]))})
+        return notes
+
+    def _tax_notes(self) -> list[str]:
+        rule = self.snapshot.get("tax_rule")
+        mention = self.snapshot.get("mention")
+        if rule == "reverse_charge":
+            return [_(str(mention or REVERSE_CHARGE_MENTION))]
+        if rule == "outside_eu":
+            return [_("VAT not applicable: the customer is established outside the European "
+                      "Union, where the service is supplied (Articles 44 and 59, Council "
+                      "Directive 2006/112/EC).")]
+        return [_(str(mention))] if mention else []
+
+    def _credit_notes(self) -> list[str]:
+        """Where a credit note's amount went: an invoice, a refund, or the account's credit."""
+        if self.is_invoice or not self.snapshot.get("refers_to"):
+            return []
+        notes = [_("This credit note corrects invoice %(number)s.")
+                 % {"number": self.snapshot["refers_to"]}]
+        for applied in self.snapshot.get("credit_applied_to") or []:
+            notes.append(_("%(amount)s applied to invoice %(number)s.") % {
+                "amount": self._money(int(applied["amount"])), "number": applied["number"]})
+        if self.snapshot.get("refunded"):
+            notes.append(_("%(amount)s refunded.") % {
+                "amount": self._money(int(self.snapshot["refunded"]))})
+        kept = self.snapshot.get("kept_as_credit")
+        if kept is None and "credit_applied_to" not in self.snapshot:
+            kept = -int(self.snapshot["total"])
+        if kept:
+            notes.append(_("%(amount)s kept as account credit, used first on your next "
+                           "payment.") % {"amount": self._money(int(kept))})
+        return notes
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -255,7 +346,7 @@ class _Document(FPDF):
         return format_money(Money(int(minor_units), self.currency), self.language)
 
     def _day(self, text: str) -> str:
-        return format_day(_instant(text), self.language)
+        return format_day(_instant(text), self.language, self.zone)
 
     def _rate(self, basis_points: int) -> str:
         """2000 → ``20%`` (en) / ``20 %`` (fr); 550 → ``5.5%`` / ``5,5 %``."""
@@ -264,15 +355,60 @@ class _Document(FPDF):
         return _("%(rate)s%%") % {"rate": number}
 
     def _line_text(self, line: Mapping[str, Any]) -> str:
-        parts = [str(line["description"])]
+        parts = [self._line_title(line)]
         if line.get("period_start") and line.get("period_end"):
             parts.append(_("%(start)s to %(end)s") % {
                 "start": self._day(line["period_start"]), "end": self._day(line["period_end"])
             })
-        ratio = str(line.get("ratio") or "1")
-        if ratio not in {"1", "1/1"}:
-            parts.append(_("Prorated: %(ratio)s of the period") % {"ratio": ratio})
+        proration = self._proration(line)
+        if proration:
+            parts.append(proration)
         return "\n".join(parts)
+
+    def _line_title(self, line: Mapping[str, Any]) -> str:
+        """The line in the document's language: ``Lite, monthly, 5 licenses`` / ``Temps non
+        utilisé de Lite, mensuel, 5 licences``; the stored English text when the plan is unknown."""
+        if not line.get("plan_name"):
+            return str(line["description"])
+        quantity = int(line["quantity"])
+        values = {
+            "plan": line["plan_name"], "cycle": _cycle(str(line.get("cycle_code") or "")),
+            "licenses": ngettext("%(count)s license", "%(count)s licenses", quantity)
+            % {"count": quantity},
+        }
+        if line.get("kind") == "credit":
+            return _("Unused time of %(plan)s, %(cycle)s, %(licenses)s") % values
+        return _("%(plan)s, %(cycle)s, %(licenses)s") % values
+
+    def _proration(self, line: Mapping[str, Any]) -> str:
+        """The exact share of the period a prorated line bills: ``275 of 365 days`` when both are
+        whole days, else in seconds. The whole period is the line's own [start, end) over its
+        ratio, exactly (the ratio is the unused share, in seconds)."""
+        ratio = str(line.get("ratio") or "1")
+        numerator, _sep, denominator = ratio.partition("/")
+        try:
+            share = Fraction(int(numerator), int(denominator or 1))
+        except (ValueError, ZeroDivisionError):
+            return ""
+        if share in (0, 1):
+            return ""
+        if not (line.get("period_start") and line.get("period_end")):
+            return _("Prorated: %(ratio)s of the period") % {"ratio": ratio}
+        part = int((_instant(line["period_end"]) - _instant(line["period_start"])).total_seconds())
+        whole = part / share
+        if whole.denominator != 1:
+            return _("Prorated: %(ratio)s of the period") % {"ratio": ratio}
+        total = int(whole)
+        if part % DAY == 0 and total % DAY == 0:
+            return ngettext("Prorated: %(part)s of %(whole)s day",
+                            "Prorated: %(part)s of %(whole)s days", total // DAY) % {
+                "part": self._count(part // DAY), "whole": self._count(total // DAY)}
+        return ngettext("Prorated: %(part)s of %(whole)s second",
+                        "Prorated: %(part)s of %(whole)s seconds", total) % {
+            "part": self._count(part), "whole": self._count(total)}
+
+    def _count(self, value: int) -> str:
+        return format_decimal(value, locale=self._locale())
 
     def _status_label(self) -> str:
         status = self.snapshot.get("status")
@@ -286,6 +422,12 @@ class _Document(FPDF):
             return _("Payment due").upper()
         return ""
 
+    def _names_country(self, text: str, party: Mapping[str, Any]) -> bool:
+        code = str(party.get("country") or "").upper()
+        names = {code.casefold(), self._country(code).casefold(),
+                 str(Locale.parse("en").territories.get(code, code)).casefold()}
+        return text.strip().casefold() in names
+
     def _country(self, code: str) -> str:
         return str(self._locale().territories.get(code.upper(), code)) if code else ""
 
@@ -298,3 +440,10 @@ class _Document(FPDF):
 
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _cycle(code: str) -> str:
+    labels = {"monthly": pgettext("billing period", "monthly"),
+              "quarterly": pgettext("billing period", "quarterly"),
+              "annual": pgettext("billing period", "annual")}
+    return labels.get(code, code.replace("_", " "))

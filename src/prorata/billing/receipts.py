@@ -10,19 +10,91 @@ from __future__ import annotations
 
 from typing import Any
 
-from prorata.billing.models import Document, DocumentKind
+from django.db.models import Q
+
+from prorata.billing.models import (
+    Document,
+    DocumentKind,
+    Payment,
+    PaymentMethodKind,
+    PaymentStatus,
+)
+from prorata.catalog.models import Plan
+from prorata.common.clock import format_instant
 
 
 def document_pdf_snapshot(document: Document) -> dict[str, Any]:
-    """The snapshot the PDF is drawn from: as issued, with today's payment state."""
+    """The snapshot the PDF is drawn from: as issued, with today's payment state, and the facts
+    the PDF reads beside it (:mod:`prorata.billing.pdf`): each line's plan and billing period
+    codes (from its immutable line row) so that its text is written in the reader's language,
+    how the invoice was paid, where a credit note's amount went, the account's time zone."""
     if document.number is None:
         raise ValueError(f"{document} is a draft: only finalised documents have a PDF.")
-    return {
+    snapshot: dict[str, Any] = {
         **document.snapshot,
         "status": document.status,
         "amount_paid": document.amount_paid,
         "amount_due": document.amount_due,
+        "time_zone": document.account.time_zone or "UTC",
     }
+    snapshot["lines"] = _lines(document, snapshot.get("lines") or [])
+    if document.kind == DocumentKind.INVOICE:
+        snapshot["payments"] = _payments(document)
+    else:
+        snapshot.update(_credit_destination(document))
+    return snapshot
+
+
+def _lines(document: Document, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = {row.position: row for row in document.lines.all()}
+    names = dict(Plan.objects.filter(code__in={row.plan_code for row in rows.values()})
+                 .values_list("code", "name"))
+    enriched = []
+    for position, line in enumerate(lines, start=1):
+        row = rows.get(position)
+        if row is not None and row.plan_code in names and "plan_code" not in line:
+            line = {**line, "plan_code": row.plan_code, "cycle_code": row.cycle_code,
+                    "plan_name": names[row.plan_code], "kind": line.get("kind") or row.kind}
+        enriched.append(line)
+    return enriched
+
+
+def _payments(document: Document) -> list[dict[str, Any]]:
+    """The succeeded payments of an invoice: its own, or its order's (a checkout pays the order)."""
+    own = Q(invoice=document)
+    if document.order_id is not None:
+        own |= Q(invoice__isnull=True, order_id=document.order_id)
+    payments = (Payment.objects.filter(own, status=PaymentStatus.SUCCEEDED)
+                .select_related("payment_method").order_by("created_at", "id"))
+    return [{
+        "method": payment.method,
+        "brand": payment.payment_method.brand if payment.payment_method else "",
+        "last4": payment.payment_method.last4 if payment.payment_method else "",
+        "reference": payment.reference if payment.method == PaymentMethodKind.BANK_TRANSFER
+        else "",
+        "at": format_instant(payment.completed_at or payment.created_at),
+        "amount": payment.amount,
+    } for payment in payments]
+
+
+def _credit_destination(document: Document) -> dict[str, Any]:
+    """Where a credit note's amount went: the invoice of the same order took it first (up to
+    that invoice's credit applied, shared in numbering order between the order's credit notes),
+    the rest stayed on the account's balance, used first on the next payment (S8)."""
+    amount = -document.total
+    applied: list[dict[str, Any]] = []
+    if document.order_id is not None:
+        invoice = Document.objects.filter(order_id=document.order_id, kind=DocumentKind.INVOICE,
+                                          number__isnull=False).first()
+        if invoice is not None and invoice.credit_applied > 0:
+            earlier = sum(-note.total for note in Document.objects.filter(
+                order_id=document.order_id, kind=DocumentKind.CREDIT_NOTE,
+                sequence__lt=document.sequence))
+            share = max(0, min(amount, invoice.credit_applied - earlier))
+            if share:
+                applied.append({"number": invoice.number, "amount": share})
+    used = sum(item["amount"] for item in applied)
+    return {"credit_applied_to": applied, "kept_as_credit": amount - used}
 
 
 def document_filename(document: Document) -> str:

@@ -5,7 +5,7 @@ formatting (:mod:`prorata.common.formatting`, Babel/CLDR: ``€1,790.14`` / ``1 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from prorata.common import formatting
 from prorata_core.money import Money
@@ -16,6 +16,7 @@ def format_money(money: Money, language: str) -> str:
     return formatting.format_money(money, language)
 
 
-def format_day(instant: datetime, language: str) -> str:
-    """The UTC day of ``instant`` for a reader of ``language``."""
-    return formatting.format_date(instant, language)
+def format_day(instant: datetime, language: str, zone: tzinfo | None = None) -> str:
+    """The day of ``instant`` in ``zone`` (default: the active time zone, UTC outside an
+    account's pages) for a reader of ``language``."""
+    return formatting.format_date(instant, language, zone)

@@ -84,7 +84,7 @@ def test_a_credit_note_names_the_invoice_it_corrects_and_the_exact_ratio():
     for expected in [
         "CREDIT NOTE", "No. 2026-000003", "Corrects invoice 2026-000002",
         "Bistro Étoile SARL", "France", "March 11, 2026 to April 1, 2026",
-        "Prorated: 21/31 of the period", "€55.00", "20%", "€186.29", "VAT 20%", "€37.26",
+        "Prorated: 21 of 31 days", "€55.00", "20%", "€186.29", "VAT 20%", "€37.26",
         "€223.55", "This credit note corrects invoice 2026-000002.",
     ]:
         assert expected in text, expected

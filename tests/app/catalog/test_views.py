@@ -36,27 +36,27 @@ def test_each_plan_shows_its_participants_features_and_prices(page):
     assert cards["Lite"] == (
         "Lite Up to 250 participants "
         "per license per month €55.00 · $59.00 "
-        "per license per year €552.00 · $588.00"
+        "per license per year €552.00 · $588.00 Buy"
     )
     assert cards["Standard"] == (
         "Standard Up to 500 participants Recording Custom branding "
         "per license per month €119.00 · $129.00 "
-        "per license per year €1,104.00 · $1,188.00"
+        "per license per year €1,104.00 · $1,188.00 Buy"
     )
     assert cards["Pro"] == (
-        "Pro Up to 1000 participants Recording Custom branding Webcasts API access "
+        "Pro Up to 1,000 participants Recording Custom branding Webcasts API access "
         "per license per month €229.00 · $249.00 "
-        "per license per year €2,196.00 · $2,388.00"
+        "per license per year €2,196.00 · $2,388.00 Buy"
     )
     assert cards["Free trial"] == (
         "Free trial Up to 100 participants Free for 14 days, then it expires. One license. "
-        "per license per month €0.00 · $0.00 per license per year —"
+        "per license per month €0.00 · $0.00 per license per year — Start free trial"
     )
 
 
 def test_enterprise_says_contact_us_and_shows_no_price(page):
     assert plan_cards(page)["Enterprise"] == (
-        "Enterprise Up to 3000 participants "
+        "Enterprise Up to 3,000 participants "
         "Recording Custom branding Webcasts API access Dedicated advisor "
         "Contact us Priced by a dedicated advisor for corporate accounts."
     )
@@ -71,7 +71,7 @@ def test_prices_and_words_follow_the_browser_language(client, clock, demo_catalo
     assert plan_cards(page)["Lite"] == (
         "Lite Jusqu'à 250 participants "
         "par licence et par mois 55,00 € · 59,00 $US "
-        "par licence et par an 552,00 € · 588,00 $US"
+        "par licence et par an 552,00 € · 588,00 $US Acheter"
     )
     # with CLDR's spacing: a narrow no-break space between thousands, a no-break one before €
     assert "1\u202f104,00\xa0€" in page

@@ -33,7 +33,7 @@ def test_each_plan_card_offers_a_way_to_start(client, demo_catalog):
 def test_participant_limits_are_grouped_in_french(client, demo_catalog):
     client.cookies["django_language"] = "fr"
     text = page_text(client.get("/")).replace("\u202f", " ").replace("\xa0", " ")
-    assert "Jusqu’à 1 000 participants" in text and "Jusqu’à 100 participants" in text
+    assert "Jusqu'à 1 000 participants" in text and "Jusqu'à 100 participants" in text
 
 
 def test_sign_up_then_confirm_starts_the_free_trial(client, demo_catalog, clock):

@@ -11,11 +11,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="account",
             name="billing_email",
-            field=models.EmailField(blank=True, default="", max_length=254, verbose_name="billing e-mail"),
+            field=models.EmailField(blank=True, db_default="", default="", max_length=254, verbose_name="billing e-mail"),
         ),
         migrations.AddField(
             model_name="account",
             name="time_zone",
-            field=models.CharField(blank=True, default="", max_length=64, verbose_name="time zone"),
+            field=models.CharField(blank=True, db_default="", default="", max_length=64, verbose_name="time zone"),
         ),
     ]
