@@ -301,6 +301,7 @@ ACCESS: dict[str, Rule] = {
     "api/v1/accounts/<account_id>/invoices/<document_id>": Rule(action=Action.VIEW_BILLING),
     "api/v1/accounts/<account_id>/invoices/<document_id>/pdf": Rule(action=Action.VIEW_BILLING),
     "api/v1/accounts/<account_id>/transactions": Rule(action=Action.VIEW_BILLING),
+    "api/v1/accounts/<account_id>/transactions.csv": Rule(action=Action.VIEW_BILLING),
     "api/v1/accounts/<account_id>/payment-methods": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"number": "4242 4242 4242 4242", "exp_month": 12,
                                            "exp_year": 2030, "cvc": "123"}))),
@@ -324,6 +325,7 @@ ACCESS: dict[str, Rule] = {
         GET, Probe("POST", data=lambda s: {"idempotency_key": f"matrix-page-{s.label}"}))),
     "billing/<int:account_id>/orders/<int:order_id>/": Rule(action=Action.VIEW_BILLING),
     "billing/<int:account_id>/transactions/": Rule(action=Action.VIEW_BILLING),
+    "billing/<int:account_id>/transactions.csv": Rule(action=Action.VIEW_BILLING),
     "billing/<int:account_id>/documents/<int:document_id>.pdf": Rule(
         action=Action.VIEW_BILLING),
     "billing/<int:account_id>/invoices/<int:document_id>/pay/": Rule(

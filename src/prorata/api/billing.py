@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from ninja import Query, Router, Schema
 from pydantic import Field
@@ -20,7 +20,9 @@ from prorata.accounts.permissions import Action, account_for
 from prorata.api.auth import ApiRequest
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.schemas import errors
-from prorata.billing.models import Document, LedgerEntry, LedgerKind
+from prorata.billing.export import history_csv
+from prorata.billing.history import STATUSES
+from prorata.billing.models import Document, DocumentKind, LedgerEntry, LedgerKind
 from prorata.billing.receipts import document_pdf
 from prorata.billing.selectors import (
     document_for_account,
@@ -260,3 +262,47 @@ def transactions(
                                     end=filters.end, cursor=filters.cursor, limit=filters.limit)
     return TransactionsOut(entries=[TransactionOut.of(e, account.pk) for e in page.entries],
                            next_cursor=page.next_cursor)
+
+
+class HistoryExportQuery(Schema):
+    kind: list[str] = Field(
+        default_factory=list,
+        description="Only these document types (repeat or comma-separate): invoice, credit_note.")
+    status: list[str] = Field(
+        default_factory=list,
+        description="Only these statuses (repeat or comma-separate): paid, credit_applied, "
+                    "refunded, open, void.")
+    start: datetime | None = Field(None, description="Issued from this instant (inclusive).")
+    end: datetime | None = Field(None, description="Issued before this instant (exclusive).")
+
+
+def _choices(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    chosen = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown:
+        raise ValidationError(f"Unknown {what}(s): {', '.join(unknown)}; use "
+                              f"{', '.join(allowed)}.", **{what.replace(' ', '_'): unknown})
+    return chosen
+
+
+@router.get(
+    "/accounts/{account_id}/transactions.csv",
+    response={**errors(401, 403, 404, 422)},
+    openapi_extra={"responses": {"200": {
+        "description": "CSV, one row per invoice or credit note, newest first: issued_at, type, "
+                       "number, status, currency, then amounts in major units (exact decimals)",
+        "content": {"text/csv": {"schema": {"type": "string"}}}}}},
+    summary="The account's invoices and credit notes as a CSV file, streamed",
+)
+def transactions_csv(
+    request: ApiRequest, account_id: int, filters: Query[HistoryExportQuery],
+) -> StreamingHttpResponse:
+    account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
+    kinds = _choices(filters.kind, tuple(DocumentKind.values), "document type")
+    statuses = _choices(filters.status, STATUSES, "status")
+    response = StreamingHttpResponse(
+        history_csv(account=account, kinds=kinds or None, statuses=statuses or None,
+                    start=filters.start, end=filters.end),
+        content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="transactions-{account.pk}.csv"'
+    return response

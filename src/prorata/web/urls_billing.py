@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from prorata.web import views_account
+from prorata.web import views_account, views_transactions
 from prorata.web import views_billing as views
 
 app_name = "billing"
@@ -18,7 +18,9 @@ urlpatterns = [
     path("<int:account_id>/cart/", views.cart, name="cart"),
     path("<int:account_id>/checkout/", views.checkout, name="checkout"),
     path("<int:account_id>/orders/<int:order_id>/", views.order_page, name="order"),
-    path("<int:account_id>/transactions/", views.transactions, name="transactions"),
+    path("<int:account_id>/transactions/", views_transactions.transactions, name="transactions"),
+    path("<int:account_id>/transactions.csv", views_transactions.transactions_csv,
+         name="transactions_csv"),
     path("<int:account_id>/documents/<int:document_id>.pdf", views.document_download,
          name="document"),
     path("<int:account_id>/invoices/<int:document_id>/pay/", views.pay_invoice, name="pay"),

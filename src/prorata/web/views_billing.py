@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict
+from datetime import datetime
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -27,13 +27,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.permissions import Action, account_for, accounts_of, can
+from prorata.billing.history import document_history
 from prorata.billing.models import LedgerKind
 from prorata.billing.receipts import document_pdf
 from prorata.billing.renewals import renewal_pay_now, renewal_payable, voided_by
 from prorata.billing.selectors import (
     credit_balance,
     document_for_account,
-    transactions_for_account,
 )
 from prorata.common.formatting import format_date, format_money
 from prorata.payments.errors import CardRejected
@@ -71,6 +71,7 @@ from prorata.subscriptions.services import (
 from prorata.support.models import SupportRequestKind
 from prorata.support.services import support_request_create
 from prorata.web.errors import error_message
+from prorata.web.views_transactions import history_rows
 from prorata_core.catalog import Catalog, Plan
 from prorata_core.errors import (
     DowngradeNeedsSupport,
@@ -88,7 +89,6 @@ KIND_LABELS = {
     LedgerKind.PAYMENT: _("Payment"),
     LedgerKind.REFUND: _("Refund"),
 }
-TRANSACTIONS_PER_PAGE = 25
 
 
 def cycle_label(code: str) -> str:
@@ -195,10 +195,10 @@ def account_page(request: HttpRequest, account_id: int) -> HttpResponse:
                                             SubscriptionStatus.EXPIRED)
             card.options = status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
         cards.append(card)
-    activity = (transactions_for_account(account=account, limit=5).entries if billing else [])
+    activity = (document_history(account=account, limit=5).rows if billing else [])
     return render(request, "web/billing/account.html", {
         "account": account, "cards": cards, "billing": billing, "manage": manage,
-        "contact": _contact(account), "credit": credit, "activity": _rows(activity, account.pk),
+        "contact": _contact(account), "credit": credit, "activity": history_rows(activity, account.pk),
         "cart_count": cart_count(account=account) if manage else 0,
     })
 
@@ -630,87 +630,6 @@ def order_page(request: HttpRequest, account_id: int, order_id: int) -> HttpResp
 
 
 # --- View all transactions and receipts (S10, S12) -------------------------------------------------
-
-class Row(TypedDict):
-    """One line of a transactions table, its day and amount already in the reader's language (a
-    template filter per cell cost more than the formatting itself). A dict: the template
-    engine's first lookup, ``row["day"]``, then succeeds (on an object it raises and retries)."""
-
-    day: str
-    kind: str
-    label: str
-    description: str
-    amount: str
-    pdf_url: str | None
-
-
-def _rows(entries: list[Any], account_id: int) -> list[Row]:
-    language = get_language() or "en"
-    labels = {kind: str(label) for kind, label in KIND_LABELS.items()}
-    pdf_urls: dict[int, str] = {}  # a charge and its payment often name the same invoice
-    rows = []
-    for entry in entries:
-        document = entry.document
-        pdf_url = None
-        if document is not None:
-            kind_label = gettext("Invoice") if document.kind == "invoice" else gettext(
-                "Credit note")
-            description = f"{kind_label} {document.number}"
-            pdf_url = pdf_urls.get(document.pk)
-            if pdf_url is None:
-                pdf_url = pdf_urls[document.pk] = reverse(
-                    "billing:document", args=[account_id, document.pk])
-        elif entry.payment is not None:
-            description = entry.payment.method_label or gettext("Card payment")
-        else:
-            description = entry.memo
-        rows.append(Row(
-            day=format_date(entry.at, language), kind=entry.kind,
-            label=labels.get(entry.kind, entry.kind), description=description,
-            amount=format_money(Money(entry.amount, entry.currency), language), pdf_url=pdf_url,
-        ))
-    return rows
-
-
-def _day(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-@login_required
-def transactions(request: HttpRequest, account_id: int) -> HttpResponse:
-    """Every charge, payment, credit and refund, newest first; filters; keyset pages (no count)."""
-    account = account_for(_user(request), account_id, Action.VIEW_BILLING)
-    kind = request.GET.get("kind", "")
-    kinds = [kind] if kind in LedgerKind.values else None
-    start, end = _day(request.GET.get("start")), _day(request.GET.get("end"))
-    page = transactions_for_account(
-        account=account, kinds=kinds, start=start,
-        end=end + timedelta(days=1) if end else None,
-        cursor=request.GET.get("cursor") or None, limit=TRANSACTIONS_PER_PAGE,
-    )
-    older = None
-    if page.next_cursor:
-        query = request.GET.copy()
-        query["cursor"] = page.next_cursor
-        older = f"?{query.urlencode()}"
-    return render(request, "web/billing/transactions.html", {
-        "account": account, "rows": _rows(page.entries, account.pk), "older": older,
-        **_frame(_user(request), account),
-        "kind": kind if kinds else "", "kinds": [(k, str(v)) for k, v in KIND_LABELS.items()],
-        "start": request.GET.get("start", "") if start else "",
-        "end": request.GET.get("end", "") if end else "",
-        "first_page": not request.GET.get("cursor"),
-        "newest": "?" + "&".join(
-            f"{k}={v}" for k, v in (("kind", kind if kinds else ""),
-                                    ("start", request.GET.get("start", "") if start else ""),
-                                    ("end", request.GET.get("end", "") if end else "")) if v),
-    })
-
 
 @login_required
 def document_download(request: HttpRequest, account_id: int, document_id: int) -> HttpResponse:

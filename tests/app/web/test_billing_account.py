@@ -49,7 +49,9 @@ def test_the_product_card_shows_the_subscription_and_its_next_billing(clock):
     assert "Next billing amount $2,376.00" in text
     # and the page ends with the latest billing activity and View all transactions
     assert "Latest billing activity" in text
-    assert "January 1, 2026 Payment Invoice 2026-000001 $2,376.00 PDF" in text
+    # one row per document, with its status and its ledger rows on demand
+    assert "January 1, 2026 Invoice 2026-000001 Paid $2,376.00 PDF" in text
+    assert "Ledger detail (2026-000001)" in text
     assert text.index("Latest billing activity") < text.index("View all transactions")
 
 
