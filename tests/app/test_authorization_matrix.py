@@ -316,7 +316,7 @@ ACCESS: dict[str, Rule] = {
         action=Action.MANAGE_BILLING, probes=(GET, Probe("POST", data=lambda s: {
             "plan": "lite", "cycle": "monthly", "quantity": "1", "action": "add_to_cart"}))),
     "billing/<int:account_id>/subscriptions/<slug:product_code>/cancel-renewal/": Rule(
-        action=Action.MANAGE_BILLING, probes=(POST,)),
+        action=Action.MANAGE_BILLING, probes=(Probe("GET", data=with_subscription), POST)),
     "billing/<int:account_id>/subscriptions/<slug:product_code>/resume-renewal/": Rule(
         action=Action.MANAGE_BILLING, probes=(POST,)),
     "billing/<int:account_id>/cart/": Rule(action=Action.MANAGE_BILLING, probes=(
@@ -502,9 +502,18 @@ def console_redirect_ok(route: Route, location: str) -> bool:
     return location.startswith(CONSOLE_LOGIN)
 
 
+def content_of(response) -> bytes:
+    """The body, read once also for streamed responses (a CSV export)."""
+    if getattr(response, "streaming", False):
+        if not hasattr(response, "_matrix_body"):
+            response._matrix_body = b"".join(response.streaming_content)
+        return response._matrix_body
+    return response.content
+
+
 def describe(response) -> str:
     location = response.get("Location", "")
-    return f"{response.status_code} {location} {response.content[:200]!r}"
+    return f"{response.status_code} {location} {content_of(response)[:200]!r}"
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -572,7 +581,7 @@ def test_another_accounts_objects_are_404_for_a_member_holding_every_role(sides,
                     assert response.json()["code"] == "not_found", where
             else:
                 assert response.status_code < 400, where
-            body = response.content.decode(errors="replace")
+            body = content_of(response).decode(errors="replace")
             for marker in b.markers:
                 assert marker not in body, f"{where}: shows B's {marker!r}"
 
@@ -615,7 +624,7 @@ def test_a_member_without_the_role_gets_403_not_data(sides, route):
             assert response.status_code == 403, where
             if route.kind == "api":
                 assert response.json()["code"] == "forbidden", where
-            body = response.content.decode(errors="replace")
+            body = content_of(response).decode(errors="replace")
             assert a.account.billing_address not in body, where
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from prorata_core.errors import ProrataError
+from prorata_core.errors import ProrataError, ValidationError
 
 if TYPE_CHECKING:
     from prorata.subscriptions.selectors import CheckoutQuote
@@ -75,3 +75,9 @@ class NotPermitted(ProrataError):
 
     code = "not_permitted"
     http_status = 403
+
+
+class CancelReasonTooLong(ValidationError):
+    """The optional reason given for cancelling a renewal is longer than the form allows."""
+
+    code = "cancel_reason_too_long"

@@ -1130,8 +1130,8 @@ def payments_reconcile_due(*, at: datetime | None = None) -> dict[str, int]:
 
 # --- renewal on or off (S2) -------------------------------------------------------------------------
 
-def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew: bool
-                 ) -> Subscription:
+def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew: bool,
+                 reason: str = "") -> Subscription:
     """Turn the automatic renewal of ``account``'s ``product_code`` on or off (S2, S3).
 
     Only the account's billing contact, and never online for a corporate account (its advisor
@@ -1171,6 +1171,8 @@ def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew:
         subscription.auto_renew = auto_renew
         subscription.save(update_fields=["auto_renew"])
         after = subscription_describe(subscription) | {"auto_renew": auto_renew}
+        if reason:
+            after["reason"] = reason  # the customer's words, for staff (event and audit log)
         SubscriptionEvent.objects.create(
             subscription=subscription, at=at,
             kind=(SubscriptionEvent.Kind.RENEWAL_RESUMED if auto_renew
@@ -1192,11 +1194,27 @@ def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew:
     return subscription
 
 
-def subscription_cancel_renewal(*, account: Account, user: User, product_code: str
-                                ) -> Subscription:
+#: The longest reason a customer may give for cancelling (characters).
+CANCEL_REASON_MAX = 1000
+
+
+def subscription_cancel_renewal(*, account: Account, user: User, product_code: str,
+                                reason: str = "") -> Subscription:
     """Cancel the next renewal (S2): the subscription stays active until its period ends, then
-    expires. A confirmation e-mail goes to the billing contacts. Idempotent."""
-    return _renewal_set(account=account, user=user, product_code=product_code, auto_renew=False)
+    expires. A confirmation e-mail goes to the billing contacts. Idempotent.
+
+    ``reason`` (optional, at most :data:`CANCEL_REASON_MAX` characters) is kept with the history
+    entry and the audit entry, where staff read it; a longer one is refused and nothing changes."""
+    from django.utils.translation import gettext_noop
+
+    reason = " ".join(reason.split())
+    if len(reason) > CANCEL_REASON_MAX:
+        from prorata.subscriptions.errors import CancelReasonTooLong
+
+        raise CancelReasonTooLong(gettext_noop(
+            "Please keep the reason under %(max)s characters."), max=CANCEL_REASON_MAX)
+    return _renewal_set(account=account, user=user, product_code=product_code, auto_renew=False,
+                        reason=reason)
 
 
 def subscription_resume_renewal(*, account: Account, user: User, product_code: str

@@ -130,6 +130,7 @@ MESSAGES: dict[str, Any] = {
         "This link has expired. Request a new e-mail change from your profile."
     ),
     "language_unknown": _("Choose one of the languages offered."),
+    "cancel_reason_too_long": _("Please keep the reason under %(max)s characters."),
 }
 
 #: Codes whose message is worded where the error is raised, naming the values to fix (a

@@ -45,9 +45,10 @@ from prorata.payments.services import (
     payment_method_set_default,
     payment_methods_for,
 )
-from prorata.subscriptions.errors import PaymentFailed, QuoteChanged
+from prorata.subscriptions.errors import CancelReasonTooLong, PaymentFailed, QuoteChanged
 from prorata.subscriptions.models import Order, OrderStatus, Subscription, SubscriptionStatus
 from prorata.subscriptions.selectors import (
+    CheckoutItem,
     CheckoutQuote,
     Quote,
     account_tax,
@@ -204,11 +205,21 @@ def account_page(request: HttpRequest, account_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def renewal_toggle(request: HttpRequest, account_id: int, product_code: str,
                    resume: bool) -> HttpResponse:
-    """Cancel renewal / Resume renewal (S2), from the card's Options menu."""
+    """Cancel renewal / Resume renewal (S2), from the card's Options menu. Cancelling asks first
+    (GET: a confirmation page with an optional reason, kept for staff); resuming is a POST."""
     account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
+    if request.method == "GET":
+        if resume:
+            return redirect("billing:account", account_id=account.pk)
+        subscription = Subscription.objects.select_related("product", "plan").filter(
+            account=account, product__code=product_code).first()
+        if subscription is None:
+            raise Http404("No such subscription")
+        return render(request, "web/billing/cancel_renewal.html", {
+            "account": account, "subscription": subscription, **_frame(_user(request), account)})
     try:
         if resume:
             subscription = subscription_resume_renewal(
@@ -218,11 +229,19 @@ def renewal_toggle(request: HttpRequest, account_id: int, product_code: str,
                 "way."))
         else:
             subscription = subscription_cancel_renewal(
-                account=account, user=_user(request), product_code=product_code)
+                account=account, user=_user(request), product_code=product_code,
+                reason=request.POST.get("reason", ""))
             messages.success(request, gettext(
                 "Renewal cancelled: your subscription stays active until %(date)s, then it "
                 "expires. A confirmation e-mail is on its way."
             ) % {"date": format_date(subscription.period_end, get_language() or "en")})
+    except CancelReasonTooLong as error:
+        subscription = Subscription.objects.select_related("product", "plan").filter(
+            account=account, product__code=product_code).first()
+        return render(request, "web/billing/cancel_renewal.html", {
+            "account": account, "subscription": subscription,
+            "reason": request.POST.get("reason", ""), "error": error_message(error),
+            **_frame(_user(request), account)}, status=422)
     except ProrataError as error:
         messages.error(request, error_message(error))
     return redirect("billing:account", account_id=account.pk)
@@ -290,7 +309,15 @@ class Choice:
 
 
 def _choice(request: HttpRequest, source: Any, subscription: Subscription | None,
-            plans: list[Plan], cycles: list[str]) -> Choice:
+            plans: list[Plan], cycles: list[str], in_cart: CheckoutItem | None = None) -> Choice:
+    """What the form shows: the submitted values, else the choice waiting in the cart for this
+    product (Modify order comes back to it), else the current subscription, else the first plan."""
+    if in_cart is not None:
+        default_plan, default_cycle = in_cart.plan_code, in_cart.cycle_code
+        default_quantity = in_cart.quantity
+        plan = source.get("plan") or default_plan
+        cycle = source.get("cycle") or default_cycle
+        return Choice(plan, cycle, _int(source.get("quantity"), default_quantity))
     default_plan = (subscription.plan.code if subscription is not None
                     and subscription.status != SubscriptionStatus.TRIALING else
                     (plans[0].code if plans else ""))
@@ -368,8 +395,10 @@ def modify(request: HttpRequest, account_id: int, product_code: str) -> HttpResp
     offer = _offer(account, catalog, product_code)
     subscription = offer.subscription
     source = request.POST if request.method == "POST" else request.GET
-    choice = _choice(request, source, subscription, offer.plans, offer.cycles)
-    others = [item for item in cart_items(account=account) if item.product_code != product_code]
+    in_cart = cart_items(account=account)
+    others = [item for item in in_cart if item.product_code != product_code]
+    mine = next((item for item in in_cart if item.product_code == product_code), None)
+    choice = _choice(request, source, subscription, offer.plans, offer.cycles, mine)
     quote, error, downgrade = _modify_quote(account, user, product_code, choice)
 
     if request.method == "POST" and quote is not None:
@@ -535,7 +564,8 @@ def _checkout_post(request: HttpRequest, account: Account, user: User, vat_numbe
 
 
 def _checkout_page(request: HttpRequest, account: Account, user: User, vat_number: str,
-                   errors: dict[str, str], alert: str | None) -> HttpResponse:
+                   errors: dict[str, str], alert: str | None,
+                   template: str = "web/billing/checkout.html") -> HttpResponse:
     """The checkout page for the cart as priced now (with the VAT number typed, when valid)."""
     data = request.POST if request.method == "POST" else None
     try:
@@ -558,10 +588,11 @@ def _checkout_page(request: HttpRequest, account: Account, user: User, vat_numbe
         "chosen": chosen or (str(default.pk) if default else "new"),
         "vat_number": vat_number, "eu": account.country in EU_COUNTRIES,
         "card_number": "", "card_expiry": (data.get("card_expiry", "") if data else ""),
+        # Modify order goes back to the choice waiting in the cart (the modify page reads it).
         "modify_url": reverse("billing:modify", args=[account.pk, single]) if single
         else reverse("billing:cart", args=[account.pk]),
     })
-    return render(request, "web/billing/checkout.html", context)
+    return render(request, template, context)
 
 
 @login_required
@@ -593,6 +624,11 @@ def checkout(request: HttpRequest, account_id: int) -> HttpResponse:
             return attempt.redirect_to
         return _checkout_page(request, account, user, vat_number, attempt.errors or {},
                               attempt.alert)
+    if request.headers.get("HX-Request") == "true" and "vat_number" in request.GET:
+        # The VAT number typed on the page: the summary, the quotes' fingerprints and the total
+        # are refreshed in place, so the card fields keep what was typed in them.
+        return _checkout_page(request, account, user, request.GET["vat_number"].strip()[:40], {},
+                              None, template="web/billing/_checkout_live.html")
     return _checkout_page(request, account, user, account.vat_number.strip(), {}, None)
 
 

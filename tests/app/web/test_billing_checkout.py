@@ -201,3 +201,63 @@ def test_money_due_without_any_card_is_a_clear_message(clock):
     text = page_text(client.post(world.url + "checkout/", form | {"payment_method": ""}))
     assert "Money is due: enter a card or choose a saved one to place the order." in text
     assert not Subscription.objects.filter(account=account).exists()
+
+
+def test_modify_order_comes_back_to_the_choice_in_the_cart(acme):
+    # given Alice's pending upgrade to Pro annual × 2 in the cart, on the checkout page
+    client = acme.client()
+    open_checkout(acme, client, PRO | {"quantity": "3"})
+    # when she follows Modify order
+    page = client.get(acme.url + "subscriptions/webinar/modify/").content.decode()
+    # then the form shows the cart's choice, not her current Standard × 2
+    assert 'name="plan" value="pro" checked' in page
+    assert 'value="3"' in page.split('id="quantity"', 1)[1].split(">", 1)[0]
+
+
+def test_the_carts_modify_and_remove_controls_sit_with_their_item(acme):
+    client = acme.client()
+    client.post(acme.url + "subscriptions/webinar/modify/", PRO)
+    html = client.get(acme.url + "cart/").content.decode()
+    item = html.split('<div class="order-item">', 1)[1].split('<dl class="totals">', 1)[0]
+    assert f'href="{acme.url}subscriptions/webinar/modify/"' in item
+    assert 'name="product" value="webinar"' in item
+    removed = client.post(acme.url + "cart/", {"product": "webinar"})
+    assert removed.status_code == 302
+    assert "Your cart is empty." in page_text(client.get(acme.url + "cart/"))
+
+
+def test_a_vat_number_typed_at_checkout_refreshes_the_summary_in_place(clock):
+    # given a German customer (19 % VAT) at the checkout of Lite monthly × 2
+    from tests.app.subscriptions.support import customer, save_card
+    from tests.app.web.billing_support import World
+
+    clock.set(utc(2026, 3, 1))
+    account, user = customer("Kunde GmbH", "DE", "kunde@kunde.example", currency="EUR")
+    save_card(account, user)
+    kunde = World(account, user)
+    client = kunde.client()
+    response, form = open_checkout(kunde, client, {"plan": "lite", "cycle": "monthly",
+                                                   "quantity": "2", "action": "checkout"})
+    assert "Tax (19%)" in page_text(response)
+    page = response.content.decode()
+    assert f'hx-get="/billing/{account.pk}/checkout/"' in page and 'hx-params="vat_number"' in page
+    # when a valid German VAT number is typed (htmx asks for the live summary)
+    live = client.get(kunde.url + "checkout/", {"vat_number": "DE136695976"},
+                      HTTP_HX_REQUEST="true")
+    # then only the summary, the quotes' fingerprints and the total come back (no card fields)
+    html = live.content.decode()
+    assert live.status_code == 200 and "<html" not in html and "card_number" not in html
+    assert 'id="checkout-summary"' in html and 'id="expected"' in html
+    assert "Reverse charge" in page_text(live) and "€110.00" in page_text(live)
+    expected = re.search(r'name="expected" value="([^"]*)"', html).group(1)
+    assert expected != form["expected"]
+    # an invalid number says so in place and keeps the price with VAT
+    wrong = client.get(kunde.url + "checkout/", {"vat_number": "DE123"}, HTTP_HX_REQUEST="true")
+    assert 'id="vat-status" hx-swap-oob="true"' in wrong.content.decode()
+    assert "is not a valid VAT number" in page_text(wrong)
+    assert "Tax (19%)" in page_text(wrong)
+    # and placing the order with the refreshed fingerprints and the VAT number succeeds
+    placed = client.post(kunde.url + "checkout/", form | {"expected": expected,
+                                                          "vat_number": "DE136695976"})
+    assert placed.status_code == 302 and "/orders/" in placed["Location"]
+    assert Document.objects.get(account=account, kind="invoice").tax == 0

@@ -74,3 +74,36 @@ def test_a_corporate_account_cannot_cancel_online_and_is_told_whom_to_contact(cl
     client.post(globex.url + "subscriptions/webinar/cancel-renewal/")
     assert "contact your advisor, Ada Advisor" in page_text(client.get(globex.url))
     assert Subscription.objects.get(account=globex.account).auto_renew is True
+
+
+def test_cancel_renewal_asks_first_and_keeps_the_reason_for_staff(clock):
+    acme = acme_world(clock)
+    clock.set(utc(2026, 3, 11))
+    client = acme.client()
+    # the Options menu leads to a confirmation page; opening it changes nothing
+    assert f'href="/billing/{acme.account.pk}/subscriptions/webinar/cancel-renewal/"' in \
+        client.get(acme.url).content.decode()
+    page = client.get(acme.url + "subscriptions/webinar/cancel-renewal/")
+    assert page.status_code == 200
+    text = page_text(page)
+    assert "stays active until January 1, 2027 at 12:00 AM (UTC)" in text
+    assert "Why are you leaving? (optional)" in text and "Keep my subscription" in text
+    assert Subscription.objects.get(account=acme.account).auto_renew
+    # confirming with a reason cancels and records the reason in the history and the audit log
+    client.post(acme.url + "subscriptions/webinar/cancel-renewal/",
+                {"reason": "  We run fewer   webinars now. "})
+    assert not Subscription.objects.get(account=acme.account).auto_renew
+    event = SubscriptionEvent.objects.get(kind=SubscriptionEvent.Kind.RENEWAL_CANCELLED)
+    assert event.after["reason"] == "We run fewer webinars now."
+    audit = AuditEntry.objects.get(action="subscription.cancel_renewal")
+    assert audit.after["reason"] == "We run fewer webinars now."
+
+
+def test_a_too_long_reason_is_refused_and_changes_nothing(clock):
+    acme = acme_world(clock)
+    response = acme.client().post(acme.url + "subscriptions/webinar/cancel-renewal/",
+                                  {"reason": "x" * 1001})
+    assert response.status_code == 422
+    assert "Please keep the reason under 1000 characters." in page_text(response)
+    assert Subscription.objects.get(account=acme.account).auto_renew
+    assert not AuditEntry.objects.filter(action="subscription.cancel_renewal").exists()
