@@ -103,3 +103,11 @@ def test_the_forms_need_the_csrf_token(world):
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
     response = client.post(f"/profile/tokens/{row.pk}/revoke/", {"csrfmiddlewaretoken": csrf})
     assert response.status_code == 302
+
+
+def test_the_profile_links_to_the_styled_tokens_page(alice_client):
+    profile = alice_client.get("/profile/").content.decode()
+    assert 'href="/profile/tokens/"' in profile
+    page = alice_client.get("/profile/tokens/").content.decode()
+    assert 'class="card"' in page and 'class="button button-primary"' in page
+    assert 'href="/profile/"' in page  # the way back

@@ -150,3 +150,13 @@ def test_french_sign_up_sends_a_french_email(client, demo_catalog):
     assert "Confirmez" in message.subject
     assert User.objects.get().language == "fr"
     assert Account.objects.get().language == "fr"
+
+
+@pytest.mark.parametrize(("plan", "says"), [
+    ("free_trial", "You chose the Free trial: free for 14 days, no card needed."),
+    ("pro", "You chose Pro. After confirming your e-mail address you will see your order summary"),
+])
+def test_the_form_says_which_plan_was_chosen(client, demo_catalog, plan, says):
+    response = client.get("/accounts/signup/", {"plan": plan})
+    assert response.status_code == 200 and says in page_text(response)
+    assert f'name="plan" value="{plan}"' in response.content.decode()
