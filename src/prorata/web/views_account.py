@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import get_language, gettext
+from django.utils.translation import get_language, gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -54,7 +54,7 @@ class BillingDetailsForm(forms.Form):
                     "field below."))
     country = forms.ChoiceField(label=_("Country"), choices=_countries)
     vat_number = forms.CharField(
-        label=_("VAT number"), required=False, max_length=40,
+        label=pgettext_lazy("form label", "VAT number"), required=False, max_length=40,
         help_text=_("With its country prefix, e.g. FR40303265045. A valid number from another "
                     "EU country than ours means no VAT on your invoices (reverse charge)."))
     billing_email = forms.EmailField(
