@@ -37,9 +37,9 @@ from prorata.accounts.signup import (
 )
 from prorata.accounts.throttle import client_ip
 from prorata.catalog.selectors import catalog_snapshot
+from prorata.common.formatting import format_date
 from prorata.subscriptions.services import subscription_start_trial
 from prorata.web.errors import error_message
-from prorata.common.formatting import format_date
 from prorata.web.forms_signup import SignUpForm
 from prorata_core.catalog import Plan
 from prorata_core.errors import ProrataError

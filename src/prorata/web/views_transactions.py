@@ -24,8 +24,8 @@ from prorata.accounts.permissions import Action, account_for, can
 from prorata.billing.export import history_csv
 from prorata.billing.history import document_history
 from prorata.billing.models import DocumentKind, LedgerKind
-from prorata.subscriptions.selectors import cart_count
 from prorata.common.formatting import format_date, format_money
+from prorata.subscriptions.selectors import cart_count
 from prorata_core.money import Money
 
 TRANSACTIONS_PER_PAGE = 25
