@@ -20,7 +20,7 @@ from django.utils.translation import gettext_noop
 from prorata.accounts.countries import country_choices, time_zones
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
-from prorata.common.locks import lock_account
+from prorata.billing.locks import lock_account
 from prorata_core.errors import ValidationError
 from prorata_core.tax import EU_COUNTRIES, normalize_vat_number
 
