@@ -1,7 +1,9 @@
 """The staff console's pages for people, accounts and the audit log.
 
 The audit log is read-only for everyone (no add, change or delete, superusers included); staff browse
-and filter it. Corporate advisors see the accounts they advise; support agents see every account.
+and filter it. What each role sees is :mod:`prorata.console.scope`'s: corporate advisors the accounts
+they advise, their members and their audit rows; support agents every customer account; operators
+no account, only the catalog's and settings' audit rows.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from prorata.accounts.models import Account, AuditEntry, Membership, StaffRole, User
-from prorata.accounts.permissions import staff_roles
+from prorata.accounts.models import Account, AuditEntry, Membership, User
 from prorata.accounts.services import audit_record
 from prorata.accounts.throttle import client_ip
 from prorata.common.console import ReadOnlyAdmin
+from prorata.console.scope import account_scope, audit_scope, user_scope
 
 #: Account fields whose change is money- or permission-relevant, audited when staff edit them.
 AUDITED_ACCOUNT_FIELDS = (
@@ -40,6 +42,9 @@ class UserAdmin(DjangoUserAdmin):
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).filter(user_scope(request.user))  # type: ignore[arg-type]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # Staff roles are group memberships: a permission-relevant change, so it is audited.
@@ -113,16 +118,8 @@ class AccountAdmin(admin.ModelAdmin):
             )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
-        queryset = super().get_queryset(request).select_related("advisor")
-        user = request.user
-        if user.is_superuser:
-            return queryset
-        roles = staff_roles(user)  # type: ignore[arg-type]
-        if StaffRole.SUPPORT_AGENT in roles or StaffRole.OPERATOR in roles:
-            return queryset
-        if StaffRole.CORPORATE_ADVISOR in roles:
-            return queryset.filter(advisor=user)
-        return queryset.none()
+        return super().get_queryset(request).select_related("advisor").filter(
+            account_scope(request.user))  # type: ignore[arg-type]
 
 
 @admin.register(AuditEntry)
@@ -132,3 +129,6 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ("actor_email", "action", "object_id", "account__name")
     date_hierarchy = "at"
     list_select_related = ("account",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEntry]:
+        return super().get_queryset(request).filter(audit_scope(request.user))  # type: ignore[arg-type]

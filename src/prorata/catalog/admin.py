@@ -1,4 +1,7 @@
-"""The catalog in the staff console (/console/). Amounts are shown and entered as decimals."""
+"""The catalog in the staff console (/console/). Amounts are shown and entered as decimals.
+
+Every add, change and delete (prices edited inline too) is audited as ``catalog.<model>.<verb>``
+(:class:`prorata.common.console.AuditedAdmin`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from django import forms
 from django.contrib import admin
 
 from prorata.catalog.models import BillingCycle, Plan, Price, Product
+from prorata.common.console import AuditedAdmin
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
 
@@ -53,13 +57,13 @@ class PriceInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(AuditedAdmin):
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(AuditedAdmin):
     list_display = [
         "name", "code", "product", "rank", "participant_limit", "feature_list", "trial_days",
         "self_service", "licenses", "active",
@@ -79,12 +83,12 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(BillingCycle)
-class BillingCycleAdmin(admin.ModelAdmin):
+class BillingCycleAdmin(AuditedAdmin):
     list_display = ["code", "months"]
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(AuditedAdmin):
     form = PriceForm
     list_display = ["plan", "cycle", "currency", "amount"]
     list_filter = ["currency", "cycle", "plan__product", "plan"]

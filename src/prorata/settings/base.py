@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "prorata.api",
     "prorata.support",
     "prorata.licenses",
+    "prorata.console",
     "prorata.web",
 ]
 

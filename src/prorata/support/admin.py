@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from prorata.console.scope import account_scope
 from prorata.support.models import SupportRequest, SupportRequestStatus
 from prorata.support.services import support_request_answer
 
@@ -21,6 +23,11 @@ class SupportRequestAdmin(admin.ModelAdmin):
               "answered_by", "closed_at")
     readonly_fields = ("account", "user", "kind", "message", "created_at", "answered_by",
                        "closed_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SupportRequest]:
+        # An advisor sees the requests of the accounts they advise, not every customer's.
+        return super().get_queryset(request).filter(
+            account_scope(request.user, "account__"))  # type: ignore[arg-type]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
