@@ -71,6 +71,7 @@ from prorata.payments.services import payment_method_add
 from prorata.subscriptions.models import Subscription
 from prorata.subscriptions.selectors import order_quote
 from prorata.subscriptions.services import checkout_place
+from prorata.support.services import support_request_create
 
 pytestmark = pytest.mark.django_db
 
@@ -165,6 +166,9 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
     "invitation_id": lambda side: side.make("invitation", lambda: member_invite(
         actor=side.principal, account=side.account,
         email=f"invited-{side.label}@matrix.example")[0]).pk,
+    # The Support pages: a request of the side's account.
+    "request_id": lambda side: side.make("support_request", lambda: support_request_create(
+        account=side.account, user=side.principal, kind="other", message="Matrix")).pk,
 }
 
 
@@ -356,6 +360,9 @@ ACCESS: dict[str, Rule] = {
         GET, Probe("POST", data=lambda s: {"name": f"Matrix {s.label}", "country": "FR",
                                            "billing_address": "", "vat_number": "",
                                            "billing_email": "", "time_zone": "UTC"}))),
+    "billing/<int:account_id>/support/<int:request_id>/": Rule(
+        action=Action.MANAGE_BILLING, probes=(GET, Probe("POST", data=lambda s: {
+            "message": "A reply"}))),
 }
 
 

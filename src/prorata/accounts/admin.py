@@ -12,8 +12,11 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from prorata.accounts.models import Account, AuditEntry, Membership, User
@@ -73,11 +76,31 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "country", "currency", "billing_mode", "advisor", "language")
+    list_display = ("name", "country", "currency", "billing_mode", "advisor", "language",
+                    "overview_link")
     list_filter = ("billing_mode", "country", "currency")
     search_fields = ("name", "vat_number", "memberships__user__email")
     readonly_fields = ("created_at", "currency")
     inlines = (MembershipInline,)
+
+    @admin.display(description=_("overview"))
+    def overview_link(self, obj: Account) -> str:
+        url = reverse("admin:accounts_account_overview", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, "Overview")
+
+    def get_urls(self) -> list[Any]:
+        from prorata.console.views import account_overview
+
+        def overview(request: HttpRequest, account_id: int) -> HttpResponse:
+            if not self.has_view_permission(request):
+                raise PermissionDenied
+            return account_overview(request, account_id, self.admin_site)
+
+        return [
+            path("<int:account_id>/overview/", self.admin_site.admin_view(overview),
+                 name="accounts_account_overview"),
+            *super().get_urls(),
+        ]
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
         before = (

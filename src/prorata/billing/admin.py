@@ -24,8 +24,11 @@ from django.utils.translation import gettext_lazy as _
 from prorata.accounts.models import StaffRole
 from prorata.accounts.permissions import Action, can, staff_roles
 from prorata.billing.models import Document, DocumentKind, DocumentStatus
+from prorata.billing.receipts import document_pdf
 from prorata.billing.services import invoice_record_payment
 from prorata.common.console import ReadOnlyAdmin
+from prorata.console.scope import account_scope
+from prorata.console.views import console_money
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
 
@@ -38,21 +41,62 @@ class TransferForm(forms.Form):
 @admin.register(Document)
 class DocumentAdmin(ReadOnlyAdmin):
     list_display = ("number", "kind", "account", "issued_at", "due_at", "status", "total_display",
-                    "amount_due_display", "transfer_link")
+                    "amount_due_display", "pdf_link", "transfer_link")
     list_filter = ("kind", "status", "account__billing_mode")
     search_fields = ("number", "account__name")
     date_hierarchy = "issued_at"
     list_select_related = ("account",)
     ordering = ("-issued_at", "-id")
-    readonly_fields = [field.name for field in Document._meta.fields]
 
     @admin.display(description=_("total"))
     def total_display(self, obj: Document) -> str:
-        return str(Money(obj.total, obj.currency))
+        return console_money(obj.total, obj.currency)
 
     @admin.display(description=_("amount due"))
     def amount_due_display(self, obj: Document) -> str:
-        return str(Money(obj.amount_due, obj.currency))
+        return console_money(obj.amount_due, obj.currency)
+
+    @admin.display(description="PDF")
+    def pdf_link(self, obj: Document) -> str:
+        if obj.number is None:
+            return ""
+        return format_html('<a href="{}">PDF</a>',
+                           reverse("admin:billing_document_pdf", args=[obj.pk]))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Money formatted in the document's currency and its PDF, not raw minor units and JSON.
+        return ["number", "kind", "account", "refers_to", "order", "status", "issued_at",
+                "due_at", "paid_at", "currency", "subtotal_display", "tax_display",
+                "total_display", "credit_applied_display", "amount_paid_display",
+                "amount_due_display", "tax_rule", "tax_mention", "pdf_link"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self.get_fields(request, obj)
+
+    @admin.display(description=_("subtotal"))
+    def subtotal_display(self, obj: Document) -> str:
+        return console_money(obj.subtotal, obj.currency)
+
+    @admin.display(description=_("tax"))
+    def tax_display(self, obj: Document) -> str:
+        return console_money(obj.tax, obj.currency)
+
+    @admin.display(description=_("credit applied"))
+    def credit_applied_display(self, obj: Document) -> str:
+        return console_money(obj.credit_applied, obj.currency)
+
+    @admin.display(description=_("amount paid"))
+    def amount_paid_display(self, obj: Document) -> str:
+        return console_money(obj.amount_paid, obj.currency)
+
+    def pdf_view(self, request: HttpRequest, document_id: int) -> HttpResponse:
+        """The document's PDF (English: the console's language), for staff who may see it."""
+        document = get_object_or_404(self.get_queryset(request), pk=document_id,
+                                     number__isnull=False)
+        filename, content = document_pdf(document=document, language="en")
+        response = HttpResponse(content, content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{filename}"'
+        return response
 
     @admin.display(description=_("bank transfer"))
     def transfer_link(self, obj: Document) -> str:
@@ -62,15 +106,8 @@ class DocumentAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">{}</a>', url, gettext("Record a transfer"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Document]:
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        roles = staff_roles(request.user)  # type: ignore[arg-type]
-        if StaffRole.SUPPORT_AGENT in roles:
-            return queryset
-        if StaffRole.CORPORATE_ADVISOR in roles:
-            return queryset.filter(account__advisor=request.user)
-        return queryset.none()
+        return super().get_queryset(request).filter(
+            account_scope(request.user, "account__"))  # type: ignore[arg-type]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         user = request.user
@@ -83,6 +120,8 @@ class DocumentAdmin(ReadOnlyAdmin):
 
     def get_urls(self) -> list[Any]:
         return [
+            path("<int:document_id>/pdf/", self.admin_site.admin_view(self.pdf_view),
+                 name="billing_document_pdf"),
             path("<int:document_id>/transfer/", self.admin_site.admin_view(self.transfer_view),
                  name="billing_document_transfer"),
             *super().get_urls(),

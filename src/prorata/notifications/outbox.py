@@ -96,6 +96,16 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"amount", "refunded"}),
         frozenset({"name", "items", "balance", "url"}),
     ),
+    # Support (prorata.support): a staff message to the customer's people; kind is the request's.
+    "support_reply": (
+        frozenset({"request_id", "kind", "body"}),
+        frozenset({"name", "resolved", "url"}),
+    ),
+    # Support: a customer's message to the assignee, the advisor or the support queue (English).
+    "support_to_staff": (
+        frozenset({"request_id", "account", "kind", "author", "body"}),
+        frozenset({"name", "reopened", "url"}),
+    ),
     # A renewal or order whose charge failed: what is due, why, when it is retried, where to pay.
     "payment_failed": (
         frozenset({"amount_due"}),

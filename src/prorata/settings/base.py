@@ -242,6 +242,9 @@ PRORATA_PAYMENT_GATEWAY = os.environ.get(
 PRORATA_BASE_URL = os.environ.get("PRORATA_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Web server worker processes (prorata serve); 0: one per core.
 PRORATA_WEB_WORKERS = int(os.environ.get("PRORATA_WEB_WORKERS", "0"))
+#: Where customers' support messages go when no staff member is assigned (corporate accounts:
+#: their advisor).
+PRORATA_SUPPORT_EMAIL = os.environ.get("PRORATA_SUPPORT_EMAIL", "support@prorata.example")
 # Processes the billing run renews in, side by side (PostgreSQL); 0: one per core, at most 4.
 PRORATA_BILL_RUN_WORKERS = int(os.environ.get("PRORATA_BILL_RUN_WORKERS", "0"))
 

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from prorata.support import views as support_views
 from prorata.web import views_account, views_transactions
 from prorata.web import views_billing as views
 
@@ -29,6 +30,8 @@ urlpatterns = [
          views.payment_method_action, {"action": "default"}, name="payment_method_default"),
     path("<int:account_id>/payment-methods/<int:payment_method_id>/remove/",
          views.payment_method_action, {"action": "remove"}, name="payment_method_remove"),
-    path("<int:account_id>/support/", views.support, name="support"),
+    path("<int:account_id>/support/", support_views.support_index, name="support"),
+    path("<int:account_id>/support/<int:request_id>/", support_views.support_thread,
+         name="support_request"),
     path("<int:account_id>/details/", views_account.billing_details, name="details"),
 ]

@@ -1,6 +1,6 @@
 """The billing center (DESIGN §6, the seed's steps 1–6): My account → Modify subscription → Cart /
-Checkout → Place order → confirmation; View all transactions, receipts (PDF), payment methods and
-support requests.
+Checkout → Place order → confirmation; View all transactions, receipts (PDF) and payment methods
+(the Support pages are :mod:`prorata.support.views`).
 
 Thin edges (STYLE rule 7): each view's first call is :func:`account_for` (404 for another account,
 403 without the role), then it parses its input, calls one service or selector, and renders.
@@ -69,8 +69,6 @@ from prorata.subscriptions.services import (
     subscription_cancel_renewal,
     subscription_resume_renewal,
 )
-from prorata.support.models import SupportRequestKind
-from prorata.support.services import support_request_create
 from prorata.web.errors import error_message
 from prorata.web.views_transactions import history_rows
 from prorata_core.catalog import Catalog, Plan
@@ -433,34 +431,6 @@ def modify(request: HttpRequest, account_id: int, product_code: str) -> HttpResp
     if request.headers.get("HX-Request") == "true":
         return render(request, "web/billing/_summary.html", context)
     return render(request, "web/billing/modify.html", context)
-
-
-# --- support requests (S11, S13) ----------------------------------------------------------------
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def support(request: HttpRequest, account_id: int) -> HttpResponse:
-    """Write to support; the downgrade's one-click request posts here with its prefilled text."""
-    account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
-    source = request.POST if request.method == "POST" else request.GET
-    kind = source.get("kind") or SupportRequestKind.BILLING_QUESTION
-    message = source.get("message", "")
-    error = None
-    if request.method == "POST":
-        try:
-            support_request_create(account=account, user=_user(request), kind=kind,
-                                   message=message)
-        except ProrataError as refused:
-            error = error_message(refused)
-        else:
-            messages.success(request, gettext(
-                "Your request was sent to our support team. We answer by e-mail, usually within "
-                "one business day."))
-            return redirect("billing:account", account_id=account.pk)
-    return render(request, "web/billing/support.html", {
-        "account": account, "kind": kind, "message": message, "error": error,
-        "kinds": SupportRequestKind.choices, **_frame(_user(request), account),
-    })
 
 
 # --- the cart and the checkout (S18–S21) --------------------------------------------------------

@@ -3,6 +3,8 @@ cart, and the support request."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from prorata.accounts.models import AuditEntry
@@ -96,16 +98,21 @@ def test_a_plan_downgrade_needs_support_and_one_click_sends_the_request(acme):
     message = ("Please downgrade my Webinar subscription from Standard to Lite (2 licenses, "
                "annual billing).")
     assert message in text
-    # when she sends it (one click: the form's hidden fields)
+    # when she sends it (one click: the form's hidden fields, the target plan among them)
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">',
+                             acme.client().get(modify_url(acme), downgrade,
+                                               HTTP_HX_REQUEST="true").content.decode()))
+    assert hidden["target_plan"] == "lite" and hidden["kind"] == "downgrade_request"
     client = acme.client()
-    response = client.post(acme.url + "support/",
-                           {"kind": "downgrade_request", "message": message})
+    response = client.post(acme.url + "support/", hidden | {"message": message})
     # then a support request is open, audited, and she is told
     assert response.status_code == 302
     request = SupportRequest.objects.get()
     assert (request.account, request.user, request.kind, request.message, request.status) == (
         acme.account, acme.user, SupportRequestKind.DOWNGRADE_REQUEST, message,
         SupportRequestStatus.OPEN)
+    assert (request.product_code, request.target_plan, request.target_cycle,
+            request.target_quantity) == ("webinar", "lite", "annual", 2)
     assert request.created_at == utc(2026, 4, 1)
     assert AuditEntry.objects.filter(action="support_request.create").count() == 1
     assert "Your request was sent to our support team." in page_text(client.get(acme.url))

@@ -11,13 +11,15 @@ from prorata.support.models import SupportRequest, SupportRequestStatus
 from prorata.support.services import support_request_create
 from prorata.web.errors import error_message
 from prorata_core.errors import CorporateAccount, ProrataError
-from tests.app.subscriptions.support import customer, staff
+from tests.app.subscriptions.support import buy, card, customer, staff
 
 
 @pytest.mark.django_db
-def test_a_support_agent_lists_and_answers_a_request(clock):
+def test_a_support_agent_lists_and_answers_a_request(clock, demo_catalog):
     account, user = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    invoice = buy(account, user, "standard", "monthly", 1, new_card=card()).invoice
     request = support_request_create(account=account, user=user, kind="refund_request",
+                                     invoice_id=invoice.pk,
                                      message="Please refund invoice 2026-000001.")
     agent = staff("support@prorata.example", "support_agent")
     client = Client()
@@ -25,11 +27,13 @@ def test_a_support_agent_lists_and_answers_a_request(clock):
     listing = client.get("/console/support/supportrequest/")
     assert listing.status_code == 200 and "Acme Corp" in listing.content.decode()
     url = f"/console/support/supportrequest/{request.pk}/change/"
-    response = client.post(url, {"status": "closed", "answer": "Refunded today."})
+    assert "Please refund invoice 2026-000001." in client.get(url).content.decode()
+    response = client.post(url, {"action": "reply_resolve", "message": "Refunded today."})
     assert response.status_code == 302
     request.refresh_from_db()
-    assert (request.status, request.answer, request.answered_by) == (
-        SupportRequestStatus.CLOSED, "Refunded today.", agent)
+    answer = request.messages.get(from_staff=True)
+    assert (request.status, answer.body, answer.author, request.assignee) == (
+        SupportRequestStatus.RESOLVED, "Refunded today.", agent, agent)
     assert AuditEntry.objects.filter(action="support_request.answer", actor=agent).count() == 1
     assert SupportRequest.objects.count() == 1
 
