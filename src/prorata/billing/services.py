@@ -323,7 +323,14 @@ def _refund_begin(*, payment: Payment, amount: Money, actor: User, memo: str) ->
         refunded = Refund.objects.filter(
             payment=payment, status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.PENDING]
         ).aggregate(total=Sum("amount"))["total"] or 0
-        available = credit_balance(account, payment.currency)
+        # Refunds still pending on the account's other payments have not reached the ledger yet:
+        # they are reserved here, under the same lock, so two refunds at once cannot both spend
+        # the same credit.
+        pending = Refund.objects.filter(
+            account=account, currency=payment.currency, status=PaymentStatus.PENDING,
+        ).aggregate(total=Sum("amount"))["total"] or 0
+        available = Money(max(credit_balance(account, payment.currency).amount - pending, 0),
+                          payment.currency)
         if (payment.status != PaymentStatus.SUCCEEDED or payment.method != PaymentMethodKind.CARD
                 or amount.currency != payment.currency):
             raise RefundRefused("Only a succeeded card payment can be refunded, in its currency.")

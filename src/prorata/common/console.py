@@ -38,6 +38,9 @@ class AuditedAdmin(admin.ModelAdmin):
     admin's own transaction: catalog and setting changes are audited like service calls, not only
     in Django's admin history."""
 
+    #: The audit action's prefix; by default ``<app>.<model>``.
+    audit_label: str = ""
+
     def _audit(self, request: HttpRequest, obj: Any, verb: str,
                before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
         from prorata.accounts.services import audit_record
@@ -47,7 +50,7 @@ class AuditedAdmin(admin.ModelAdmin):
             return
         audit_record(
             actor=request.user,  # type: ignore[arg-type]
-            action=f"{obj._meta.app_label}.{obj._meta.model_name}.{verb}", obj=obj,
+            action=f"{self.audit_label or obj._meta.label_lower}.{verb}", obj=obj,
             before=before, after=after, ip=client_ip(request),
         )
 

@@ -96,6 +96,16 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"amount", "refunded"}),
         frozenset({"name", "items", "balance", "url"}),
     ),
+    # A refund paid back to the card (prorata.console): the credit note attached.
+    "refund_receipt": (
+        frozenset({"document_number", "invoice_number", "amount"}),
+        frozenset({"name", "method", "url"}),
+    ),
+    # Credit granted by staff (prorata.console), with the credit note attached.
+    "credit_granted": (
+        frozenset({"credit", "document_number"}),
+        frozenset({"name", "url"}),
+    ),
     # Support (prorata.support): a staff message to the customer's people; kind is the request's.
     "support_reply": (
         frozenset({"request_id", "kind", "body"}),
