@@ -89,16 +89,23 @@ class AccountAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, "Overview")
 
     def get_urls(self) -> list[Any]:
-        from prorata.console.views import account_overview
+        from prorata.console.views import account_overview, staff_order
 
         def overview(request: HttpRequest, account_id: int) -> HttpResponse:
             if not self.has_view_permission(request):
                 raise PermissionDenied
             return account_overview(request, account_id, self.admin_site)
 
+        def order(request: HttpRequest, account_id: int, product_code: str) -> HttpResponse:
+            if not self.has_view_permission(request):
+                raise PermissionDenied
+            return staff_order(request, account_id, product_code, self.admin_site)
+
         return [
             path("<int:account_id>/overview/", self.admin_site.admin_view(overview),
                  name="accounts_account_overview"),
+            path("<int:account_id>/order/<slug:product_code>/", self.admin_site.admin_view(order),
+                 name="accounts_account_order"),
             *super().get_urls(),
         ]
 
