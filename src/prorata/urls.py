@@ -3,10 +3,6 @@ from django.urls import include, path
 
 from prorata.api.v1 import api as api_v1
 
-admin.site.site_header = "Prorata console"
-admin.site.site_title = "Prorata console"
-admin.site.index_title = "Staff console"
-
 # The busiest prefixes first: a request's path is matched against the patterns in this order.
 urlpatterns = [
     path("api/v1/", api_v1.urls),

@@ -38,3 +38,13 @@ def clock(db: None) -> Clock:
 def demo_catalog(db: None) -> None:
     """The demo catalog of DESIGN §2, loaded through its service."""
     catalog_load_demo()
+
+
+@pytest.fixture
+def admin_client(db: None, admin_user: object) -> object:
+    """pytest-django's ``admin_client``, with the console's second factor passed."""
+    from django.test import Client
+
+    from tests.app.console_auth import console_login
+
+    return console_login(Client(), admin_user)

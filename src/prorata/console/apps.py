@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class ConsoleConfig(AppConfig):
@@ -8,11 +9,10 @@ class ConsoleConfig(AppConfig):
     name = "prorata.console"
     label = "console"
 
-    def ready(self) -> None:
-        from django.contrib import admin
 
-        from prorata.console.signin import ConsoleSignInForm
+class ConsoleAdminConfig(admin_apps.AdminConfig):
+    """Django's admin app with the console's site (second factor, throttled sign-in) as
+    ``admin.site``, so that every app's ``admin.py`` registers on it."""
 
-        # The admin's own login view, with the customer sign-in's throttling (failures counted per
-        # address and IP, the lockout audited).
-        admin.site.login_form = ConsoleSignInForm
+    default = False
+    default_site = "prorata.console.site.ConsoleSite"

@@ -62,7 +62,8 @@ if PRORATA_CLOCK not in {"wall", "movable"}:
     raise ValueError(f"PRORATA_CLOCK must be 'wall' or 'movable', not {PRORATA_CLOCK!r}")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the console's site: a second factor and a throttled sign-in.
+    "prorata.console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -81,6 +82,9 @@ INSTALLED_APPS = [
     "prorata.support",
     "prorata.licenses",
     "prorata.console",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "prorata.web",
 ]
 
@@ -108,6 +112,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed the console's second factor.
+    "django_otp.middleware.OTPMiddleware",
     # After authentication: a signed-in user's own language wins over the browser's.
     "prorata.web.middleware.UserLanguageMiddleware",
     # An account's pages show its dates in its time zone (billing details).
@@ -244,6 +250,8 @@ PRORATA_BASE_URL = os.environ.get("PRORATA_BASE_URL", "http://127.0.0.1:8000").r
 PRORATA_WEB_WORKERS = int(os.environ.get("PRORATA_WEB_WORKERS", "0"))
 #: Where customers' support messages go when no staff member is assigned (corporate accounts:
 #: their advisor).
+#: The issuer shown in staff members' authenticator apps.
+OTP_TOTP_ISSUER = "Prorata console"
 PRORATA_SUPPORT_EMAIL = os.environ.get("PRORATA_SUPPORT_EMAIL", "support@prorata.example")
 # Processes the billing run renews in, side by side (PostgreSQL); 0: one per core, at most 4.
 PRORATA_BILL_RUN_WORKERS = int(os.environ.get("PRORATA_BILL_RUN_WORKERS", "0"))

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 
 from prorata.accounts.models import AuditEntry, Membership, User
 from prorata.accounts.services import account_create, membership_set_roles
+from tests.app.console_auth import console_login
 
 pytestmark = pytest.mark.django_db
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def root(client, clock):
     user = User.objects.create_superuser("root@prorata.example", "pw")
-    client.force_login(user)
+    console_login(client, user)
     return user
 
 

@@ -12,6 +12,7 @@ from prorata.accounts.throttle import MAX_PER_ADDRESS
 from prorata.catalog.models import Plan, Price
 from prorata.support.models import SupportRequest
 from prorata.support.services import support_request_create
+from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import customer, staff
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +76,7 @@ def world(clock):
 
 def as_staff(user) -> Client:
     client = Client()
-    client.force_login(user)
+    console_login(client, user)
     return client
 
 

@@ -13,6 +13,7 @@ from prorata.billing.models import Refund
 from prorata.console.models import CreditAdjustment, StaffLimits, StaffRefund, StaffRefundStatus
 from prorata.support.models import SupportRequestStatus
 from prorata.support.services import support_request_create
+from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import assert_books_balance, buy, card, customer, staff
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user)
+    console_login(client, user)
     return client
 
 

@@ -15,6 +15,7 @@ from prorata.notifications.models import OutboxMessage
 from prorata.subscriptions.models import Subscription
 from prorata.support.models import SupportRequestStatus
 from prorata.support.services import support_request_create
+from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import assert_books_balance, buy, card, customer, staff
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user)
+    console_login(client, user)
     return client
 
 

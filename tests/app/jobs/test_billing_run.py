@@ -17,6 +17,7 @@ from prorata.notifications.models import OutboxMessage
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionStatus
 from prorata_core.periods import utc
+from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import (
     assert_books_balance,
     buy,
@@ -321,7 +322,7 @@ def test_paying_the_open_invoice_from_the_billing_center_ends_past_due(clock, de
     bill_run()
     subscription = Subscription.objects.get(account=acme)
     assert subscription.status == SubscriptionStatus.PAST_DUE
-    client.force_login(alice)
+    console_login(client, alice)
     account_page = client.get(f"/billing/{acme.pk}/").content.decode()
     pay_url = f"/billing/{acme.pk}/invoices/{subscription.invoice_id}/pay/"
     assert pay_url in account_page
@@ -372,7 +373,7 @@ def test_an_overdue_corporate_invoice_is_flagged_to_its_advisor_who_records_the_
     assert flag.to == "advisor@prorata.example" and flag.context["number"] == invoice.number
     assert Subscription.objects.get(account=globex).status == SubscriptionStatus.ACTIVE
     # the advisor records the transfer in the console
-    client.force_login(advisor)
+    console_login(client, advisor)
     url = f"/console/billing/document/{invoice.pk}/transfer/"
     assert client.get("/console/billing/document/").status_code == 200
     page = client.get(url)
@@ -385,7 +386,7 @@ def test_an_overdue_corporate_invoice_is_flagged_to_its_advisor_who_records_the_
     assert (invoice.status, invoice.amount_paid) == (DocumentStatus.PAID, 439200)
     # a support agent sees documents but may not record money on an account they do not manage
     agent = staff("support@prorata.example", "support_agent")
-    client.force_login(agent)
+    console_login(client, agent)
     other = Document.objects.get(pk=invoice.pk)
     assert client.get(f"/console/billing/document/{other.pk}/transfer/").status_code == 403
     assert_books_balance()

@@ -11,6 +11,7 @@ from django.urls import reverse
 from prorata.accounts.models import User
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.notifications.outbox import outbox_enqueue
+from tests.app.console_auth import console_login
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ CONTEXT = {"kind": "purchase", "document_number": "2026-000001",
 @pytest.fixture
 def staff_client(client):
     admin = User.objects.create_superuser("ops@prorata.example", "pw")
-    client.force_login(admin)
+    console_login(client, admin)
     return client
 
 

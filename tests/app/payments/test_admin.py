@@ -9,12 +9,13 @@ from prorata.accounts.models import User
 from prorata.accounts.services import account_create
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import payment_method_add
+from tests.app.console_auth import console_login
 
 pytestmark = pytest.mark.django_db
 
 
 def test_staff_see_cards_read_only(client, clock):
-    client.force_login(User.objects.create_superuser("ops@prorata.example", "pw"))
+    console_login(client, User.objects.create_superuser("ops@prorata.example", "pw"))
     account = account_create(name="Acme", country="US")
     method = payment_method_add(account=account, card=CardDetails(
         number="4242424242424242", exp_month=12, exp_year=2030, cvc="123"))

@@ -18,6 +18,7 @@ from prorata.support.services import (
     support_request_create,
 )
 from prorata_core.errors import ValidationError
+from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import buy, card, customer, staff
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 
 def signed_in(user) -> Client:
     client = Client()
-    client.force_login(user)
+    console_login(client, user)
     return client
 
 

@@ -11,6 +11,7 @@ from prorata.support.models import SupportRequest, SupportRequestStatus
 from prorata.support.services import support_request_create
 from prorata.web.errors import error_message
 from prorata_core.errors import CorporateAccount, ProrataError
+from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import buy, card, customer, staff
 
 
@@ -23,7 +24,7 @@ def test_a_support_agent_lists_and_answers_a_request(clock, demo_catalog):
                                      message="Please refund invoice 2026-000001.")
     agent = staff("support@prorata.example", "support_agent")
     client = Client()
-    client.force_login(agent)
+    console_login(client, agent)
     listing = client.get("/console/support/supportrequest/")
     assert listing.status_code == 200 and "Acme Corp" in listing.content.decode()
     url = f"/console/support/supportrequest/{request.pk}/change/"
