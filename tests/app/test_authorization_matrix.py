@@ -151,6 +151,10 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
     "app_label": lambda side: "accounts",
     "object_id": lambda side: side.account.pk,
     "id": lambda side: side.principal.pk,
+    "pk": lambda side: side.principal.pk,  # django-otp's device pages (superusers only)
+    # The console's money pages (staff only; per role in tests/app/console/test_console_matrix.py).
+    "invoice_id": lambda side: side.account.pk,
+    "refund_id": lambda side: side.account.pk,
     "content_type_id": lambda side: ContentType.objects.get_for_model(Account).pk,
     "url": lambda side: "no-such-page/",
     # The billing center's API (the demo catalog is loaded once a side needs it).

@@ -17,6 +17,8 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.throttle import client_ip
@@ -245,3 +247,45 @@ class StaffLimitsAdmin(AuditedAdmin):
     audit_label = "setting.staff_limits"
     list_display = ("currency", "refund_approval_above", "agent_credit_cap",
                     "advisor_credit_cap")
+
+
+# django-otp's device pages answer a missing device with a server error and show TOTP secrets;
+# the console keeps only what a superuser needs: see a staff member's devices and delete a lost
+# one (the staff member then enrols again at the next sign-in).
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
+
+
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ("user", "name", "confirmed")
+    search_fields = ("user__email",)
+    fields = ("user", "name", "confirmed")
+    readonly_fields = ("user", "name", "confirmed")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        from prorata.accounts.services import audit_record
+
+        audit_record(actor=request.user,  # type: ignore[arg-type]
+                     action="auth.second_factor_removed", obj=obj.user, ip=client_ip(request),
+                     after={"device": obj._meta.model_name, "name": obj.name})
+        super().delete_model(request, obj)
+
+
+admin.site.register(TOTPDevice, DeviceAdmin)
+admin.site.register(StaticDevice, DeviceAdmin)

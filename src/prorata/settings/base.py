@@ -81,10 +81,11 @@ INSTALLED_APPS = [
     "prorata.api",
     "prorata.support",
     "prorata.licenses",
-    "prorata.console",
+    # Before the console: its admin.py replaces their device pages.
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "prorata.console",
     "prorata.web",
 ]
 
