@@ -1,7 +1,7 @@
 """The catalog in the staff console (/console/). Amounts are shown and entered as decimals.
 
 Every add, change and delete (prices edited inline too) is audited as ``catalog.<model>.<verb>``
-(:class:`prorata.common.console.AuditedAdmin`)."""
+(:class:`prorata.console.audited.AuditedAdmin`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 
 from prorata.catalog.models import BillingCycle, Plan, Price, Product
-from prorata.common.console import AuditedAdmin
+from prorata.console.audited import AuditedAdmin
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
 

@@ -23,7 +23,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from prorata.accounts.models import Account, User
 from prorata.accounts.throttle import client_ip
 from prorata.billing.models import Document, DocumentKind
-from prorata.common.console import AuditedAdmin, ReadOnlyAdmin
+from prorata.common.console import ReadOnlyAdmin
+from prorata.console.audited import AuditedAdmin
 from prorata.console.models import CreditAdjustment, StaffLimits, StaffRefund, StaffRefundStatus
 from prorata.console.scope import account_scope
 from prorata.console.services import (

@@ -35,6 +35,7 @@ from django.utils.translation import gettext_noop
 from prorata.accounts.models import Account, StaffRole, User
 from prorata.accounts.permissions import staff_roles
 from prorata.accounts.services import audit_record
+from prorata.billing.locks import lock_account
 from prorata.billing.models import (
     Document,
     DocumentKind,
@@ -55,7 +56,6 @@ from prorata.billing.services import (
 )
 from prorata.common.clock import now
 from prorata.common.db import retry_transient
-from prorata.common.locks import lock_account
 from prorata.console.errors import StaffActionRefused, StaffNotPermitted
 from prorata.console.models import (
     CreditAdjustment,

@@ -29,11 +29,11 @@ from prorata.billing.models import (
     Refund,
 )
 from prorata.billing.selectors import account_balance
+from prorata.common.formatting import format_money
 from prorata.console.scope import NOTHING, account_scope
 from prorata.jobs.models import Renewal
 from prorata.subscriptions.models import Subscription, SubscriptionEvent
 from prorata.support.models import SupportRequest
-from prorata.web.formatting import format_money
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
 
