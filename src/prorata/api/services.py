@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
@@ -22,6 +22,7 @@ from prorata.api.errors import InvalidApiToken
 from prorata.api.models import ApiToken
 from prorata.api.queries import token_with_memberships
 from prorata.common.clock import format_instant, now
+from prorata.common.db import retry_transient
 from prorata_core.errors import ValidationError
 
 #: Every token starts with this, so that secret scanners and people recognise it.
@@ -157,6 +158,12 @@ def api_token_authenticate(*, token: str) -> User:
     if not row.user.is_active:
         raise InvalidApiToken("The user of this API token is disabled.", reason="user_inactive")
     if row.last_used_at is None or instant - row.last_used_at >= LAST_USED_PRECISION:
-        ApiToken.objects.filter(pk=row.pk).update(last_used_at=instant)
+        _mark_used(row.pk, instant)
         row.last_used_at = instant
     return row.user
+
+
+@retry_transient
+def _mark_used(token_id: int, instant: datetime) -> None:
+    """One statement, its own transaction: retried when SQLite's writer is busy."""
+    ApiToken.objects.filter(pk=token_id).update(last_used_at=instant)

@@ -52,6 +52,7 @@ from prorata.billing.writer import (
 )
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import now
+from prorata.common.db import JOB_ATTEMPTS, retry_transient
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.payments.gateway import ChargeOutcome, get_gateway
 from prorata.payments.models import PaymentMethod
@@ -109,6 +110,7 @@ def renewal_of_payment(payment: Payment) -> Renewal:
     return Renewal.objects.select_related("subscription").get(invoice_id=payment.invoice_id)
 
 
+@retry_transient(attempts=JOB_ATTEMPTS)
 def renewal_payment_succeeded(*, payment_id: int, reference: str, at: datetime) -> bool:
     """Record that the gateway took pending renewal payment ``payment_id``: the payment
     succeeded, the invoice paid by its amount, a ledger entry, the renewal paid, the subscription

@@ -1,15 +1,20 @@
-"""Database helpers shared by the services: the bounded retry of transient PostgreSQL failures.
+"""Database helpers shared by the services: the bounded retry of transient lock failures.
 
 PostgreSQL aborts a transaction with SQLSTATE ``40001`` (serialization failure) or ``40P01``
 (deadlock detected) when two transactions cannot both commit as they are; the right answer is to run
-the whole transaction again (DESIGN §8). :func:`retry_transient` does that a bounded number of times,
-and when every attempt failed it raises :class:`~prorata.common.errors.Busy` (a 503 with a clear
-message), never a bare 500. SQLite never raises these: its writers queue on the database lock.
+the whole transaction again (DESIGN §8). SQLite has one writer at a time: a transaction begins
+``IMMEDIATE`` (settings), waits up to the busy timeout for the write lock, and fails with
+``SQLITE_BUSY`` ("database is locked") when it did not get it — nothing was done, and trying again
+is as right. Its waiters poll rather than queue, so under many writers one of them can lose every
+poll until its timeout: a new attempt starts polling afresh. :func:`retry_transient` retries both
+kinds a bounded number of times, and when every attempt failed it raises
+:class:`~prorata.common.errors.Busy` (a 503 with a clear message), never a bare 500.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -22,6 +27,9 @@ from prorata.common.errors import Busy
 
 #: SQLSTATE codes after which running the same transaction again is correct.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+#: SQLite's primary result codes for "another connection holds the lock": SQLITE_BUSY (the write
+#: lock, after the busy timeout) and SQLITE_LOCKED (a conflict within a shared cache).
+TRANSIENT_SQLITE_CODES = frozenset({5, 6})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,10 +37,15 @@ M = TypeVar("M", bound=Model)
 
 
 def is_transient(error: BaseException) -> bool:
-    """Whether ``error`` (or the driver error it wraps) is a serialization failure or a deadlock."""
+    """Whether ``error`` (or the driver error it wraps) is a serialization failure or a deadlock
+    (PostgreSQL), or a lock held by another connection (SQLite; extended codes such as
+    ``SQLITE_BUSY_TIMEOUT`` count by their primary code, the low byte)."""
     seen: BaseException | None = error
     while seen is not None:
         if getattr(seen, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        code = getattr(seen, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in TRANSIENT_SQLITE_CODES:
             return True
         seen = seen.__cause__
     return False
@@ -73,6 +86,56 @@ def retry_transient(
     if function is not None:
         return decorate(function)
     return decorate
+
+
+#: Attempts of a batch job's transaction (the billing run's): it yields to web traffic rather
+#: than give up (on SQLite each attempt waits up to the busy timeout: 5 minutes in all).
+JOB_ATTEMPTS = 60
+#: SQLite: the longest a batch job holds the write lock, over several transactions, before
+#: leaving it free for :data:`SQLITE_GAP_S` (well inside the 5 s busy timeout of the settings).
+SQLITE_HOLD_S = 0.5
+#: Long enough for every waiting writer to poll once: SQLite's busy handler sleeps up to 100 ms
+#: between polls, while a job that commits and begins again at once would win every time.
+SQLITE_GAP_S = 0.12
+
+
+class WriterPacer:
+    """Lets other writers in between a batch job's transactions on SQLite (a no-op elsewhere).
+
+    SQLite has one writer and its waiters poll; a job that commits and begins again at once keeps
+    the lock for as long as it runs, and a checkout waiting for it fails after the busy timeout.
+    Call :meth:`pause` between two of the job's transactions (never inside one): after
+    :data:`SQLITE_HOLD_S` of work it leaves the lock free for :data:`SQLITE_GAP_S`, and while
+    others take it in those gaps, it pauses after every
+    transaction, so that web traffic goes first and the job takes the rest (whether others
+    wrote in a gap is read from the write-ahead log, not guessed from timings). Who may call: the
+    billing run's loops (one pacer per loop)."""
+
+    def __init__(self) -> None:
+        self._since = time.monotonic()
+        self._contended = False
+
+    def pause(self) -> None:
+        if connection.vendor != "sqlite" or connection.in_atomic_block:
+            return
+        if not self._contended and time.monotonic() - self._since < SQLITE_HOLD_S:
+            return
+        before = _wal_mark()
+        time.sleep(SQLITE_GAP_S)
+        # The job writes nothing during the gap: a change of the write-ahead log is another
+        # connection's commit, so someone was waiting and took the gap (a read of the file's
+        # size and time, not a query: it works beside the job's own open cursors).
+        self._contended = _wal_mark() != before
+        self._since = time.monotonic()
+
+
+def _wal_mark() -> tuple[int, int] | None:
+    """The size and modification time of the SQLite database's write-ahead log (``None``: none)."""
+    try:
+        status = os.stat(f"{connection.settings_dict['NAME']}-wal")
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
 
 
 def prepared_cursor() -> CursorWrapper:

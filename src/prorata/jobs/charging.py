@@ -34,6 +34,7 @@ from prorata.billing.renewals import (
 )
 from prorata.billing.services import notify_billing_contacts
 from prorata.common.clock import format_instant
+from prorata.common.db import JOB_ATTEMPTS, WriterPacer, retry_transient
 from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway
@@ -55,8 +56,9 @@ def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | No
     if partition is not None:
         index, count = partition
         pending = pending.annotate(_part=Mod("account_id", count)).filter(_part=index)
-    gateway = get_gateway()
+    gateway, pacer = get_gateway(), WriterPacer()
     for payment in pending.select_related("payment_method", "invoice").order_by("id").iterator():
+        pacer.pause()
         if payment.payment_method is None or payment.payment_method.removed_at is not None:
             _record_failure(payment.pk, at=at, code="no_payment_method",
                             message="There is no card on file: add one to pay.", stats=stats)
@@ -76,6 +78,7 @@ def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | No
                             stats=stats)
 
 
+@retry_transient(attempts=JOB_ATTEMPTS)
 def _start_retries(*, at: datetime, partition: tuple[int, int] | None) -> None:
     """A new payment attempt for every renewal whose retry is due, on the current default card."""
     due = Renewal.objects.filter(status=RenewalStatus.RETRYING, next_attempt_at__lte=at)
@@ -93,6 +96,7 @@ def _start_retries(*, at: datetime, partition: tuple[int, int] | None) -> None:
             renewal_attempt_create(renewal=renewal, card=card, at=at)
 
 
+@retry_transient(attempts=JOB_ATTEMPTS)
 def _record_failure(
     payment_id: int, *, at: datetime, code: str, message: str, stats: RunStats
 ) -> None:

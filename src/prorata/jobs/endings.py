@@ -23,6 +23,7 @@ from prorata.accounts.services import audit_record
 from prorata.billing.models import Document, DocumentKind, DocumentStatus
 from prorata.billing.services import notify_billing_contacts
 from prorata.common.clock import format_instant
+from prorata.common.db import JOB_ATTEMPTS, retry_transient
 from prorata.notifications.context import money_json
 from prorata.notifications.models import OutboxMessage
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from prorata.jobs.billing_run import RunStats
 
 
+@retry_transient(attempts=JOB_ATTEMPTS)
 def expire_ended(
     *, at: datetime, stats: RunStats, partition: tuple[int, int] | None = None,
     batch: int = 500,
@@ -71,6 +73,7 @@ def expire_ended(
             stats.expired += len(rows)
 
 
+@retry_transient(attempts=JOB_ATTEMPTS)
 def flag_overdue_corporate_invoices(*, at: datetime) -> int:
     """Tell each corporate account's advisor, once, about an invoice past its due date (S14): the
     subscription is not expired for a late bank transfer. Returns how many were flagged now."""

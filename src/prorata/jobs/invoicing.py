@@ -57,7 +57,7 @@ from prorata.billing.writer import (
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.bulk import as_json, insert_rows, pg_array, reserve_ids, sqlite_value
-from prorata.common.db import prepared_cursor
+from prorata.common.db import JOB_ATTEMPTS, WriterPacer, prepared_cursor, retry_transient
 from prorata.jobs.claim import Claim, Due, claim_due
 from prorata.jobs.models import Renewal
 from prorata.notifications.outbox import outbox_save_many
@@ -84,7 +84,9 @@ def renew_due(
     ``keep_going()`` says so before each chunk; ``claim`` says where the claims stand and which
     order they walk (:class:`~prorata.jobs.claim.Claim`), ``stats`` counts what was done."""
     catalog, codes = catalog_snapshot(), _Codes.load()
+    pacer = WriterPacer()
     while keep_going():
+        pacer.pause()
         if renew_chunk(at=at, catalog=catalog, codes=codes, chunk_size=chunk_size,
                        partition=partition, stats=stats, claim=claim):
             continue
@@ -92,6 +94,7 @@ def renew_due(
             return
 
 
+@retry_transient(attempts=JOB_ATTEMPTS)
 def renew_chunk(
     *,
     at: datetime,

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_noop
 
 from prorata.common.clock import now
+from prorata.common.db import JOB_ATTEMPTS, retry_transient
 from prorata.payments.errors import CardRejected, IdempotencyKeyReused
 from prorata.payments.gateway import (
     OUTCOME_MESSAGES,
@@ -121,6 +122,15 @@ def check_card(card: CardDetails, at: datetime) -> tuple[str, int]:
     return digits, exp_year
 
 
+@retry_transient(attempts=JOB_ATTEMPTS)
+def _charge_record(**fields: object) -> SandboxCharge:
+    """The sandbox's own record of a charge, in its own transaction: a charge beside a busy
+    database (SQLite's single writer) waits its turn, as long as a batch job would, rather than
+    failing as if the bank had not answered."""
+    with transaction.atomic():
+        return SandboxCharge.objects.create(**fields)
+
+
 class SandboxGateway:
     """The offline gateway (see the module's docstring). Stateless: every fact is in the database."""
 
@@ -155,13 +165,12 @@ class SandboxGateway:
                 else outcome
             )
             try:
-                with transaction.atomic():
-                    created = SandboxCharge.objects.create(
-                        idempotency_key=idempotency_key, reference=_reference("ch"), token=token,
-                        amount=amount.amount, currency=amount.currency,
-                        description=description[:500], outcome=outcome,
-                        first_answer=first_answer, created_at=now(),
-                    )
+                created = _charge_record(
+                    idempotency_key=idempotency_key, reference=_reference("ch"), token=token,
+                    amount=amount.amount, currency=amount.currency,
+                    description=description[:500], outcome=outcome,
+                    first_answer=first_answer, created_at=now(),
+                )
             except IntegrityError:
                 # Another process sent the same key at the same time: its row is the answer.
                 replay = SandboxCharge.objects.get(idempotency_key=idempotency_key)

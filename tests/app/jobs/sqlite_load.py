@@ -1,0 +1,145 @@
+"""A billing run beside concurrent API checkouts on one SQLite file (issue 12, item 8).
+
+    python -m tests.app.jobs.sqlite_load DB_FILE SUBSCRIPTIONS CHECKOUTS [CHUNK]
+
+Run in a fresh process (the test suite's in-memory database is not what production runs on): it
+migrates a new SQLite file with the production settings' pragmas (WAL, busy timeout, ``BEGIN
+IMMEDIATE``), loads SUBSCRIPTIONS due subscriptions (the billing-run benchmark's loader, every card
+accepted) and CHECKOUTS customers with a saved card and an API token, then starts, at the same
+instant, the billing run (renewing and charging) in one thread and one API checkout per customer
+in as many threads (quote, then checkout, through the whole HTTP stack: token check, middleware,
+view, service); a checkout answered 503 (busy, nothing saved) is sent again, as the API asks.
+Prints one JSON line: every answer's HTTP status, the run's outcome, and what the database holds
+afterwards (payments by status, paid orders, renewals).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+import traceback
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+#: How many times a client sends a checkout again after a 503 (Busy) answer.
+RETRIES_AFTER_BUSY = 5
+
+
+def main(path: str, subscriptions: int, checkouts: int, chunk: int | None) -> dict[str, object]:
+    os.environ["DATABASE_URL"] = f"sqlite:///{path}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "prorata.settings.test"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    call_command("migrate", verbosity=0)
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "billing_run.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench._load(subscriptions, "sqlite", credit_share=0)
+
+    from prorata.accounts.models import User
+    from prorata.accounts.services import account_create, membership_set_roles
+    from prorata.api.services import api_token_create
+    from prorata.billing.models import Payment
+    from prorata.jobs.billing_run import bill_run
+    from prorata.jobs.models import Renewal
+    from prorata.payments.gateway import CardDetails
+    from prorata.payments.models import SandboxCard
+    from prorata.payments.services import payment_method_add
+    from prorata.subscriptions.models import Order
+
+    SandboxCard.objects.update(behaviour="succeed")
+    card = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
+    customers = []
+    for index in range(checkouts):
+        account = account_create(name=f"Load {index}", country="US", currency="USD")
+        user = User.objects.create_user(f"load{index}@example.com", "pw")
+        membership_set_roles(actor=None, account=account, user=user, billing_contact=True)
+        payment_method_add(account=account, card=card, actor=user)
+        customers.append((account.pk, api_token_create(user=user, name="load")[1]))
+    connection.close()
+
+    start = threading.Barrier(checkouts + 1)
+    statuses: list[int] = []
+    errors: list[str] = []
+    run: dict[str, object] = {}
+
+    def billing() -> None:
+        try:
+            start.wait()
+            kwargs = {"chunk_size": chunk} if chunk else {}
+            run["stats"] = bill_run(**kwargs).as_dict()
+        except Exception as error:  # what the test looks for: the run must not crash
+            cause = error.__cause__
+            run["error"] = (f"{type(error).__name__}: {error} "
+                            f"({getattr(cause, 'sqlite_errorname', '')})")
+            run["traceback"] = traceback.format_exc()
+        finally:
+            connection.close()
+
+    def checkout(account_id: int, token: str, index: int) -> None:
+        client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {token}")
+        item = {"product_code": "webinar", "plan_code": "lite", "cycle_code": "monthly",
+                "quantity": 1}
+        try:
+            start.wait()
+            quote = client.post(f"/api/v1/accounts/{account_id}/quote", item,
+                                content_type="application/json")
+            statuses.append(quote.status_code)
+            if quote.status_code != 200:
+                errors.append(quote.content.decode()[:300])
+                return
+            # A 503 ("busy: nothing was saved, try again") is retried as the API asks, with the
+            # same idempotency key: nothing was recorded under it.
+            for _attempt in range(RETRIES_AFTER_BUSY + 1):
+                response = client.post(
+                    f"/api/v1/accounts/{account_id}/checkout",
+                    {"items": [item], "expected": [quote.json()["fingerprint"]]},
+                    content_type="application/json", HTTP_IDEMPOTENCY_KEY=f"load-{index}",
+                )
+                statuses.append(response.status_code)
+                if response.status_code != 201:
+                    errors.append(response.content.decode()[:300])
+                if response.status_code != 503:
+                    break
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=billing)] + [
+        threading.Thread(target=checkout, args=(account_id, token, index))
+        for index, (account_id, token) in enumerate(customers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    return {
+        "statuses": dict(Counter(statuses)),
+        "errors": errors[:5],
+        "run": run,
+        "payments": dict(Counter(Payment.objects.values_list("status", flat=True))),
+        "orders_paid": Order.objects.filter(status="paid").count(),
+        "renewals": Renewal.objects.count(),
+        "renewals_paid": Renewal.objects.filter(status="paid").count(),
+    }
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    arguments = sys.argv[1:]
+    result = main(arguments[0], int(arguments[1]), int(arguments[2]),
+                  int(arguments[3]) if len(arguments) > 3 else None)
+    print(json.dumps(result))
