@@ -55,14 +55,14 @@ def _status(recorded: Any) -> str | None:
 
 
 def subscription_history(*, subscription: Subscription | int) -> list[HistoryEntry]:
-    """Every entry of the subscription's history, oldest first (ties: events before renewals,
-    then by id). Two queries. Who may call: anything that shows the history, after checking the
+    """Every entry of the subscription's history, oldest first (at one instant, the run's renewal
+    before the events it caused, such as a failed charge; then by id). Two queries. Who may call: anything that shows the history, after checking the
     reader may see the subscription's account."""
     subscription_id = subscription if isinstance(subscription, int) else subscription.pk
     labels = dict(SubscriptionEvent.Kind.choices)
     keyed: list[tuple[tuple[datetime, int, int], HistoryEntry]] = []
     for event in SubscriptionEvent.objects.filter(subscription_id=subscription_id).order_by("at", "id"):
-        keyed.append(((event.at, 0, event.pk), HistoryEntry(
+        keyed.append(((event.at, 1, event.pk), HistoryEntry(
             at=event.at, kind=event.kind, label=str(labels.get(event.kind, event.kind)),
             status_before=_status(event.before), status_after=_status(event.after),
             before=event.before, after=event.after, order_id=event.order_id,
@@ -73,7 +73,7 @@ def subscription_history(*, subscription: Subscription | int) -> list[HistoryEnt
     renewals = renewal_model.objects.filter(subscription_id=subscription_id).order_by(
         "created_at", "id")
     for renewal in renewals:
-        keyed.append(((renewal.created_at, 1, renewal.pk), HistoryEntry(
+        keyed.append(((renewal.created_at, 0, renewal.pk), HistoryEntry(
             at=renewal.created_at, kind=RENEWED, label=str(labels[RENEWED]),
             status_before=None, status_after=None,
             period=(renewal.period_start, renewal.period_end), invoice_id=renewal.invoice_id,

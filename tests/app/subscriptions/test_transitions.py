@@ -170,7 +170,7 @@ def test_the_history_is_events_and_renewals_in_one_timeline(acme, clock):
     assert subscription_history(subscription=subscription.pk) == history
 
 
-def test_an_event_and_a_renewal_at_the_same_instant_list_the_event_first(acme):
+def test_a_renewal_comes_before_an_event_of_the_same_instant(acme):
     account, _user = acme
     buy(account, _user, "lite", "monthly", 1, new_card=card())
     subscription = Subscription.objects.get(account=account)
@@ -179,7 +179,7 @@ def test_an_event_and_a_renewal_at_the_same_instant_list_the_event_first(acme):
                            period_end=AT + timedelta(days=31), invoice=subscription.invoice,
                            status=RenewalStatus.PAID, created_at=event.at)
     assert [entry.kind for entry in subscription_history(subscription=subscription)] == [
-        "purchased", "renewed"]
+        "renewed", "purchased"]
 
 
 def test_each_subscription_has_its_own_history(acme):
@@ -214,3 +214,32 @@ def test_trial_purchase_and_change_go_through_the_one_writer(acme, clock):
     stored = Subscription.objects.get(pk=subscription.pk)
     assert (stored.status, stored.version, stored.plan.code) == ("active", 5, "standard")
     assert history[2].before["plan"] == "lite" and history[2].after["plan"] == "standard"
+
+
+def test_a_past_due_renewal_paid_on_retry_is_a_renewal_paid_entry(acme, clock):
+    """Dunning through the one writer: the failed charge (active → past_due) and the retry that
+    pays (past_due → active), each a history entry beside the period's renewal."""
+    from prorata.jobs.billing_run import bill_run
+    from prorata.payments.models import SandboxCard
+
+    account, user = acme
+    save_card(account, user)
+    buy(account, user, "lite", "monthly", 1)
+    subscription = Subscription.objects.get(account=account)
+    SandboxCard.objects.update(behaviour="decline")
+    clock.set(utc(2026, 2, 1, 1))
+    bill_run()
+    assert Subscription.objects.get(pk=subscription.pk).status == "past_due"
+    SandboxCard.objects.update(behaviour="succeed")
+    clock.set(utc(2026, 2, 2, 2))
+    bill_run()
+    stored = Subscription.objects.get(pk=subscription.pk)
+    history = subscription_history(subscription=subscription)
+    assert [(entry.kind, entry.status_after) for entry in history] == [
+        ("purchased", "active"), ("renewed", None), ("payment_failed", "past_due"),
+        ("renewal_paid", "active"),
+    ]
+    assert history[3].status_before == "past_due"
+    assert history[1].renewal_status == RenewalStatus.PAID
+    assert history[3].after == {"invoice": stored.invoice.number, "status": "active"}
+    assert history[3].label == "renewal invoice paid"
