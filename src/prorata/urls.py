@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from prorata.api.v1 import api as api_v1
+from prorata.web import health
 
 # The busiest prefixes first: a request's path is matched against the patterns in this order.
 urlpatterns = [
@@ -12,4 +13,8 @@ urlpatterns = [
     path("", include("prorata.catalog.urls")),
     path("", include("prorata.accounts.urls")),
     path("profile/tokens/", include("prorata.api.urls")),
+    # For load balancers, systemd and Prometheus (prorata.web.health).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
 ]

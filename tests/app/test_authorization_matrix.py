@@ -273,6 +273,11 @@ ACCESS: dict[str, Rule] = {
     "api/v1/openapi.json": Rule(public=True),
     "api/v1/docs": Rule(public=True),
     "console/login/": Rule(public=True),
+    # Operations: no sign-in, no details (tests/app/web/test_health.py); /metrics is guarded by
+    # its bearer token instead (404 while none is configured, as in this test).
+    "healthz": Rule(public=True),
+    "readyz": Rule(public=True),
+    "metrics": Rule(public=True),
     # Signed-in pages about the user themself.
     "profile/": Rule(),
     "profile/password/": Rule(probes=(POST,)),  # forms posted from the profile page

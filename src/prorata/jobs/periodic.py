@@ -38,10 +38,17 @@ def billing_run() -> dict[str, int]:
     (dunning retries included), with ``PRORATA_BILL_RUN_WORKERS`` processes."""
     import os
 
+    from prorata.common import metrics
     from prorata.jobs.billing_run import bill_run
+    from prorata.jobs.progress import RunWatcher
 
     workers = settings.PRORATA_BILL_RUN_WORKERS or min(os.cpu_count() or 1, 4)
-    return bill_run(workers=workers).as_dict()
+    with RunWatcher(at=now(), partition=None, show=None):
+        counts = bill_run(workers=workers).as_dict()
+    for outcome, count in counts.items():
+        if count and outcome in {"renewed", "charged", "declined", "unknown", "expired", "failed"}:
+            metrics.BILL_RUN_OUTCOMES.labels(outcome).inc(count)
+    return counts
 
 
 def dunning_retries() -> dict[str, int]:
@@ -64,11 +71,16 @@ def overdue_flags() -> dict[str, int]:
 
 def reconcile_payments() -> dict[str, int]:
     """Settle the card payments of orders whose outcome is unknown, or that stayed pending (a crash
-    between the gateway call and its record), by asking the gateway with their idempotency keys."""
-    from prorata.subscriptions.services import payment_reconcile
+    between the gateway call and its record), by asking the gateway with their idempotency keys.
 
-    results = payment_reconcile()
-    return {"looked_at": len(results)}
+    The reconciliation job of the subscriptions app (``payments_reconcile_due``, issue 12 item 8)
+    when it exists; until then the service it replaces (``payment_reconcile``)."""
+    from prorata.subscriptions import services
+
+    job = getattr(services, "payments_reconcile_due", None)
+    if job is not None:
+        return dict(job())
+    return {"looked_at": len(services.payment_reconcile())}
 
 
 #: What :func:`prune` removes besides expired sessions: each returns how many rows it deleted.

@@ -28,6 +28,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connections
 
+from prorata.common import metrics, requestlog
 from prorata.common.clock import MOVABLE, clock_mode, now
 
 logger = logging.getLogger("prorata.jobs")
@@ -93,21 +94,30 @@ OUTCOME_LISTENERS: list[Callable[[JobOutcome], None]] = []
 
 
 def run_job(job: PeriodicJob) -> JobOutcome:
-    """Run ``job`` once, here: log its start and outcome with a job id, never raise (a failed run
-    is logged with its traceback and tried again at the next interval)."""
+    """Run ``job`` once, here: log its start and outcome with a job id (on every record it writes),
+    count it in the metrics, never raise (a failed run is logged with its traceback and tried again
+    at the next interval)."""
     job_id = uuid.uuid4().hex[:16]
-    log = {"job": job.name, "job_id": job_id}
+    tokens = (requestlog.job.set(job.name), requestlog.job_id.set(job_id))
     started = time.monotonic()
     try:
         counts = job.function()
     except Exception:
-        logger.exception("Job %s failed", job.name, extra=log)
+        logger.exception("Job %s failed", job.name)
         outcome = JobOutcome(job.name, job_id, False, {}, time.monotonic() - started)
     else:
         outcome = JobOutcome(job.name, job_id, True, counts, time.monotonic() - started)
         level = logging.INFO if any(counts.values()) else logging.DEBUG
         logger.log(level, "Job %s done in %.3f s: %s", job.name, outcome.seconds, counts,
-                   extra={**log, "counts": counts, "seconds": round(outcome.seconds, 3)})
+                   extra={"counts": counts, "seconds": round(outcome.seconds, 3)})
+    finally:
+        requestlog.job.reset(tokens[0])
+        requestlog.job_id.reset(tokens[1])
+    metrics.JOB_RUNS.labels(job.name, "ok" if outcome.ok else "failed").inc()
+    metrics.JOB_SECONDS.labels(job.name).observe(outcome.seconds)
+    for item, count in outcome.counts.items():
+        if count:
+            metrics.JOB_COUNTS.labels(job.name, item).inc(count)
     for listener in OUTCOME_LISTENERS:
         listener(outcome)
     return outcome

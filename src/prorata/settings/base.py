@@ -1,25 +1,8 @@
 """Settings read from the environment, with safe defaults for the embedded (SQLite) mode.
 
-Environment variables:
-- ``DATABASE_URL``: e.g. ``postgres://user@127.0.0.1:5432/prorata``; default: ``var/prorata.sqlite3``.
-- ``PRORATA_DEBUG``: ``1`` to turn Django's debug mode on (never in production). Off by default.
-- ``PRORATA_SECRET_KEY``: required unless the embedded default key file under ``var/`` is acceptable.
-- ``PRORATA_ALLOWED_HOSTS``: comma-separated; default ``127.0.0.1,localhost``.
-- ``PRORATA_CLOCK``: ``wall`` (default, production) or ``movable`` (demo and tests; see common.clock).
-- ``PRORATA_VAR_DIR``: where the embedded database, mail files and keys live; default ``./var``.
-- ``PRORATA_HTTPS``: ``1`` when served over HTTPS (behind a proxy that sets X-Forwarded-Proto):
-  session, CSRF and language cookies are then sent over HTTPS only.
-- ``PRORATA_TRUST_X_FORWARDED_FOR``: ``1`` when a reverse proxy you run appends the client's address
-  to X-Forwarded-For; sign-in throttling then counts per client instead of per proxy. Off by default.
-- ``PRORATA_FROM_EMAIL``: the sender of every e-mail; default ``Prorata <billing@prorata.example>``.
-- ``PRORATA_SMTP_HOST`` (with ``PRORATA_SMTP_PORT``, ``PRORATA_SMTP_USER``, ``PRORATA_SMTP_PASSWORD``,
-  ``PRORATA_SMTP_TLS``): send e-mail through this SMTP server; unset, e-mails are written as files
-  under ``var/mail/``.
-- ``PRORATA_EMAIL_BACKEND``: a Django e-mail backend's dotted path, overriding the two above.
-- ``PRORATA_PAYMENT_GATEWAY``: dotted path of the payment gateway class; default the offline sandbox
-  (``prorata.payments.sandbox.SandboxGateway``).
-- ``PRORATA_BASE_URL``: the address people reach Prorata at, for links in e-mails; default
-  ``http://127.0.0.1:8000``.
+Every environment variable read here (and anywhere in the code) is listed, with its default and
+meaning, in ``docs/settings.md``; ``.env.example`` is a production starting point. A test fails when
+a variable is read that the table does not list.
 """
 
 from __future__ import annotations
@@ -103,6 +86,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id and its log line, whatever answers it.
+    "prorata.common.requestlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files are served by the project itself (no CDN, no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -230,6 +215,16 @@ if _flag("PRORATA_HTTPS"):
     CSRF_COOKIE_SECURE = True
     LANGUAGE_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Plain-HTTP requests are sent to HTTPS, except the probes of a load balancer or of
+    # Prometheus on the private side of the proxy.
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    # Browsers then refuse plain HTTP for this host for a year (0 turns it off, e.g. while trying).
+    SECURE_HSTS_SECONDS = int(os.environ.get("PRORATA_HSTS_SECONDS", str(365 * 24 * 3600)))
+    # For every subdomain too, and on the browsers' preload list: the domain owner's decision,
+    # off unless set (`prorata check --deploy` reminds of them).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("PRORATA_HSTS_INCLUDE_SUBDOMAINS")
+    SECURE_HSTS_PRELOAD = _flag("PRORATA_HSTS_PRELOAD")
 
 #: The seller, for invoices and tax (DESIGN §3): country and VAT number.
 PRORATA_SELLER_COUNTRY = os.environ.get("PRORATA_SELLER_COUNTRY", "FR")
@@ -284,9 +279,44 @@ PRORATA_JOB_EVERY = {
     "prune": _seconds("PRORATA_PRUNE_EVERY", 3600),
 }
 
+#: Logs: JSON lines by default (one object per line: time, level, logger, message, request_id,
+#: account_id, job, job_id and the record's own fields), or ``text`` for a person at a terminal.
+PRORATA_LOG_FORMAT = os.environ.get("PRORATA_LOG_FORMAT", "json")
+if PRORATA_LOG_FORMAT not in {"json", "text"}:
+    raise ValueError(f"PRORATA_LOG_FORMAT must be 'json' or 'text', not {PRORATA_LOG_FORMAT!r}")
+PRORATA_LOG_LEVEL = os.environ.get("PRORATA_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("PRORATA_LOG_LEVEL", "WARNING")},
+    "filters": {"context": {"()": "prorata.common.requestlog.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": PRORATA_LOG_FORMAT,
+                    "filters": ["context"]},
+    },
+    "root": {"handlers": ["console"], "level": PRORATA_LOG_LEVEL},
+    "loggers": {
+        # fpdf2's font subsetting reports every table at INFO.
+        "fontTools": {"level": "WARNING"},
+    },
 }
+
+#: Prometheus metrics at /metrics, for a scraper sending ``Authorization: Bearer <token>``; unset,
+#: /metrics answers 404. The web server's and the worker's processes on one machine add up their
+#: values through files in PRORATA_METRICS_DIR (default var/metrics; empty: each process alone).
+PRORATA_METRICS_TOKEN = os.environ.get("PRORATA_METRICS_TOKEN", "")
+PRORATA_METRICS_DIR = os.environ.get("PRORATA_METRICS_DIR", str(VAR_DIR / "metrics"))
+if PRORATA_METRICS_DIR:
+    Path(PRORATA_METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    # prometheus-client reads it when first imported, which is after the settings.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", PRORATA_METRICS_DIR)
+#: /readyz says "not ready" while an e-mail has been due for longer than this (seconds): the
+#: worker is down or the mail server refuses.
+PRORATA_READY_OUTBOX_MAX_AGE = _seconds("PRORATA_READY_OUTBOX_MAX_AGE", 900)

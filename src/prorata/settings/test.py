@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("PRORATA_CLOCK", "movable")
+# Each test process counts its own metrics (no files shared between the test runner's workers).
+os.environ.setdefault("PRORATA_METRICS_DIR", "")
 
 from prorata.settings.base import *  # noqa: F403
 

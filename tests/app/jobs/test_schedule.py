@@ -3,6 +3,7 @@ runs it without a broker, Celery beat's copy of it, and the jobs themselves."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,8 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
+from prorata.common import metrics, requestlog
+from prorata.common.requestlog import ContextFilter
 from prorata.jobs import celery as jobs_celery
 from prorata.jobs import periodic, schedule
 from prorata.jobs.schedule import JobTimer, PeriodicJob, Worker, periodic_jobs, run_job
@@ -69,8 +72,30 @@ def test_a_job_that_does_not_follow_the_clock_ignores_its_moves():
     assert not timer.due(at=10.0, instant=T0 + timedelta(days=31))
 
 
-def test_a_failing_job_is_logged_with_its_job_id_and_does_not_raise(caplog):
+class Records(logging.Handler):
+    """The records that reach a handler of the project's configuration (with its context filter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(ContextFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def job_log():
+    handler = Records()
+    logger = logging.getLogger("prorata")
+    logger.addHandler(handler)
+    yield handler.records
+    logger.removeHandler(handler)
+
+
+def test_a_failing_job_is_logged_with_its_job_id_and_does_not_raise(job_log):
     def broken() -> dict[str, int]:
+        logging.getLogger("prorata.billing").warning("about to fail")
         raise RuntimeError("the database went away")
 
     outcomes = []
@@ -80,9 +105,19 @@ def test_a_failing_job_is_logged_with_its_job_id_and_does_not_raise(caplog):
     finally:
         schedule.OUTCOME_LISTENERS.remove(outcomes.append)
     assert not outcome.ok and outcomes == [outcome]
-    record = next(r for r in caplog.records if r.name == "prorata.jobs")
-    assert record.job == "broken" and record.job_id == outcome.job_id
-    assert "the database went away" in caplog.text
+    # Every record the job writes carries its name and id, its own and those of the code it calls.
+    assert [(r.name, r.job, r.job_id) for r in job_log] == [
+        ("prorata.billing", "broken", outcome.job_id), ("prorata.jobs", "broken", outcome.job_id)]
+    assert str(job_log[1].exc_info[1]) == "the database went away"
+    assert requestlog.job.get() is None  # not left behind for what runs next on the thread
+
+
+def test_a_job_run_is_counted_in_the_metrics():
+    before = metrics.JOB_COUNTS.labels("counted", "sent")._value.get()
+    outcome = run_job(PeriodicJob("counted", 60, lambda: {"sent": 3, "failed": 0}))
+    assert outcome.ok and outcome.counts == {"sent": 3, "failed": 0}
+    assert metrics.JOB_COUNTS.labels("counted", "sent")._value.get() == before + 3
+    assert metrics.JOB_RUNS.labels("counted", "ok")._value.get() >= 1
 
 
 def test_the_worker_runs_each_job_on_its_own_thread_until_stopped():

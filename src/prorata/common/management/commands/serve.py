@@ -85,5 +85,8 @@ class Command(BaseCommand):
             return
         self.stdout.flush()
         self.stderr.flush()
+        from prorata.common.metrics import forget_dead_processes
+
+        forget_dead_processes()
         connections.close_all()  # nothing of this process's may leak into the server's
         os.execv(argv[0], argv)  # noqa: S606 - our own interpreter, our own arguments

@@ -1,4 +1,9 @@
-"""``prorata bill-run``: renew every due subscription at the project clock's instant, then charge."""
+"""``prorata bill-run``: renew every due subscription at the project clock's instant, then charge.
+
+On a terminal, a progress bar on stderr (renewals done, rate, time left, then the card payments
+still to charge); at the end, the counts as one JSON object on stdout. ``--quiet`` (cron) prints
+nothing unless something fails. The run's progress is in the metrics either way.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ class Command(BaseCommand):
                             help="renew in N processes side by side (PostgreSQL; default: "
                                  "PRORATA_BILL_RUN_WORKERS, or one per core, at most 4; SQLite "
                                  "always uses one)")
+        parser.add_argument("--quiet", action="store_true",
+                            help="no progress and no summary: print only errors (for cron)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         partition = None
@@ -65,6 +72,29 @@ class Command(BaseCommand):
                                           charge=not options["no_charge"])
             self.stdout.write(json.dumps(counts))
             return
-        stats = bill_run(chunk_size=options["chunk_size"], partition=partition,
-                         charge=not options["no_charge"], workers=workers)
-        self.stdout.write(json.dumps(stats.as_dict()))
+        from prorata.common.clock import now
+        from prorata.jobs.progress import RunWatcher
+
+        terminal = not options["quiet"] and self.stderr.isatty()
+        with RunWatcher(at=now(), partition=partition,
+                        show=self._show if terminal else None):
+            stats = bill_run(chunk_size=options["chunk_size"], partition=partition,
+                             charge=not options["no_charge"], workers=workers)
+        if terminal:
+            self.stderr.write("\r\033[K", style_func=_plain, ending="")
+        if stats.failed_ids:
+            self.stderr.write(f"{len(stats.failed_ids)} subscription(s) could not be renewed and "
+                              "are left for the next run (see the log): "
+                              f"{', '.join(map(str, stats.failed_ids[:20]))}")
+        if not options["quiet"]:
+            self.stdout.write(json.dumps(stats.as_dict()))
+
+    def _show(self, line: str) -> None:
+        # One line, rewritten in place.
+        self.stderr.write(f"\r\033[K{line}", style_func=_plain, ending="")
+        self.stderr.flush()
+
+
+def _plain(text: str) -> str:
+    """Progress is not an error: no red."""
+    return text

@@ -42,6 +42,9 @@ class Command(BaseCommand):
                 "PRORATA_BROKER_URL is set, so Celery beat schedules the jobs: run "
                 "'celery -A prorata.jobs.celery worker' and 'celery -A prorata.jobs.celery beat' "
                 "instead (or unset PRORATA_BROKER_URL to use this worker).")
+        from prorata.common.metrics import forget_dead_processes
+
+        forget_dead_processes()
         worker = Worker(jobs)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop())

@@ -1,0 +1,111 @@
+"""Request ids, one log line per request, and the request metrics (issue 15 "Logs").
+
+:class:`RequestLogMiddleware` (first in ``MIDDLEWARE``) gives every request an id: the incoming
+``X-Request-ID`` when it is a plain token (1-128 letters, digits, ``.``, ``_``, ``-``; a proxy's id
+then follows the request through), else a new random one. The id is echoed in the response's
+``X-Request-ID`` and stamped, with the account id once the URL names one, on every log record the
+request writes (:class:`ContextFilter`, through context variables: threads and processes never mix
+them). After the response it logs one ``request`` line (method, route pattern, status, duration) and
+counts the request in the metrics by route pattern.
+
+Never logged: request bodies, headers, query strings (a reset token travels in a path, which is
+logged as its route pattern only), so card data and secrets cannot reach the log.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from prorata.common import metrics
+
+logger = logging.getLogger("prorata.request")
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+account_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("account_id", default=None)
+job: contextvars.ContextVar[str | None] = contextvars.ContextVar("job", default=None)
+job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
+
+HEADER = "X-Request-ID"
+_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def request_id_from(incoming: str | None) -> str:
+    """The incoming id if it is a plain token, else a new one (32 hex digits)."""
+    if incoming and _TOKEN.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``request_id``, ``account_id``, ``job`` and ``job_id`` to every record (``None``
+    outside a request or a job), unless the record already carries them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if isinstance(request, HttpRequest):
+            # Django's own request records ("Not Found: /accounts/reset/<uid>/<token>/"): the path
+            # may hold a one-time token, so it is logged as its route pattern.
+            if record.name.startswith("django.") and isinstance(record.args, tuple) \
+                    and len(record.args) == 2:
+                record.args = (record.args[0], _route(request))
+            record.request = f"{request.method} {_route(request)}"
+        for name, variable in (("request_id", request_id), ("account_id", account_id),
+                               ("job", job), ("job_id", job_id)):
+            if not hasattr(record, name):
+                setattr(record, name, variable.get())
+        return True
+
+
+class RequestLogMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        rid = request_id_from(request.headers.get(HEADER))
+        request.request_id = rid  # type: ignore[attr-defined]
+        tokens = (request_id.set(rid), account_id.set(None))
+        try:
+            response = self.get_response(request)
+            seconds = time.perf_counter() - started
+            response[HEADER] = rid
+            route = _route(request)
+            method = request.method if request.method in _METHODS else "other"
+            metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
+            metrics.REQUEST_SECONDS.labels(route, method).observe(seconds)
+            level = logging.WARNING if response.status_code >= 500 else logging.INFO
+            logger.log(level, "%s %s %d %.1f ms", method, route, response.status_code,
+                       seconds * 1000, extra={
+                           "method": method, "route": route, "status": response.status_code,
+                           "duration_ms": round(seconds * 1000, 1)})
+            return response
+        finally:
+            request_id.reset(tokens[0])
+            account_id.reset(tokens[1])
+
+    def process_view(self, request: HttpRequest, view: Any, args: Any,
+                     kwargs: dict[str, Any]) -> None:
+        value = kwargs.get("account_id")
+        if isinstance(value, int):
+            account_id.set(value)
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _route(request: HttpRequest) -> str:
+    """The URL pattern that answered (bounded label), ``static`` or ``unmatched``."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.route:
+        return "/" + match.route
+    if request.path.startswith("/static/"):
+        return "static"
+    return "unmatched"
