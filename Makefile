@@ -5,15 +5,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # The demo and its CLI share one movable clock stored in the embedded database.
 export PRORATA_CLOCK ?= movable
+# Logs for a person at a terminal (production logs JSON lines: docs/settings.md).
+export PRORATA_LOG_FORMAT ?= text
 
-.PHONY: setup run demo test browser lint clean
+.PHONY: setup run demo test browser lint clean lock
 
-$(STAMP): pyproject.toml
+# The exact versions of requirements.lock, each checked against its hashes, then Prorata itself.
+# After changing pyproject.toml's dependencies: `make lock` (pip-tools), and commit both files.
+$(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Prorata needs Python 3.11 or newer")'
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: install it with 'apt-get install -y python3-venv'"; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,celery]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
+
+lock: $(STAMP)
+	$(BIN)/pip install --quiet pip-tools==7.6.2
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-strip-extras --extra dev \
+	  --extra celery --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
 setup: $(STAMP)
 

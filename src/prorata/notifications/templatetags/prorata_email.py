@@ -18,6 +18,7 @@ from django import template
 from django.conf import settings
 from django.utils.translation import get_language, gettext, ngettext
 
+from prorata.common import urls
 from prorata.notifications.formatting import format_day, format_money
 from prorata_core.money import Money
 
@@ -45,12 +46,7 @@ def day(value: Any) -> str:
 
 @register.filter
 def absolute_url(value: Any) -> str:
-    if not value:
-        return ""
-    text = str(value)
-    if text.startswith(("http://", "https://")):
-        return text
-    return f"{settings.PRORATA_BASE_URL}/{text.lstrip('/')}"
+    return urls.absolute_url(str(value) if value else "")
 
 
 def _cycle(code: str) -> str:
