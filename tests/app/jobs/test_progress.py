@@ -61,9 +61,8 @@ def test_the_watcher_counts_what_is_due_and_sets_the_gauges():
 def test_reconciliation_uses_the_subscriptions_job_when_it_exists(monkeypatch, clock):
     from prorata.subscriptions import services
 
-    assert periodic.reconcile_payments() in ({"looked_at": 0},
-                                             {"looked_at": 0, "applied": 0, "abandoned": 0,
-                                              "refunded": 0, "still_unknown": 0})
+    counts = periodic.reconcile_payments()  # the real job: nothing to settle
+    assert counts and not any(counts.values())
     monkeypatch.setattr(services, "payments_reconcile_due",
                         lambda: {"looked_at": 2, "applied": 1}, raising=False)
     assert periodic.reconcile_payments() == {"looked_at": 2, "applied": 1}
