@@ -28,6 +28,7 @@ from prorata.subscriptions import services
 from prorata.subscriptions.errors import PaymentFailed
 from prorata.subscriptions.models import Order, OrderStatus, Subscription
 from prorata.subscriptions.selectors import CheckoutItem, order_quote
+from tests.app.console_auth import console_login
 from prorata.subscriptions.services import checkout_place, payments_reconcile_due
 from prorata_core.periods import utc
 from tests.app.subscriptions.support import (
@@ -241,8 +242,7 @@ def test_support_sees_every_order_not_settled_in_the_console_and_settles_it(
 
     account, alice = acme_standard
     waiting = place(account, alice, PRO_2, new_card=card(TIMEOUT_CARD)).order
-    client = Client()
-    client.force_login(support)
+    client = console_login(Client(), support)
     page = client.get("/console/subscriptions/order/?settlement=unsettled")
     assert page.status_code == 200
     text = page.content.decode()
