@@ -18,15 +18,11 @@ from django.db import transaction
 from django.utils.translation import gettext_noop
 
 from prorata.accounts.countries import country_choices, time_zones
+from prorata.accounts.errors import BillingDetailsInvalid
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
 from prorata.billing.locks import lock_account
-from prorata_core.errors import ValidationError
 from prorata_core.tax import EU_COUNTRIES, normalize_vat_number
-
-
-class BillingDetailsInvalid(ValidationError):
-    code = "billing_details_invalid"
 
 
 def account_time_zone(account: Account) -> str:

@@ -44,3 +44,15 @@ class EmailLinkExpired(ProrataError):
 
 class LanguageUnknown(ValidationError):
     code = "language_unknown"
+
+
+class BillingDetailsInvalid(ValidationError):
+    """Billing details refused (the message, worded where raised, names the field to fix)."""
+
+    code = "billing_details_invalid"
+
+
+class SignUpInvalid(ValidationError):
+    """A sign-up refused (the message, worded where raised, names the field to fix)."""
+
+    code = "signup_invalid"

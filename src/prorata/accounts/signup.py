@@ -25,12 +25,16 @@ from django.utils.translation import gettext_noop
 
 from prorata.accounts.countries import country_choices, default_time_zone
 from prorata.accounts.credentials import send_user_mail
-from prorata.accounts.errors import EmailLinkInvalid, EmailNotSent, EmailTaken
+from prorata.accounts.errors import (
+    EmailLinkInvalid,
+    EmailNotSent,
+    EmailTaken,
+    SignUpInvalid,
+)
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import account_create, audit_record
 from prorata.accounts.tokens import ClockPasswordResetTokenGenerator, email_change_lifetime
 from prorata.common.clock import format_instant, now
-from prorata_core.errors import ValidationError
 from prorata_core.tax import EU_COUNTRIES
 
 
@@ -44,10 +48,6 @@ class SignUpTokenGenerator(ClockPasswordResetTokenGenerator):
 
 
 signup_tokens = SignUpTokenGenerator()
-
-
-class SignUpInvalid(ValidationError):
-    code = "signup_invalid"
 
 
 def currency_for_country(country: str) -> str:

@@ -13,6 +13,9 @@ class _Formatted(ProrataError):
         super().__init__(message % params if params else message, **params)
         self.template = message
 
+    code = "staff_action_refused"
+    http_status = 409
+
 
 class StaffActionRefused(_Formatted):
     """A refund, approval or credit adjustment that the rules refuse (nothing was written)."""

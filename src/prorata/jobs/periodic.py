@@ -71,16 +71,11 @@ def overdue_flags() -> dict[str, int]:
 
 def reconcile_payments() -> dict[str, int]:
     """Settle the card payments of orders whose outcome is unknown, or that stayed pending (a crash
-    between the gateway call and its record), by asking the gateway with their idempotency keys.
+    between the gateway call and its record), by asking the gateway with their idempotency keys:
+    the subscriptions app's ``payments_reconcile_due`` (issue 12 item 8)."""
+    from prorata.subscriptions.services import payments_reconcile_due
 
-    The reconciliation job of the subscriptions app (``payments_reconcile_due``, issue 12 item 8)
-    when it exists; until then the service it replaces (``payment_reconcile``)."""
-    from prorata.subscriptions import services
-
-    job = getattr(services, "payments_reconcile_due", None)
-    if job is not None:
-        return dict(job())
-    return {"looked_at": len(services.payment_reconcile())}
+    return dict(payments_reconcile_due())
 
 
 #: What :func:`prune` removes besides expired sessions: each returns how many rows it deleted.

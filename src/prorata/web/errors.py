@@ -138,6 +138,8 @@ MESSAGES: dict[str, Any] = {
 RAISER_WORDED = frozenset({
     "invalid_input", "change_refused", "payment_declined", "insufficient_funds", "card_rejected",
     "invalid_amount", "invalid_duration", "invalid_instant",
+    # Worded where raised, each naming the field or amount to fix:
+    "billing_details_invalid", "signup_invalid", "staff_action_refused", "staff_not_permitted",
 })
 
 

@@ -28,9 +28,9 @@ from prorata.subscriptions import services
 from prorata.subscriptions.errors import PaymentFailed
 from prorata.subscriptions.models import Order, OrderStatus, Subscription
 from prorata.subscriptions.selectors import CheckoutItem, order_quote
-from tests.app.console_auth import console_login
 from prorata.subscriptions.services import checkout_place, payments_reconcile_due
 from prorata_core.periods import utc
+from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import (
     TIMEOUT_CARD,
     buy,
