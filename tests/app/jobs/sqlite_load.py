@@ -20,13 +20,16 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-#: How many times a client sends a checkout again after a 503 (Busy) answer.
-RETRIES_AFTER_BUSY = 5
+#: How many times a client sends a checkout again after a 503 (Busy) answer, waiting longer each
+#: time (0.05 s doubling, at most 1 s) as a patient client does: fifty writers at once on SQLite's
+#: one write lock can each be turned away several times on a loaded machine before their turn.
+RETRIES_AFTER_BUSY = 30
 
 
 def main(path: str, subscriptions: int, checkouts: int, chunk: int | None) -> dict[str, object]:
@@ -114,6 +117,7 @@ def main(path: str, subscriptions: int, checkouts: int, chunk: int | None) -> di
                     errors.append(response.content.decode()[:300])
                 if response.status_code != 503:
                     break
+                time.sleep(min(0.05 * 2 ** _attempt, 1.0))
         finally:
             connection.close()
 
