@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/", api_v1.urls),
     path("billing/", include("prorata.web.urls_billing")),
     path("", include("prorata.licenses.urls")),
+    path("", include("prorata.webinars.urls")),
     path("console/", admin.site.urls),
     path("", include("prorata.catalog.urls")),
     path("", include("prorata.accounts.urls")),

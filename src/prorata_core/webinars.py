@@ -46,8 +46,10 @@ def participant_limit(
     best = limit_when_scheduled
     for index, spell in enumerate(spells):
         ends = spells[index + 1].start if index + 1 < len(spells) else None
-        if ends is not None and ends <= scheduled_at:
-            continue  # over before the webinar was scheduled
+        # Over before the webinar was scheduled. One ending at that very instant counts: the
+        # project clock can stand still, and several changes then share one instant.
+        if ends is not None and ends < scheduled_at:
+            continue
         if spell.start > scheduled_at and (spell.start >= starts_at or spell.start > now):
             break  # began once the webinar had started (or after now): later spells too
         best = max(best, spell.limit)

@@ -46,6 +46,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -65,13 +66,17 @@ from prorata.api.models import ApiToken
 from prorata.api.services import api_token_create
 from prorata.api.v1 import api as api_v1
 from prorata.catalog.services import catalog_load_demo
-from prorata.licenses.services import member_invite
+from prorata.common.clock import now
+from prorata.licenses.entitlements import entitlement_key_create
+from prorata.licenses.models import LicenseAssignment
+from prorata.licenses.services import license_assign, member_invite
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import payment_method_add
 from prorata.subscriptions.models import Subscription
 from prorata.subscriptions.selectors import order_quote
 from prorata.subscriptions.services import checkout_place
 from prorata.support.services import support_request_create
+from prorata.webinars.services import webinar_schedule
 
 pytestmark = pytest.mark.django_db
 
@@ -173,7 +178,53 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
     # The Support pages: a request of the side's account.
     "request_id": lambda side: side.make("support_request", lambda: support_request_create(
         account=side.account, user=side.principal, kind="other", message="Matrix")).pk,
+    "subscription_id": lambda side: side_subscription(side).pk,
+    # Webinars: one the principal (an organizer with a license) scheduled; its public page.
+    "webinar_id": lambda side: matrix_webinar(side).pk,
+    "public_id": lambda side: matrix_webinar(side).public_id,
+    "email": lambda side: side.principal.email,
 }
+
+
+def matrix_webinar(side: Side) -> Any:
+    def schedule() -> Any:
+        body = license_assign_body(side)
+        license_assign(actor=side.principal, account=side.account,
+                       subscription_id=body["subscription"], member_id=body["member"])
+        return webinar_schedule(organizer=side.principal, account=side.account,
+                                title=f"Matrix webinar {side.label}",
+                                starts_at=now() + timedelta(days=30), duration_minutes=60,
+                                time_zone="UTC")
+    return side.make("webinar", schedule)
+
+
+def webinar_body(side: Side) -> dict[str, Any]:
+    matrix_webinar(side)  # the principal holds a license from then on
+    return {"title": "Matrix", "start": "2030-01-01T10:00", "duration_minutes": "60",
+            "time_zone": "UTC"}
+
+
+def side_subscription(side: Side) -> Subscription:
+    """The side's subscription (Lite × 1, bought once per side)."""
+    invoice = side.make("invoice", lambda: billing_purchase(side).invoice)
+    return Subscription.objects.get(invoice=invoice)
+
+
+def api_assign_body(side: Side) -> dict[str, Any]:
+    """Assign the side's only license to its member with no role: free it first."""
+    LicenseAssignment.objects.filter(subscription=side_subscription(side)).delete()
+    return {"member_id": Membership.objects.get(user=side.members["none"]).pk}
+
+
+def api_unassign_body(side: Side) -> dict[str, Any]:
+    """Unassign the license the member with no role holds (given first, if need be)."""
+    subscription = side_subscription(side)
+    member = Membership.objects.get(user=side.members["none"])
+    if not LicenseAssignment.objects.filter(subscription=subscription, member=member).exists():
+        LicenseAssignment.objects.filter(subscription=subscription).delete()
+        license_assign(actor=side.principal, account=side.account,
+                       subscription_id=subscription.pk, member_id=member.pk)
+    return {}
 
 
 def license_assign_body(side: Side) -> dict[str, Any]:
@@ -248,6 +299,9 @@ class Rule:
     public: bool = False
     action: Action | None = None
     probes: tuple[Probe, ...] = ()
+    #: Answers the webinar product's entitlement key only (not users): see
+    #: test_the_entitlement_key_reads_entitlements_only.
+    product_key: bool = False
 
 
 GET = Probe()
@@ -322,6 +376,17 @@ ACCESS: dict[str, Rule] = {
         action=Action.MANAGE_BILLING),
     "api/v1/accounts/<account_id>/payment-methods/<payment_method_id>": Rule(
         action=Action.MANAGE_BILLING),
+    # Licenses over the API (issue 13): the pools, assigning, and who loses one at the next order.
+    "api/v1/accounts/<account_id>/licenses": Rule(action=Action.MANAGE_LICENSES),
+    "api/v1/accounts/<account_id>/licenses/<subscription_id>/assignments": Rule(
+        action=Action.MANAGE_LICENSES, probes=(Probe("POST", data=api_assign_body),)),
+    "api/v1/accounts/<account_id>/licenses/<subscription_id>/assignments/<member_id>": Rule(
+        action=Action.MANAGE_LICENSES, probes=(Probe("DELETE", data=api_unassign_body),)),
+    "api/v1/accounts/<account_id>/subscriptions/<product_code>/license-releases": Rule(
+        action=Action.MANAGE_LICENSES, probes=(Probe("PUT", data=lambda s: {
+            "quantity": 1, "member_ids": []}),)),
+    # The webinar product's question (issue 13): its entitlement key, never a user's credential.
+    "api/v1/entitlements/<email>": Rule(product_key=True),
     # The billing center's pages (web/urls_billing.py).
     "billing/": Rule(),  # the user's accounts: straight to the only one
     "billing/<int:account_id>/": Rule(action=Action.VIEW_ACCOUNT),
@@ -362,6 +427,16 @@ ACCESS: dict[str, Rule] = {
     "billing/<int:account_id>/invitations/<int:invitation_id>/revoke/": Rule(
         action=Action.MANAGE_LICENSES, probes=(POST,)),
     "invitations/<str:token>/": Rule(public=True),
+    # Webinars (webinars/urls.py): any member sees the list; organizers schedule and edit.
+    "billing/<int:account_id>/webinars/": Rule(action=Action.VIEW_ACCOUNT),
+    "billing/<int:account_id>/webinars/new/": Rule(action=Action.HOST_WEBINARS, probes=(
+        GET, Probe("POST", data=webinar_body))),
+    "billing/<int:account_id>/webinars/<int:webinar_id>/edit/": Rule(
+        action=Action.HOST_WEBINARS, probes=(GET, Probe("POST", data=webinar_body))),
+    "billing/<int:account_id>/webinars/<int:webinar_id>/cancel/": Rule(
+        action=Action.HOST_WEBINARS, probes=(POST,)),
+    "webinars/<str:public_id>/": Rule(public=True, probes=(GET, Probe("POST", data=lambda s: {
+        "name": "Visitor", "email": f"visitor-{s.label}@example.com"}))),
     "billing/<int:account_id>/support/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"kind": "billing_question",
                                            "message": "A question"}))),
@@ -580,7 +655,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(sides, route):
 
 
 @pytest.mark.parametrize("route", routes_where(
-    lambda r: not r.rule.public and r.kind != "console"))
+    lambda r: not r.rule.public and r.kind != "console" and not r.rule.product_key))
 def test_another_accounts_objects_are_404_for_a_member_holding_every_role(sides, route):
     a, b = sides
     auths = [("principal, session", signed_in(a.principal), None),
@@ -603,7 +678,8 @@ def test_another_accounts_objects_are_404_for_a_member_holding_every_role(sides,
 
 
 @pytest.mark.parametrize("route", routes_where(
-    lambda r: not r.rule.public and r.kind != "console" and names_an_account(r)))
+    lambda r: not r.rule.public and r.kind != "console" and names_an_account(r)
+    and not r.rule.product_key))
 def test_the_same_urls_work_for_their_own_account(sides, route):
     a, _ = sides
     client = signed_in(a.principal)
@@ -652,3 +728,23 @@ def test_a_member_without_the_billing_role_sees_no_billing_data(sides):
         assert a.account.billing_address not in json.dumps(body), role
     body = signed_in(a.members["billing_contact"]).get(f"/api/v1/accounts/{a.account.pk}").json()
     assert body["billing"]["billing_address"] == a.account.billing_address
+
+
+def test_the_entitlement_key_reads_entitlements_only(sides):
+    """A product key answers on the product-key routes and is refused (401) everywhere else in
+    the API; users' sessions and personal tokens are refused (401) on the product-key routes."""
+    a, _ = sides
+    _, key = entitlement_key_create(name="matrix product", actor=None)
+    for route in ROUTES:
+        if route.kind != "api" or route.rule.public:
+            continue
+        for probe in probes_of(route):
+            with_key = send(Client(), route, probe, a, token=key)
+            where = f"product key {probe.method} {route.url(a)} → {describe(with_key)}"
+            if route.rule.product_key:
+                assert with_key.status_code == 200, where
+                for client, token in ((signed_in(a.principal), None), (Client(), a.token_secret)):
+                    refused = send(client, route, probe, a, token=token)
+                    assert refused.status_code == 401, f"a user's credential: {describe(refused)}"
+            else:
+                assert with_key.status_code == 401, where

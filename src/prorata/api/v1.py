@@ -45,6 +45,8 @@ AREAS = [
     "prorata.api.subscriptions",
     "prorata.api.billing",
     "prorata.api.payment_methods",
+    "prorata.api.licenses",
+    "prorata.api.entitlements",
 ]
 
 api = NinjaAPI(

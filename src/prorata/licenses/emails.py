@@ -20,6 +20,15 @@ CONTRACTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 
+#: Optional keys this app adds to the billing e-mails sent after an order (receipts.py).
+RECEIPT_KEYS = frozenset({"unassigned_licenses", "licenses_url"})
+
+
 def register() -> None:
-    """Declare the contracts (idempotent; called by the app's ``ready``)."""
+    """Declare the contracts, and the receipt keys on the order e-mails (idempotent; called by
+    the app's ``ready``)."""
     TEMPLATES.update(CONTRACTS)
+    for name in ("receipt", "credit_created"):
+        if name in TEMPLATES:
+            required, optional = TEMPLATES[name]
+            TEMPLATES[name] = (required, optional | RECEIPT_KEYS)

@@ -75,7 +75,15 @@ class LicensesToFree(ProrataError):
     http_status = 409
 
 
+class UnknownUser(ProrataError):
+    """The entitlement API was asked about an address no user signs in with. ``params``: ``email``."""
+
+    code = "unknown_user"
+    http_status = 404
+
+
 MESSAGES: dict[str, Any] = {
+    "unknown_user": _("No user signs in with %(email)s."),
     "no_free_license": _(
         "All %(bought)s licenses are assigned. Unassign one first, or add licenses to your "
         "subscription."

@@ -130,3 +130,32 @@ class EntitlementKey(models.Model):
     @property
     def display(self) -> str:
         return f"prorata_ent_{self.prefix}_…"
+
+
+class LicenseRelease(models.Model):
+    """A member chosen to lose their license when an order leaves fewer licenses than are
+    assigned (issue 13). Pending (``order`` empty) until the order is placed; the order then
+    frees the license in its own transaction and records itself here (``released_at``)."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE,
+                                     related_name="license_releases")
+    member = models.ForeignKey(Membership, on_delete=models.SET_NULL, null=True,
+                               related_name="+")
+    email = models.EmailField(_("e-mail address"))
+    chosen_at = models.DateTimeField(_("chosen at"))
+    chosen_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+")
+    order = models.ForeignKey("subscriptions.Order", null=True, blank=True,
+                              on_delete=models.PROTECT, related_name="license_releases")
+    released_at = models.DateTimeField(_("released at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["subscription", "email", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "member"],
+                                    condition=Q(order__isnull=True),
+                                    name="license_release_pending_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} · {self.subscription_id}"

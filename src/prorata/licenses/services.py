@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.urls import reverse
@@ -28,12 +29,13 @@ from prorata.licenses.errors import (
     InvitationForAnotherAddress,
     InvitationUnusable,
     LastBillingContact,
+    LicensesToFree,
     NoFreeLicense,
     NoSubscription,
     NotAMember,
     NotLicensed,
 )
-from prorata.licenses.models import Invitation, LicenseAssignment
+from prorata.licenses.models import Invitation, LicenseAssignment, LicenseRelease
 from prorata.notifications.outbox import outbox_enqueue
 from prorata.subscriptions.models import Subscription
 from prorata_core.errors import ValidationError
@@ -85,7 +87,7 @@ def _notify_license(member: Membership, subscription: Subscription, *, gained: b
     outbox_enqueue(
         to=user.email, template="license_assigned" if gained else "license_unassigned",
         context={"account": account.name, "product": subscription.product.name,
-                 "name": user.get_full_name(), "url": reverse("billing:account", args=[account.pk])},
+                 "name": user.get_full_name(), "url": reverse("webinars:list", args=[account.pk])},
         language=_language(user, account), dedupe_key=key,
     )
 
@@ -394,3 +396,113 @@ def invitation_revoke(*, actor: User, account: Account, invitation_id: int | str
         invitation.save(update_fields=["revoked_at"])
         audit_record(actor=actor, action="member.invite.revoke", account=account,
                      obj=invitation, before={"email": invitation.email}, ip=ip)
+
+
+# --- fewer licenses than assigned (an order that reduces the count) ---------------------------------
+
+
+def _shortfall(subscription: Subscription, quantity: int) -> tuple[int, int]:
+    assigned = LicenseAssignment.objects.filter(subscription=subscription).count()
+    return assigned, max(0, assigned - quantity)
+
+
+def license_release_choose(*, actor: User, account: Account, product_code: str, quantity: int,
+                           member_ids: Iterable[int | str]) -> list[LicenseRelease]:
+    """Record who loses their license if the account's next order for ``product_code`` leaves
+    ``quantity`` licenses: at least as many of the current holders as are too many (replacing
+    an earlier choice). Nothing is unassigned here: the order does it when it is placed. With
+    enough licenses the choice is cleared. Refused with LicensesToFree when too few are chosen."""
+    wanted = {int(m) for m in member_ids if str(m).isdigit()}
+    with transaction.atomic():
+        lock_account(account.pk)
+        found = lock_subscriptions(account_id=account.pk, product_codes=[product_code])
+        if not found:
+            return []
+        subscription = found[0]
+        LicenseRelease.objects.filter(subscription=subscription, order__isnull=True).delete()
+        assigned, to_free = _shortfall(subscription, quantity)
+        if not to_free:
+            return []
+        holders = list(LicenseAssignment.objects.select_related("member__user")
+                       .filter(subscription=subscription, member_id__in=wanted))
+        if len(holders) < to_free:
+            raise LicensesToFree(
+                f"The new count leaves {quantity} licenses for {assigned} members who hold one: "
+                f"choose {to_free} member(s) who lose their license.",
+                licenses=quantity, assigned=assigned, to_free=to_free)
+        at = now()
+        return LicenseRelease.objects.bulk_create([
+            LicenseRelease(subscription=subscription, member=holder.member,
+                           email=holder.member.user.email, chosen_at=at, chosen_by=actor)
+            for holder in holders])
+
+
+def pending_releases(*, account: Account, product_code: str) -> list[LicenseRelease]:
+    """The members chosen to lose their license at the next order (by e-mail)."""
+    return list(LicenseRelease.objects.filter(
+        subscription__account=account, subscription__product__code=product_code,
+        order__isnull=True).order_by("email", "id"))
+
+
+def licenses_check_order(*, subscriptions: dict[str, Subscription],
+                         quantities: dict[str, int]) -> None:
+    """Before an order is recorded (under the account and subscription locks): every product
+    whose new license count is below its assignments needs the members chosen to lose theirs
+    (LicensesToFree otherwise; nothing is written)."""
+    for code, quantity in quantities.items():
+        subscription = subscriptions.get(code)
+        # Assignments never exceed the current count (assigning past it is refused), so only
+        # a reduction can leave members without a license: no count to read otherwise.
+        if subscription is None or quantity >= subscription.quantity:
+            continue
+        assigned, to_free = _shortfall(subscription, quantity)
+        if not to_free:
+            continue
+        chosen = LicenseRelease.objects.filter(
+            subscription=subscription, order__isnull=True,
+            member__license_assignments__subscription=subscription).count()
+        if chosen < to_free:
+            raise LicensesToFree(
+                f"The new count leaves {quantity} licenses for {assigned} members who hold one: "
+                f"choose {to_free} member(s) who lose their license on Modify subscription.",
+                licenses=quantity, assigned=assigned, to_free=to_free)
+
+
+def licenses_apply_order(*, order: Any, subscriptions: Iterable[Subscription],
+                         actor: User | None) -> list[str]:
+    """In the transaction that applies ``order`` (its subscriptions saved with their new
+    counts): free the licenses of the members chosen, so that no subscription has more
+    assignments than licenses. Should the holders have changed since the check (a license
+    assigned meanwhile), the most recent assignments go too, so the rule holds whatever
+    happened; each unassignment is audited and e-mailed. Returns the e-mails freed."""
+    freed: list[str] = []
+    at = now()
+    # The counts the order was priced from: a subscription whose count did not go down cannot
+    # hold more assignments than licenses (each assignment was checked against the older, lower
+    # or equal count), so its assignments need no reading. A purchase (no previous count) may
+    # reactivate a subscription whose members kept their assignments: it is read.
+    before = {item.subscription_id: item.previous.quantity
+              for item in order.summary.items if item.previous is not None}
+    for subscription in subscriptions:
+        previous = before.get(subscription.pk)
+        if previous is not None and subscription.quantity >= previous:
+            continue
+        _assigned, to_free = _shortfall(subscription, subscription.quantity)
+        if not to_free:
+            continue
+        chosen = list(LicenseRelease.objects.filter(subscription=subscription,
+                                                    order__isnull=True).order_by("id"))
+        members = [r.member_id for r in chosen if r.member_id is not None]
+        holders = list(LicenseAssignment.objects
+                       .select_related("member__user", "member__account", "subscription__product")
+                       .filter(subscription=subscription)
+                       .order_by("-assigned_at", "-id"))
+        ordered = ([a for a in holders if a.member_id in members]
+                   + [a for a in holders if a.member_id not in members])
+        for assignment in ordered[:max(to_free, len([a for a in holders
+                                                      if a.member_id in members]))]:
+            freed.append(assignment.member.user.email)
+            _unassign(actor=actor, assignment=assignment, reason=f"order:{order.pk}", ip=None)
+        LicenseRelease.objects.filter(pk__in=[r.pk for r in chosen]).update(order=order,
+                                                                           released_at=at)
+    return freed

@@ -246,7 +246,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         else:
             messages.success(request, gettext("Welcome to %(account)s.")
                              % {"account": found.account.name})
-            return redirect("billing:account", account_id=found.account_id)
+            return redirect("webinars:list", account_id=found.account_id)
     login_url = f"{reverse('accounts:sign_in')}?next={request.path}"
     return render(request, "licenses/invitation.html", {
         "invitation": found, "form": form, "signed_in": signed_in, "existing": existing,

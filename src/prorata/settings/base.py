@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "prorata.console",
+    "prorata.webinars",
     "prorata.web",
 ]
 

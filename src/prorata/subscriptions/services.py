@@ -59,6 +59,8 @@ from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
+from prorata.licenses.receipts import license_receipt_context
+from prorata.licenses.services import licenses_apply_order, licenses_check_order
 from prorata.notifications.context import money_json
 from prorata.payments.gateway import CardDetails, ChargeOutcome, Gateway, get_gateway
 from prorata.payments.models import PaymentMethod
@@ -466,6 +468,9 @@ def _place(
         if stored is not None:
             return _Placed(order=stored, result=_replay(stored, request.fingerprint))
         subscriptions, quote = _price_locked(account=account, request=request, by_staff=by_staff)
+        # Fewer licenses than assigned: the members who lose theirs must be chosen (issue 13).
+        licenses_check_order(subscriptions=subscriptions, quantities={
+            q.item.product_code: q.item.quantity for q in quote.items})
         if busy:
             raise OrderInProgress(
                 "Another order of this account is waiting for its payment to be confirmed; try "
@@ -823,6 +828,7 @@ def _apply(
     _post_ledger(account=account, currency=order.currency, at=at, drafts=drafts, payment=payment)
     _commit_subscriptions(order=order, subscriptions=subscriptions, before=before,
                           invoice=invoice, at=at, actor=actor)
+    licenses_apply_order(order=order, subscriptions=subscriptions.values(), actor=actor)
     _complete_order(order=order, account=account, drafts=drafts, at=at, actor=actor)
     _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes)
     return [*credit_notes, invoice]
@@ -1034,8 +1040,9 @@ def _send_receipt(
     attachments = [{"kind": "invoice", "id": invoice.pk}] + [
         {"kind": "credit_note", "id": note.pk} for note in credit_notes
     ]
+    licenses = license_receipt_context(order=order, account=account)
     common = {"items": _email_items(order),
-              "next_billing_date": format_instant(first.next_billing_date)}
+              "next_billing_date": format_instant(first.next_billing_date), **licenses}
     if order.credit_created:
         balance = credit_balance(account, order.currency)
         _notify(order=order, account=account, template="credit_created", attachments=attachments,
@@ -1051,7 +1058,7 @@ def _send_receipt(
         kind=kind, number=invoice.number or "", currency=invoice.currency,
         amount_paid=invoice.amount_paid, total=invoice.total,
         credit_applied=invoice.credit_applied, items=common["items"],
-        period=first.period, next_billing_date=first.next_billing_date))
+        period=first.period, next_billing_date=first.next_billing_date) | licenses)
 
 
 # --- reconciliation (DESIGN §8) ---------------------------------------------------------------------

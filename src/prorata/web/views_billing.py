@@ -36,6 +36,7 @@ from prorata.billing.selectors import (
     document_for_account,
 )
 from prorata.common.formatting import format_date, format_money
+from prorata.licenses.services import license_release_choose
 from prorata.payments.errors import CardRejected
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import (
@@ -401,6 +402,11 @@ def modify(request: HttpRequest, account_id: int, product_code: str) -> HttpResp
 
     if request.method == "POST" and quote is not None:
         try:
+            # Who loses a license if the count goes below the assignments (issue 13): recorded
+            # now, applied only when the order is placed.
+            license_release_choose(actor=user, account=account, product_code=product_code,
+                                   quantity=choice.quantity,
+                                   member_ids=request.POST.getlist("free_member"))
             cart_add(account=account, user=user, product_code=product_code,
                      plan_code=choice.plan, cycle_code=choice.cycle, quantity=choice.quantity)
         except ProrataError as refused:

@@ -150,4 +150,4 @@ def test_the_page_in_french_says_licences(world):
     world.bob.save()
     text = page_text(world.client(world.bob).get(f"/billing/{world.account.pk}/licenses/",
                                                  HTTP_ACCEPT_LANGUAGE="fr"))
-    assert "Licences" in text and "0 licences attribuées sur 2" in text
+    assert "Licences" in text and "0 licence attribuée sur 2" in text

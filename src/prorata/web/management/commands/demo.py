@@ -18,6 +18,7 @@ from prorata.catalog.display import priced_cycles, prices_by_plan_and_cycle
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.catalog.services import catalog_load_demo
 from prorata.common.clock import MOVABLE, clock_mode, clock_set, format_instant, now
+from prorata.licenses.demo import demo_load_licenses
 from prorata.subscriptions.demo import demo_load_subscriptions
 from prorata_core.errors import ProrataError
 
@@ -61,7 +62,8 @@ def _catalog() -> list[str]:
 
 
 #: The demo's steps, in order: each returns the lines to print.
-STEPS: list[Callable[[], list[str]]] = [_clock, _catalog, demo_load_people, demo_load_subscriptions]
+STEPS: list[Callable[[], list[str]]] = [_clock, _catalog, demo_load_people, demo_load_subscriptions,
+                                        demo_load_licenses]
 
 
 class Command(BaseCommand):
