@@ -147,6 +147,7 @@ def sides(clock) -> tuple[Side, Side]:
 #: Parameter name → the value that names ``side``'s object. Keep one meaning per name.
 PARAMETERS: dict[str, Callable[[Side], object]] = {
     "account_id": lambda side: side.account.pk,
+    "customer_id": lambda side: side.account.pk,  # the operator API's name of an account
     "token_id": lambda side: side.token.pk,
     # Public links sent by e-mail (password reset, e-mail change): any value shows the "invalid
     # link" page; they are in ACCESS as public.
@@ -160,6 +161,7 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
     # The console's money pages (staff only; per role in tests/app/console/test_console_matrix.py).
     "invoice_id": lambda side: side.account.pk,
     "refund_id": lambda side: side.account.pk,
+    "key_id": lambda side: side.account.pk,  # an operator API key (operators only)
     "content_type_id": lambda side: ContentType.objects.get_for_model(Account).pk,
     "url": lambda side: "no-such-page/",
     # The billing center's API (the demo catalog is loaded once a side needs it).
@@ -302,6 +304,9 @@ class Rule:
     #: Answers the webinar product's entitlement key only (not users): see
     #: test_the_entitlement_key_reads_entitlements_only.
     product_key: bool = False
+    #: An operator-API route (issue 17): only an operator API key opens it; customers'
+    #: sessions and personal tokens get 401 (test_operator_routes_take_only_an_operator_key).
+    operator: bool = False
 
 
 GET = Probe()
@@ -387,6 +392,19 @@ ACCESS: dict[str, Rule] = {
             "quantity": 1, "member_ids": []}),)),
     # The webinar product's question (issue 13): its entitlement key, never a user's credential.
     "api/v1/entitlements/<email>": Rule(product_key=True),
+    # The operator API (issue 17): an operator API key, nothing else.
+    **{f"api/v1/{route}": Rule(operator=True) for route in (
+        "key", "customers", "customers/<customer_id>", "customers/<customer_id>/contacts",
+        "customers/<customer_id>/trials", "customers/<customer_id>/quote",
+        "customers/<customer_id>/orders", "customers/<customer_id>/subscriptions",
+        "customers/<customer_id>/subscriptions/<product_code>/cancel-renewal",
+        "customers/<customer_id>/subscriptions/<product_code>/resume-renewal",
+        "customers/<customer_id>/invoices", "customers/<customer_id>/invoices/<document_id>",
+        "customers/<customer_id>/invoices/<document_id>/pdf",
+        "customers/<customer_id>/credit-notes",
+        "customers/<customer_id>/credit-notes/<document_id>",
+        "customers/<customer_id>/credit-notes/<document_id>/pdf",
+        "customers/<customer_id>/payments", "customers/<customer_id>/ledger")},
     # The billing center's pages (web/urls_billing.py).
     "billing/": Rule(),  # the user's accounts: straight to the only one
     "billing/<int:account_id>/": Rule(action=Action.VIEW_ACCOUNT),
@@ -655,7 +673,8 @@ def test_anonymous_visitors_are_sent_to_sign_in(sides, route):
 
 
 @pytest.mark.parametrize("route", routes_where(
-    lambda r: not r.rule.public and r.kind != "console" and not r.rule.product_key))
+    lambda r: not r.rule.public and r.kind != "console" and not r.rule.product_key
+    and not r.rule.operator))
 def test_another_accounts_objects_are_404_for_a_member_holding_every_role(sides, route):
     a, b = sides
     auths = [("principal, session", signed_in(a.principal), None),
@@ -679,7 +698,7 @@ def test_another_accounts_objects_are_404_for_a_member_holding_every_role(sides,
 
 @pytest.mark.parametrize("route", routes_where(
     lambda r: not r.rule.public and r.kind != "console" and names_an_account(r)
-    and not r.rule.product_key))
+    and not r.rule.product_key and not r.rule.operator))
 def test_the_same_urls_work_for_their_own_account(sides, route):
     a, _ = sides
     client = signed_in(a.principal)
@@ -748,3 +767,28 @@ def test_the_entitlement_key_reads_entitlements_only(sides):
                     assert refused.status_code == 401, f"a user's credential: {describe(refused)}"
             else:
                 assert with_key.status_code == 401, where
+
+
+@pytest.mark.parametrize("route", routes_where(lambda r: r.rule.operator))
+def test_operator_routes_take_only_an_operator_key(sides, route):
+    """Customers — a member holding every role, by session or personal token, naming their own
+    account or another — get 401 and no data; an operator API key is let in (whatever the
+    route then says of a body without its Idempotency-Key, never a 401, 403 or 500)."""
+    from prorata.api.services import operator_key_create
+
+    a, b = sides
+    _row, key = operator_key_create(name="matrix", scope="read_write",
+                                    actor=User.objects.create_user("op@matrix.example", "pw"))
+    for probe in probes_of(route):
+        for side in (a, b):
+            for how, client, token in (("session", signed_in(a.principal), None),
+                                       ("personal token", Client(), a.token_secret)):
+                response = send(client, route, probe, side, token=token)
+                where = f"A's {how}: {probe.method} {route.url(side)} → {describe(response)}"
+                assert response.status_code == 401, where
+                assert response.json()["code"] in ("not_authenticated", "invalid_token"), where
+                body = content_of(response).decode(errors="replace")
+                assert not any(m in body for m in side.markers), where
+            response = send(Client(), route, probe, side, token=key)
+            where = f"operator key: {probe.method} {route.url(side)} → {describe(response)}"
+            assert response.status_code not in (401, 403) and response.status_code < 500, where

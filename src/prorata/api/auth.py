@@ -9,6 +9,10 @@ attribute handlers read — and return it (ninja keeps it in ``request.auth`` to
 - :class:`SessionCookie`: the browser's session (the API docs page, htmx). Unsafe methods need the
   CSRF token (``X-CSRFToken`` header), checked only once the session is known to be signed in, so
   that an anonymous request answers 401 rather than a CSRF 403.
+
+Once authenticated, a NUL character anywhere in the path, query or JSON body is refused (422,
+:func:`prorata.api.operator.reject_nul`) before a handler reads it. The operator API has its own
+credential, :class:`prorata.api.operator.OperatorKeyAuth`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ninja.utils import check_csrf
 
 from prorata.accounts.models import User
 from prorata.api.errors import CsrfFailed
+from prorata.api.operator import reject_nul
 from prorata.api.services import api_token_authenticate
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -36,6 +41,7 @@ class ApiRequest(HttpRequest):
 class BearerToken(HttpBearer):
     def authenticate(self, request: ApiRequest, token: str) -> User | None:
         user = api_token_authenticate(token=token)
+        reject_nul(request)
         request.auth_user = user
         return user
 
@@ -56,6 +62,7 @@ class SessionCookie(APIKeyCookie):
                 "This request is authenticated by the session cookie and needs the CSRF token: "
                 "send it in the X-CSRFToken header (from the csrftoken cookie), or use an API token."
             )
+        reject_nul(request)
         request.auth_user = user
         return user
 

@@ -2,12 +2,13 @@
 
 Documents are the finalised ones only (drafts have no number and are never shown); their lines
 and totals come from the immutable snapshot taken when they were numbered, their payment state
-from the row. Transactions are the ledger, newest first, in keyset pages (DESIGN §8): each page
-answers ``next_cursor`` (``null`` on the last), never a total count.
+from the row. Lists (documents, transactions) answer one envelope, ``{"data", "has_more", "next_cursor"}``, in
+keyset pages (DESIGN §8) with opaque cursors (:mod:`prorata.api.pagination`), never a total count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,16 +20,21 @@ from pydantic import Field
 from prorata.accounts.permissions import Action, account_for
 from prorata.api.auth import ApiRequest
 from prorata.api.money import MoneyOut, Out, money
+from prorata.api.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    cursor_decode,
+    cursor_encode,
+    page_of,
+)
 from prorata.api.schemas import errors
+from prorata.api.selectors import documents_page
 from prorata.billing.export import history_csv
 from prorata.billing.history import STATUSES
 from prorata.billing.models import Document, DocumentKind, LedgerEntry, LedgerKind
 from prorata.billing.receipts import document_pdf
-from prorata.billing.selectors import (
-    document_for_account,
-    documents_for_account,
-    transactions_for_account,
-)
+from prorata.billing.selectors import document_for_account, transactions_for_account
 from prorata_core.errors import ValidationError
 
 router = Router(tags=["billing"])
@@ -66,7 +72,8 @@ class DocumentOut(Out):
     pdf_url: str
 
     @staticmethod
-    def of(document: Document) -> DocumentOut:
+    def of(document: Document, pdf_url: str | None = None) -> DocumentOut:
+        """``pdf_url``: where the caller downloads it (default: the account's route)."""
         currency = document.currency
         return DocumentOut(
             id=document.pk, kind=document.kind, number=document.number or "",
@@ -78,7 +85,7 @@ class DocumentOut(Out):
             amount_paid=money(document.amount_paid, currency),
             amount_due=money(document.amount_due, currency), tax_rule=document.tax_rule,
             tax_mention=document.tax_mention,
-            pdf_url=_pdf_url(document.pk, document.account_id),
+            pdf_url=pdf_url or _pdf_url(document.pk, document.account_id),
         )
 
 
@@ -103,7 +110,8 @@ class DocumentDetailOut(DocumentOut):
     buyer: dict[str, Any]
 
     @staticmethod
-    def of(document: Document) -> DocumentDetailOut:  # type: ignore[override]
+    def of(document: Document, pdf_url: str | None = None  # type: ignore[override]
+           ) -> DocumentDetailOut:
         snapshot = document.snapshot
         currency = document.currency
         lines = [
@@ -118,22 +126,45 @@ class DocumentDetailOut(DocumentOut):
             for line in snapshot.get("lines", [])
         ]
         return DocumentDetailOut(
-            **DocumentOut.of(document).model_dump(), lines=lines,
+            **DocumentOut.of(document, pdf_url).model_dump(), lines=lines,
             seller=snapshot.get("seller", {}), buyer=snapshot.get("buyer", {}),
         )
 
 
+class ListQuery(Schema):
+    cursor: str | None = Field(None, description="The previous page's next_cursor (opaque).")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Rows per page.")
+
+
+class DocumentsQuery(ListQuery):
+    kind: str | None = Field(None, description="'invoice' or 'credit_note' (default: both)")
+
+
+def documents_list(
+    account: Any, *, kind: str | None, filters: ListQuery, scope: str,
+    pdf_url: Callable[[Document], str] | None = None,
+) -> dict[str, Any]:
+    """One page of the account's finalised documents (``kind``: one of them, or both), newest
+    issued first, in the list envelope; ``scope`` names the list its cursors belong to."""
+    scope = f"{scope}:{account.pk}:{kind or ''}"
+    after = cursor_decode(scope, filters.cursor) if filters.cursor else None
+    rows = documents_page(account=account, kind=kind, after=after, limit=filters.limit)
+    return page_of(rows, limit=filters.limit, scope=scope,
+                   position=lambda d: (d.issued_at, d.pk),
+                   out=lambda d: DocumentOut.of(d, pdf_url(d) if pdf_url else None))
+
+
 @router.get("/accounts/{account_id}/invoices",
-            response={200: list[DocumentOut], **errors(401, 403, 404, 422)},
-            summary="The account's invoices and credit notes, newest first")
-def invoices(
-    request: ApiRequest, account_id: int,
-    kind: str | None = Query(None, description="'invoice' or 'credit_note' (default: both)"),
-) -> list[DocumentOut]:
+            response={200: Page[DocumentOut], **errors(401, 403, 404, 422)},
+            summary="The account's invoices and credit notes, newest first (paginated)")
+def invoices(request: ApiRequest, account_id: int,
+             filters: Query[DocumentsQuery]) -> dict[str, Any]:
+    """The list envelope: ``data``, ``has_more``, ``next_cursor`` (pass it as ``cursor``)."""
     account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
-    if kind not in (None, "", "invoice", "credit_note"):
-        raise ValidationError("kind is 'invoice' or 'credit_note'.", kind=kind)
-    return [DocumentOut.of(d) for d in documents_for_account(account=account, kind=kind or None)]
+    if filters.kind not in (None, "", "invoice", "credit_note"):
+        raise ValidationError("kind is 'invoice' or 'credit_note'.", kind=filters.kind)
+    return documents_list(account, kind=filters.kind or None, filters=filters,
+                          scope="account.documents")
 
 
 def _document(account: Any, document_id: int) -> Document:
@@ -197,23 +228,16 @@ class TransactionOut(Out):
     document: DocumentRef | None
 
     @staticmethod
-    def of(entry: LedgerEntry, account_id: int) -> TransactionOut:
+    def of(entry: LedgerEntry, account_id: int,
+           pdf_url: Callable[[Document], str] | None = None) -> TransactionOut:
         document = entry.document
         return TransactionOut(
             id=entry.pk, at=entry.at, kind=entry.kind, amount=money(entry.amount, entry.currency),
             memo=entry.memo,
             document=None if document is None else DocumentRef(
                 id=document.pk, kind=document.kind, number=document.number,
-                pdf_url=_pdf_url(document.pk, account_id)),
+                pdf_url=pdf_url(document) if pdf_url else _pdf_url(document.pk, account_id)),
         )
-
-
-class TransactionsOut(Out):
-    """One page, newest first. Pass ``next_cursor`` as ``cursor`` for the next page; it is
-    ``null`` on the last page. There is no total count, by design (DESIGN §8)."""
-
-    entries: list[TransactionOut]
-    next_cursor: str | None
 
 
 class TransactionsQuery(Schema):
@@ -223,8 +247,8 @@ class TransactionsQuery(Schema):
                     "credit_note (a credit), payment, refund.")
     start: datetime | None = Field(None, description="From this instant (inclusive).")
     end: datetime | None = Field(None, description="Before this instant (exclusive).")
-    cursor: str | None = Field(None, description="The previous page's next_cursor.")
-    limit: int = Field(25, ge=1, le=100)
+    cursor: str | None = Field(None, description="The previous page's next_cursor (opaque).")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 def _kinds(values: list[str]) -> list[str]:
@@ -237,31 +261,41 @@ def _kinds(values: list[str]) -> list[str]:
     return kinds
 
 
-def _check_cursor(cursor: str | None) -> None:
-    if not cursor:
-        return
-    at, _, pk = cursor.rpartition("|")
-    try:
-        datetime.fromisoformat(at)
-        int(pk)
-    except ValueError:
-        raise ValidationError("This cursor is not one this API gave: pass a page's next_cursor "
-                              "unchanged.", cursor=cursor) from None
+def transactions_list(
+    account: Any, filters: TransactionsQuery, *, scope: str,
+    pdf_url: Callable[[Document], str] | None = None,
+) -> dict[str, Any]:
+    """One page of the account's ledger, newest first, in the list envelope; the cursor is
+    bound to the list (``scope``), the account and the filters."""
+    kinds = sorted(set(_kinds(filters.kind)))
+    scope = (f"{scope}:{account.pk}:{','.join(kinds)}:"
+             f"{filters.start.isoformat() if filters.start else ''}:"
+             f"{filters.end.isoformat() if filters.end else ''}")
+    position = None
+    if filters.cursor:
+        at, pk = cursor_decode(scope, filters.cursor)
+        position = f"{at.isoformat()}|{pk}"  # the selector's own (internal) position
+    page = transactions_for_account(account=account, kinds=kinds or None, start=filters.start,
+                                    end=filters.end, cursor=position, limit=filters.limit)
+    entries = page.entries
+    more = page.next_cursor is not None and bool(entries)
+    return {
+        "data": [TransactionOut.of(e, account.pk, pdf_url) for e in entries],
+        "has_more": more,
+        "next_cursor": cursor_encode(scope, entries[-1].at, entries[-1].pk) if more else None,
+    }
 
 
 @router.get("/accounts/{account_id}/transactions",
-            response={200: TransactionsOut, **errors(401, 403, 404, 422)},
+            response={200: Page[TransactionOut], **errors(401, 403, 404, 422)},
             summary="The account's charges, payments, credits and refunds, newest first")
 def transactions(
     request: ApiRequest, account_id: int, filters: Query[TransactionsQuery],
-) -> TransactionsOut:
+) -> dict[str, Any]:
+    """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
+    ``cursor`` with the same filters). No total count, by design (DESIGN §8)."""
     account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
-    kinds = _kinds(filters.kind)
-    _check_cursor(filters.cursor)
-    page = transactions_for_account(account=account, kinds=kinds or None, start=filters.start,
-                                    end=filters.end, cursor=filters.cursor, limit=filters.limit)
-    return TransactionsOut(entries=[TransactionOut.of(e, account.pk) for e in page.entries],
-                           next_cursor=page.next_cursor)
+    return transactions_list(account, filters, scope="account.transactions")
 
 
 class HistoryExportQuery(Schema):

@@ -25,6 +25,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -132,3 +133,27 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return respond(request, 500, error_body(
             "server_error", "Something went wrong on our side; it has been logged. Try again later."
         ))
+
+
+class InvalidCursor(ProrataError):
+    """A list's ``cursor`` that is not one the list gave (garbage, altered, another list's)."""
+
+    code = "invalid_cursor"
+    http_status = 422
+
+
+class ReadOnlyKey(ProrataError):
+    """A write sent with a read-only operator API key."""
+
+    code = "read_only_key"
+    http_status = 403
+
+
+#: The page messages of this module's codes (prorata.web.errors.page_messages merges them); the
+#: French is in this app's catalog. The API itself answers the English ``message`` raised.
+MESSAGES = {
+    "invalid_cursor": _(
+        "This list position is not valid: go back to the first page and try again."),
+    "read_only_key": _(
+        "This API key may only read: an operator creates a read-and-write key in the console."),
+}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.api.models import ApiToken
+from prorata.billing.models import Document, Payment
+from prorata.subscriptions.models import Subscription
 
 
 def api_tokens_of(*, user: User) -> QuerySet[ApiToken]:
@@ -31,3 +36,76 @@ def members_of(*, account: Account) -> QuerySet[Membership]:
     """The memberships of ``account`` with their users, by e-mail address."""
     return Membership.objects.filter(account=account).select_related("user").order_by("user__email")
 
+
+
+# --- keyset pages for the API's lists (prorata.api.pagination) -----------------------------------
+# Each returns up to ``limit + 1`` rows strictly after the position ``after`` in the list's order,
+# so that the caller knows whether another page follows; no count, any depth at the same cost.
+
+Position = tuple[datetime, int]
+
+
+def _newest_after(rows: QuerySet[Any], field: str, after: Position | None) -> QuerySet[Any]:
+    """``rows`` newest first by ``(field, id)``, strictly after ``after``."""
+    if after is not None:
+        at, pk = after
+        rows = rows.filter(Q(**{f"{field}__lt": at}) | Q(**{field: at, "pk__lt": pk}))
+    return rows.order_by(f"-{field}", "-id")
+
+
+def documents_page(*, account: Account, kind: str | None, after: Position | None,
+                   limit: int) -> list[Document]:
+    """The account's finalised invoices and/or credit notes (``kind``), newest issued first."""
+    rows = Document.objects.filter(account=account, number__isnull=False).select_related(
+        "refers_to")
+    if kind:
+        rows = rows.filter(kind=kind)
+    return list(_newest_after(rows, "issued_at", after)[:limit + 1])
+
+
+def payments_page(*, account: Account, after: Position | None, limit: int) -> list[Payment]:
+    """The account's payments (attempts included: pending, failed, unknown), newest first."""
+    rows = Payment.objects.filter(account=account).select_related("invoice")
+    return list(_newest_after(rows, "created_at", after)[:limit + 1])
+
+
+def subscriptions_page(*, account: Account, after_id: int | None,
+                       limit: int) -> list[Subscription]:
+    """The account's subscriptions (one per product at most), oldest first."""
+    rows = Subscription.objects.filter(account=account).select_related("product", "plan", "cycle")
+    if after_id is not None:
+        rows = rows.filter(pk__gt=after_id)
+    return list(rows.order_by("id")[:limit + 1])
+
+
+def customers_page(*, email: str | None, name: str | None, after_id: int | None,
+                   limit: int) -> list[Account]:
+    """Customer accounts, oldest first; with ``email``, those where it is a member's address, a
+    pending invitation's or the billing e-mail (case-insensitive); with ``name``, those whose
+    name contains it (case-insensitive)."""
+    rows = Account.objects.all()
+    if email:
+        from prorata.licenses.models import Invitation
+
+        invited = Invitation.objects.filter(email__iexact=email, accepted_at__isnull=True,
+                                            revoked_at__isnull=True).values("account_id")
+        members = Membership.objects.filter(user__email__iexact=email).values("account_id")
+        rows = rows.filter(Q(billing_email__iexact=email) | Q(pk__in=members)
+                           | Q(pk__in=invited))
+    if name:
+        rows = rows.filter(name__icontains=name)
+    if after_id is not None:
+        rows = rows.filter(pk__gt=after_id)
+    return list(rows.order_by("id")[:limit + 1])
+
+
+def customer_contacts(*, account: Account) -> tuple[list[Membership], list[Any]]:
+    """The account's billing contacts and admins (with their users), and its pending
+    invitations, oldest first."""
+    from prorata.licenses.models import Invitation
+
+    members = list(Membership.objects.filter(account=account).filter(
+        Q(is_billing_contact=True) | Q(is_admin=True)).select_related("user").order_by("id"))
+    pending = list(Invitation.objects.filter(account=account, accepted_at__isnull=True,
+                                             revoked_at__isnull=True).order_by("id"))
+    return members, pending

@@ -204,7 +204,7 @@ class QuoteIn(Schema):
     product_code: str
     plan_code: str
     cycle_code: str
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=1_000_000, strict=True)  # true is not 1
     vat_number: str | None = Field(
         None, description="A VAT number to price with instead of the account's (validated).")
 
@@ -244,7 +244,7 @@ class CartOut(Out):
 class CartItemIn(Schema):
     plan_code: str
     cycle_code: str
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=1_000_000, strict=True)  # true is not 1
 
 
 def _cart(account: Account, user: User) -> CartOut:
@@ -292,7 +292,7 @@ class ItemIn(Schema):
     product_code: str
     plan_code: str
     cycle_code: str
-    quantity: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=1_000_000, strict=True)  # true is not 1
 
 
 class CardIn(Schema):
@@ -301,8 +301,8 @@ class CardIn(Schema):
     the brand, the last four digits and the expiry are kept."""
 
     number: str = Field(max_length=40)
-    exp_month: int
-    exp_year: int
+    exp_month: int = Field(strict=True)
+    exp_year: int = Field(strict=True)
     cvc: str = Field(max_length=8)
 
     def details(self) -> CardDetails:
@@ -317,9 +317,9 @@ class CheckoutIn(Schema):
     the account's default card."""
 
     items: list[ItemIn] | None = None
-    cart: bool = False
+    cart: bool = Field(False, strict=True)
     expected: list[str] = Field(min_length=1)
-    payment_method_id: int | None = None
+    payment_method_id: int | None = Field(None, strict=True)
     card: CardIn | None = None
     vat_number: str | None = None
 

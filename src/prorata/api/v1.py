@@ -47,6 +47,7 @@ AREAS = [
     "prorata.api.payment_methods",
     "prorata.api.licenses",
     "prorata.api.entitlements",
+    "prorata.api.customers",
 ]
 
 api = NinjaAPI(
@@ -55,7 +56,12 @@ api = NinjaAPI(
     description=(
         "The billing center's JSON API. Authenticate with a personal API token "
         "(`Authorization: Bearer prorata_…`, created on your profile's API tokens page) or the "
-        "web session. Errors are `{\"code\", \"message\", \"params\"}`."
+        "web session. Errors are `{\"code\", \"message\", \"params\"}`.\n\n"
+        "The **operator** routes (`/key`, `/customers…`) are for the operator's own backend: "
+        "they take an operator API key (`Authorization: Bearer prorata_sk_live_…`, created by "
+        "an operator in the console) and nothing else; every write needs an `Idempotency-Key` "
+        "header. Lists answer `{\"data\", \"has_more\", \"next_cursor\"}` with opaque "
+        "cursors."
     ),
     urls_namespace="api-v1",
     auth=[BearerToken(), SessionCookie()],

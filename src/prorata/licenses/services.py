@@ -247,13 +247,15 @@ def member_remove(*, actor: User | None, account: Account, member_id: int | str,
 
 def member_invite(*, actor: User, account: Account, email: str, admin: bool = False,
                   billing_contact: bool = False, with_license: bool = False,
-                  ip: str | None = None) -> tuple[Invitation, str]:
+                  ip: str | None = None, inviter: str = "") -> tuple[Invitation, str]:
     """Invite ``email`` to join the account as an organizer; returns the invitation and its
     one-use link path (also e-mailed, never stored: only its nonce's SHA-256 is kept).
 
     A newer invitation of the same address replaces the pending one. Refused with a
     ValidationError for a malformed address, AlreadyMember for a member's address, and, with
     ``with_license``, NoFreeLicense when no license is free now (checked again on acceptance).
+    ``inviter`` is who the e-mail says invites (default: the actor's name or address; the
+    operator API names the seller, not its key).
     """
     from django.core.exceptions import ValidationError as DjangoValidationError
     from django.core.validators import validate_email
@@ -288,7 +290,7 @@ def member_invite(*, actor: User, account: Account, email: str, admin: bool = Fa
             to=email, template="member_invitation",
             context={"account": account.name, "url": link,
                      "expires_at": format_instant(invitation.expires_at),
-                     "inviter": actor.get_full_name() or actor.email,
+                     "inviter": inviter or actor.get_full_name() or actor.email,
                      "with_license": with_license},
             language=account.language or "en", dedupe_key=f"invitation:{invitation.pk}",
         )

@@ -184,9 +184,16 @@ def state_of(subscription: Subscription) -> SubscriptionState:
 # --- who may order ----------------------------------------------------------------------------
 
 def may_act_as_staff(user: User | None, account: Account) -> bool:
-    """Support agents and superusers act for any account; an advisor for the accounts they advise."""
-    if user is None or not (user.is_active and user.is_staff):
+    """Support agents and superusers act for any account; an advisor for the accounts they advise;
+    the operator's backend, through a read-write operator API key (its principal user, issue 17),
+    for any account, with the same staff-level policy as a support agent."""
+    if user is None or not user.is_active:
         return False
+    if not user.is_staff:
+        from prorata.api.models import OperatorKey, OperatorKeyScope
+
+        return OperatorKey.objects.filter(principal_id=user.pk, revoked_at__isnull=True,
+                                          scope=OperatorKeyScope.READ_WRITE).exists()
     if user.is_superuser:
         return True
     roles = staff_roles(user)

@@ -1138,11 +1138,13 @@ def payments_reconcile_due(*, at: datetime | None = None) -> dict[str, int]:
 # --- renewal on or off (S2) -------------------------------------------------------------------------
 
 def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew: bool,
-                 reason: str = "") -> Subscription:
+                 reason: str = "", by_staff: bool = False) -> Subscription:
     """Turn the automatic renewal of ``account``'s ``product_code`` on or off (S2, S3).
 
     Only the account's billing contact, and never online for a corporate account (its advisor
-    does it: :class:`~prorata_core.errors.CorporateAccount` names them). The subscription stays
+    does it: :class:`~prorata_core.errors.CorporateAccount` names them); with ``by_staff``,
+    whoever :func:`~prorata.subscriptions.selectors.may_act_as_staff` (an operator API key
+    too), corporate accounts included. The subscription stays
     active to the end of its paid period either way; with renewal off it then expires. The
     change, its history entry, the audit entry and the confirmation e-mail are one transaction.
     """
@@ -1152,8 +1154,8 @@ def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew:
     from prorata_core.errors import ChangeRefused, CorporateAccount
     from prorata_core.policy import BillingMode
 
-    require_may_order(user, account, by_staff=False)
-    if account.billing_mode == BillingMode.CORPORATE:
+    require_may_order(user, account, by_staff=by_staff)
+    if account.billing_mode == BillingMode.CORPORATE and not by_staff:
         contact = _contact(account)
         raise CorporateAccount(
             f"This account is billed through the Corporate Billing Center: contact {contact} to "
@@ -1206,7 +1208,7 @@ CANCEL_REASON_MAX = 1000
 
 
 def subscription_cancel_renewal(*, account: Account, user: User, product_code: str,
-                                reason: str = "") -> Subscription:
+                                reason: str = "", by_staff: bool = False) -> Subscription:
     """Cancel the next renewal (S2): the subscription stays active until its period ends, then
     expires. A confirmation e-mail goes to the billing contacts. Idempotent.
 
@@ -1221,10 +1223,11 @@ def subscription_cancel_renewal(*, account: Account, user: User, product_code: s
         raise CancelReasonTooLong(gettext_noop(
             "Please keep the reason under %(max)s characters."), max=CANCEL_REASON_MAX)
     return _renewal_set(account=account, user=user, product_code=product_code, auto_renew=False,
-                        reason=reason)
+                        reason=reason, by_staff=by_staff)
 
 
-def subscription_resume_renewal(*, account: Account, user: User, product_code: str
-                                ) -> Subscription:
+def subscription_resume_renewal(*, account: Account, user: User, product_code: str,
+                                by_staff: bool = False) -> Subscription:
     """Undo :func:`subscription_cancel_renewal` before the period ends (S2). Idempotent."""
-    return _renewal_set(account=account, user=user, product_code=product_code, auto_renew=True)
+    return _renewal_set(account=account, user=user, product_code=product_code, auto_renew=True,
+                        by_staff=by_staff)

@@ -73,11 +73,12 @@ def test_example_1_upgrade_quoted_and_checked_out_over_the_api(clock):
 
     # And the receipts list shows them with the first invoice, newest first
     documents = api.get(f"/api/v1/accounts/{acme.pk}/invoices").json()
-    assert [(d["kind"], d["number"]) for d in documents] == [
+    assert documents["has_more"] is False and documents["next_cursor"] is None
+    assert [(d["kind"], d["number"]) for d in documents["data"]] == [
         ("invoice", "2026-000002"), ("credit_note", "CN-2026-000001"),
         ("invoice", "2026-000001")]
     only_notes = api.get(f"/api/v1/accounts/{acme.pk}/invoices?kind=credit_note").json()
-    assert [d["number"] for d in only_notes] == ["CN-2026-000001"]
+    assert [d["number"] for d in only_notes["data"]] == ["CN-2026-000001"]
     detail = api.get(f"/api/v1/accounts/{acme.pk}/invoices/{note['id']}").json()
     assert detail["lines"][0]["ratio"] == "55/73"
     assert detail["lines"][0]["amount"] == money("-1790.14", "USD")
@@ -85,11 +86,12 @@ def test_example_1_upgrade_quoted_and_checked_out_over_the_api(clock):
 
     # And the transactions show each charge, credit and payment, newest first
     page = api.get(f"/api/v1/accounts/{acme.pk}/transactions").json()
-    assert [(e["kind"], e["amount"]["decimal"]) for e in page["entries"]] == [
+    assert [(e["kind"], e["amount"]["decimal"]) for e in page["data"]] == [
         ("payment", "2985.86"), ("invoice", "-4776.00"), ("credit_note", "1790.14"),
         ("payment", "2376.00"), ("invoice", "-2376.00")]
     assert page["next_cursor"] is None
-    assert page["entries"][1]["document"]["number"] == "2026-000002"
+    assert page["data"][1]["document"]["number"] == \
+        "2026-000002"
 
     # And each receipt is downloadable as PDF
     pdf = api.get(invoice["pdf_url"])

@@ -42,12 +42,15 @@ def test_transactions_come_in_keyset_pages_newest_first_without_a_total(history)
     while True:
         query = {"limit": 5, **({"cursor": cursor} if cursor else {})}
         page = api.get(url, query_params=query).json()
-        assert set(page) == {"entries", "next_cursor"}  # no count, by design
-        memos += [entry["memo"] for entry in page["entries"]]
+        assert set(page) == {"data", "has_more", "next_cursor"}  # no count, by design
+        memos += [entry["memo"] for entry in page["data"]]
         pages += 1
         cursor = page["next_cursor"]
+        assert page["has_more"] == (cursor is not None)
         if cursor is None:
             break
+        # Opaque: neither the instant nor the id of the last entry can be read in it.
+        assert "|" not in cursor and "2026" not in cursor and len(cursor) == 32
     assert pages == 5
     assert memos == ["entry 22", *[f"entry {day}" for day in range(21, -1, -1)]]
 
@@ -55,15 +58,15 @@ def test_transactions_come_in_keyset_pages_newest_first_without_a_total(history)
 def test_transactions_filter_by_kind_and_dates(history):
     account, api = history
     url = f"/api/v1/accounts/{account.pk}/transactions"
-    refunds = api.get(url, query_params={"kind": "refund"}).json()["entries"]
+    refunds = api.get(url, query_params={"kind": "refund"}).json()["data"]
     assert [e["memo"] for e in refunds] == ["entry 19", "entry 15", "entry 11", "entry 7",
                                             "entry 3"]
     assert refunds[0]["amount"] == {"amount": 119, "currency": "USD", "decimal": "1.19"}
     both = api.get(f"{url}?kind=refund,payment&limit=3").json()
-    assert [e["kind"] for e in both["entries"]] == ["payment", "payment", "refund"]
+    assert [e["kind"] for e in both["data"]] == ["payment", "payment", "refund"]
     window = api.get(url, query_params={"start": "2026-01-03T00:00:00Z",
                                         "end": "2026-01-05T00:00:00Z"}).json()
-    assert [e["memo"] for e in window["entries"]] == ["entry 3", "entry 2"]
+    assert [e["memo"] for e in window["data"]] == ["entry 3", "entry 2"]
 
 
 def test_transactions_refuse_an_unknown_kind_or_a_forged_cursor(history):
@@ -73,6 +76,16 @@ def test_transactions_refuse_an_unknown_kind_or_a_forged_cursor(history):
     assert unknown.status_code == 422 and "gift" in unknown.json()["message"]
     forged = api.get(url, query_params={"cursor": "yesterday"})
     assert forged.status_code == 422 and "cursor" in forged.json()["message"]
+    assert forged.json()["code"] == "invalid_cursor"
+    # The old readable cursor, and a real cursor under other filters, are refused too.
+    readable = api.get(url, query_params={"cursor": "2026-01-10T00:00:00+00:00|8"})
+    assert readable.status_code == 422 and readable.json()["code"] == "invalid_cursor"
+    cursor = api.get(url, query_params={"limit": 2}).json()["next_cursor"]
+    assert api.get(url, query_params={"limit": 2, "cursor": cursor}).status_code == 200
+    other = api.get(url, query_params={"limit": 2, "cursor": cursor, "kind": "refund"})
+    assert other.status_code == 422 and other.json()["code"] == "invalid_cursor"
+    tampered = cursor[:-1] + ("A" if cursor[-1] != "A" else "B")
+    assert api.get(url, query_params={"cursor": tampered}).status_code == 422
     assert api.get(url, query_params={"limit": 0}).status_code == 422
     assert api.get(url, query_params={"limit": 101}).status_code == 422
 

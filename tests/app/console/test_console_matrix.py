@@ -40,7 +40,8 @@ WORKS_ON = {
                           "console/billing/document/",
                           "console/accounts/account/<int:account_id>/order/<slug:product_code>/"},
     "operator": {"console/", "console/catalog/plan/", "console/catalog/price/",
-                 "console/console/stafflimits/", "console/accounts/auditentry/"},
+                 "console/console/stafflimits/", "console/accounts/auditentry/",
+                 "console/api/operatorkey/", "console/api/operatorkey/add/"},
 }
 
 
