@@ -10,6 +10,8 @@ from django.db import transaction
 from prorata.accounts.access import membership_changed
 from prorata.accounts.models import Account, AuditEntry, BillingMode, Membership, User
 from prorata.common.clock import now
+from prorata.webhooks.events import webhook_emit
+from prorata.webhooks.payloads import customer_object
 from prorata_core.errors import ValidationError
 from prorata_core.tax import normalize_vat_number
 
@@ -75,6 +77,8 @@ def account_create(
         audit_record(actor=actor, action="account.create", account=account, obj=account,
                      after={"name": account.name, "country": country,
                             "billing_mode": billing_mode})
+        webhook_emit("customer.created", key=f"customer.created:{account.pk}",
+                     at=account.created_at, data=lambda: customer_object(account))
     return account
 
 

@@ -37,6 +37,7 @@ from prorata.billing.services import (
     document_save,
     documents_finalize,
     invoice_apply_payment,
+    invoice_payment_failed,
     ledger_append,
     receipt_enqueue,
 )
@@ -295,10 +296,13 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:
         return "pending"
     with transaction.atomic():
         lock_account(account.pk)
-        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+        failed = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
             status=PaymentStatus.FAILED, failure_code=result.outcome.value,
             message=result.message[:2000], completed_at=at,
         )
+        if failed:
+            payment.refresh_from_db()
+            invoice_payment_failed(invoice=renewal.invoice, payment=payment)
         Renewal.objects.filter(pk=renewal.pk, status=RenewalStatus.CHARGING).update(
             status=RenewalStatus.RETRYING
         )

@@ -27,6 +27,7 @@ from prorata.billing.models import (
     Document,
     DocumentKind,
     DocumentLine,
+    DocumentStatus,
     LedgerEntry,
     LedgerKind,
     Payment,
@@ -56,6 +57,8 @@ from prorata.billing.writer import document_snapshot as build_snapshot
 from prorata.common.clock import now
 from prorata.common.db import retry_transient
 from prorata.notifications.outbox import outbox_save
+from prorata.webhooks.events import WebhookBatch, webhook_emit
+from prorata.webhooks.payloads import document_object, payment_object, refund_object
 from prorata_core.errors import InvalidAmount, ValidationError
 from prorata_core.money import Money
 from prorata_core.numbering import format_number
@@ -170,16 +173,21 @@ def document_snapshot(document: Document, lines: Sequence[DocumentLine]) -> dict
     return snapshot_with_number(snapshot, document.number or "")
 
 
-def documents_finalize(*, documents: Sequence[Document]) -> None:
+def documents_finalize(*, documents: Sequence[Document],
+                       webhooks: WebhookBatch | None = None) -> None:
     """Give each draft its gapless number and freeze it with its snapshot (DESIGN §3, §8).
 
     Locks the counters of every (series, year) involved, in sorted order (after the account and
     subscription locks the caller holds), and increments them in this transaction: if it rolls
-    back, so do the numbers. Documents are numbered in the order given.
+    back, so do the numbers. Documents are numbered in the order given. Each issued document is
+    a webhook event (``invoice.created`` or ``credit_note.created``, and ``invoice.paid`` for an
+    invoice paid when issued: :func:`document_events`), written in the same transaction: added
+    to ``webhooks`` when given (the caller saves it with the rest of its transaction's events).
     """
     if any(document.number is not None for document in documents):
         raise ValidationError("A finalised document keeps its number.")
     counters = lock_counters((document.series, document.year) for document in documents)
+    batch = webhooks if webhooks is not None else WebhookBatch()
     for document in documents:
         counter = counters[(document.series, document.year)]
         counter.last += 1
@@ -190,8 +198,32 @@ def documents_finalize(*, documents: Sequence[Document]) -> None:
             lines = list(document.lines.all())
         document.snapshot = document_snapshot(document, lines)
         document.save(update_fields=["sequence", "number", "snapshot"])
+        document_events(batch, document_id=document.pk, number=document.number,
+                        head=document, lines=lines)
     for counter in counters.values():
         counter.save(update_fields=["last"])
+    if webhooks is None:
+        batch.save()
+
+
+def document_events(webhooks: WebhookBatch, *, document_id: int, number: str, head: Any,
+                    lines: Sequence[Any]) -> None:
+    """The webhook events of a document just issued (both roads: the ORM's
+    :func:`documents_finalize` and the billing run's set-based invoicing): ``invoice.created``
+    or ``credit_note.created``, then ``invoice.paid`` if nothing is left due. ``head``: the
+    document or its built :class:`~prorata.billing.writer.DocumentHead`."""
+    def data() -> dict[str, Any]:
+        return document_object(document_id=document_id, number=number, head=head, lines=lines)
+
+    if head.kind == DocumentKind.CREDIT_NOTE:
+        webhooks.add("credit_note.created", key=f"credit_note.created:{document_id}", data=data,
+                     at=head.issued_at)
+        return
+    webhooks.add("invoice.created", key=f"invoice.created:{document_id}", data=data,
+                 at=head.issued_at)
+    if head.status == "paid":
+        webhooks.add("invoice.paid", key=f"invoice.paid:{document_id}", data=data,
+                     at=head.issued_at)
 
 
 # --- e-mails -------------------------------------------------------------------------------------
@@ -250,8 +282,25 @@ def invoice_apply_payment(*, invoice: Document, amount: int, at: datetime) -> No
     Inside the caller's transaction, under the account lock."""
     applied = payment_applied(amount_paid=invoice.amount_paid, amount_due=invoice.amount_due,
                               status=invoice.status, paid_at=invoice.paid_at, amount=amount, at=at)
+    was = invoice.status
     invoice.amount_paid, invoice.amount_due, invoice.status, invoice.paid_at = applied
     invoice.save(update_fields=["amount_paid", "amount_due", "status", "paid_at"])
+    if invoice.status == DocumentStatus.PAID and was != DocumentStatus.PAID:
+        webhook_emit("invoice.paid", key=f"invoice.paid:{invoice.pk}", at=at,
+                     data=lambda: document_object(document_id=invoice.pk,
+                                                  number=invoice.number or "", head=invoice,
+                                                  lines=list(invoice.lines.all())))
+
+
+def invoice_payment_failed(*, invoice: Document, payment: Payment) -> None:
+    """The webhook event ``invoice.payment_failed`` of a failed card attempt on ``invoice``
+    (a renewal's charge, a retry, Pay now): the invoice, with the ``payment`` that failed.
+    Inside the transaction that records the failure."""
+    webhook_emit("invoice.payment_failed", key=f"invoice.payment_failed:{payment.pk}",
+                 at=payment.completed_at, data=lambda: {
+                     **document_object(document_id=invoice.pk, number=invoice.number or "",
+                                       head=invoice, lines=list(invoice.lines.all())),
+                     "payment": payment_object(payment)})
 
 
 @retry_transient
@@ -368,6 +417,8 @@ def _refund_complete(
                 Movement(LedgerKind.REFUND, -refund.amount, payment=refund.payment, refund=refund,
                          memo=refund.memo or "Refund"),
             ])
+            webhook_emit("refund.succeeded", key=f"refund.succeeded:{refund.pk}",
+                         data=lambda: refund_object(refund))
         audit_record(actor=actor, action="payment.refund", account=account, obj=refund,
                      after={"amount": refund.amount, "currency": refund.currency,
                             "status": refund.status, "message": message})

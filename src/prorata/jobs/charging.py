@@ -32,7 +32,7 @@ from prorata.billing.renewals import (
     renewal_of_payment,
     renewal_payment_succeeded,
 )
-from prorata.billing.services import notify_billing_contacts
+from prorata.billing.services import invoice_payment_failed, notify_billing_contacts
 from prorata.common.clock import format_instant
 from prorata.common.db import JOB_ATTEMPTS, WriterPacer, retry_transient
 from prorata.jobs.models import Renewal, RenewalStatus
@@ -126,6 +126,7 @@ def _record_failure(
             renewal.status, to, event = RenewalStatus.FAILED, Status.EXPIRED, Event.EXPIRED
             stats.expired += 1
         renewal.save(update_fields=["status", "first_failed_at", "next_attempt_at"])
+        invoice_payment_failed(invoice=invoice, payment=payment)
         # A subscription that ended meanwhile (its renewal cancelled while past due) stays ended.
         if is_allowed(Status(subscription.status), to, event):
             subscription_transition(

@@ -28,6 +28,7 @@ from prorata.notifications.context import money_json
 from prorata.notifications.models import OutboxMessage
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
 from prorata.subscriptions.transitions import subscription_transition
+from prorata.webhooks.events import WebhookBatch
 from prorata_core.lifecycle import Event, Status
 
 if TYPE_CHECKING:
@@ -54,15 +55,18 @@ def expire_ended(
             rows = list(
                 (ending.select_for_update(skip_locked=True, of=("self",))
                  if connection.features.has_select_for_update_skip_locked else ending)
-                .select_related("product", "account").order_by("period_end", "id")[:batch]
+                .select_related("product", "account", "plan", "cycle")
+                .order_by("period_end", "id")[:batch]
             )
             if not rows:
                 return
+            # The batch's webhook events (subscription.expired) go in one statement.
+            webhooks = WebhookBatch()
             for subscription in rows:
                 trial = subscription.status == SubscriptionStatus.TRIALING
                 subscription_transition(subscription=subscription, to=Status.EXPIRED,
                                         event=Event.EXPIRED, at=at, before={},
-                                        after={"trial": trial})
+                                        after={"trial": trial}, webhooks=webhooks)
                 notify_billing_contacts(
                     account=subscription.account, template="subscription_expired",
                     dedupe_key=f"expired:{subscription.pk}:{format_instant(subscription.period_end)}",
@@ -70,6 +74,7 @@ def expire_ended(
                              "period_end": format_instant(subscription.period_end),
                              "url": f"/billing/{subscription.account_id}/"},
                 )
+            webhooks.save()
             stats.expired += len(rows)
 
 

@@ -38,7 +38,7 @@ from prorata.billing.models import (
     Payment,
 )
 from prorata.billing.renewals import Card, renewal_record
-from prorata.billing.services import billing_contacts, seller_details
+from prorata.billing.services import billing_contacts, document_events, seller_details
 from prorata.billing.writer import (
     DOCUMENT_COLUMNS,
     LINE_COLUMNS,
@@ -62,6 +62,7 @@ from prorata.jobs.claim import Claim, Due, claim_due
 from prorata.jobs.models import Renewal
 from prorata.notifications.outbox import outbox_save_many
 from prorata.subscriptions.models import Subscription
+from prorata.webhooks.events import WebhookBatch
 from prorata_core.catalog import Catalog
 from prorata_core.errors import ProrataError
 from prorata_core.money import Money
@@ -281,6 +282,22 @@ def _renew_rows(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes
     insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, rows.ledger(numbers))
     if rows.settled:
         _receipts_for_credit_paid(rows.settled, numbers=rows.numbers_of(numbers), at=at)
+    _webhook_events(built, document_ids=document_ids, numbers=numbers)
+
+
+def _webhook_events(built: list[tuple[Due, RenewalRows]], *, document_ids: list[int],
+                    numbers: list[tuple[int, str]]) -> None:
+    """The chunk's webhook events (``invoice.created``, and ``invoice.paid`` for those the
+    credit paid), as :func:`~prorata.billing.services.document_events` builds them for the ORM
+    road, written in two bulk statements. The invoices are new: their keys are fresh."""
+    webhooks = WebhookBatch()
+    if not (webhooks.wants("invoice.created") or webhooks.wants("invoice.paid")):
+        return
+    for (_item, renewal), document_id, (_sequence, number) in zip(
+            built, document_ids, numbers, strict=True):
+        document_events(webhooks, document_id=document_id, number=number,
+                        head=renewal.document.head, lines=renewal.document.lines)
+    webhooks.save(fresh=True)
 
 
 @dataclass(slots=True)

@@ -33,6 +33,14 @@ def deliver_mail(*, batch_size: int = 100) -> dict[str, int]:
         sent += batch.sent
 
 
+def deliver_webhooks() -> dict[str, int]:
+    """Send every due webhook delivery, each endpoint on its own thread (``sent``, ``failed``
+    to be retried, ``gave_up`` after three days, ``released`` put back untried)."""
+    from prorata.webhooks.delivery import webhooks_deliver
+
+    return webhooks_deliver()
+
+
 def billing_run() -> dict[str, int]:
     """The whole billing run at the clock's instant: endings, overdue flags, renewals, charges
     (dunning retries included), with ``PRORATA_BILL_RUN_WORKERS`` processes."""

@@ -62,6 +62,7 @@ def periodic_jobs() -> tuple[PeriodicJob, ...]:
         PeriodicJob("reconcile-payments", every["reconcile-payments"],
                     periodic.reconcile_payments),
         PeriodicJob("prune", every["prune"], periodic.prune),
+        PeriodicJob("deliver-webhooks", every["deliver-webhooks"], periodic.deliver_webhooks),
     )
 
 

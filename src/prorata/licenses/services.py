@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -38,6 +38,8 @@ from prorata.licenses.errors import (
 from prorata.licenses.models import Invitation, LicenseAssignment, LicenseRelease
 from prorata.notifications.outbox import outbox_enqueue
 from prorata.subscriptions.models import Subscription
+from prorata.webhooks.events import WebhookBatch
+from prorata.webhooks.payloads import entitlement_object, license_object
 from prorata_core.errors import ValidationError
 
 #: How long an invitation link can be used, from when it is sent (project clock).
@@ -126,6 +128,8 @@ def _assign(*, actor: User | None, subscription: Subscription, member: Membershi
                         "used": used + 1, "bought": subscription.quantity}, ip=ip)
     _notify_license(member, subscription, gained=True,
                     key=f"license:assign:{assignment.pk}")
+    license_webhooks(assignment_id=assignment.pk, subscription=subscription, member=member,
+                     assigned_at=at, gained=True, reason="license_assigned")
     return assignment
 
 
@@ -138,7 +142,29 @@ def _unassign(*, actor: User | None, assignment: LicenseAssignment, reason: str,
                  after={"reason": reason}, ip=ip)
     _notify_license(member, subscription, gained=False,
                     key=f"license:unassign:{assignment.pk}")
+    license_webhooks(assignment_id=assignment.pk, subscription=subscription, member=member,
+                     assigned_at=assignment.assigned_at, gained=False, reason=reason)
     assignment.delete()
+
+
+def license_webhooks(*, assignment_id: int, subscription: Subscription, member: Membership,
+                     assigned_at: datetime | None, gained: bool, reason: str) -> None:
+    """The webhook events of a license given or taken back: ``license.assigned`` or
+    ``license.unassigned``, and ``entitlement.changed`` (the member may now use the product, or
+    no longer; ``reason`` says why: ``license_assigned``, ``unassigned``, ``member_removed``, or
+    the reason an order freed it). In the caller's transaction; every road that changes an
+    assignment calls it."""
+    batch = WebhookBatch()
+    kind = "license.assigned" if gained else "license.unassigned"
+    at = now()
+    batch.add(kind, key=f"{kind}:{assignment_id}", at=at, data=lambda: license_object(
+        assignment_id=assignment_id, account_id=member.account_id, subscription=subscription,
+        member=member, assigned_at=assigned_at))
+    batch.add("entitlement.changed", key=f"entitlement.changed:{kind}:{assignment_id}", at=at,
+              data=lambda: entitlement_object(account_id=member.account_id,
+                                              subscription=subscription, member=member,
+                                              entitled=gained, reason=reason))
+    batch.save()
 
 
 def license_assign(*, actor: User | None, account: Account, subscription_id: int | str,

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "prorata.api",
     "prorata.support",
     "prorata.licenses",
+    "prorata.webhooks",
     # Before the console: its admin.py replaces their device pages.
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -278,7 +279,13 @@ PRORATA_JOB_EVERY = {
     "overdue": _seconds("PRORATA_OVERDUE_EVERY", 3600),
     "reconcile-payments": _seconds("PRORATA_RECONCILE_EVERY", 60),
     "prune": _seconds("PRORATA_PRUNE_EVERY", 3600),
+    "deliver-webhooks": _seconds("PRORATA_WEBHOOKS_EVERY", 5),
 }
+
+#: Webhooks out (prorata.webhooks.delivery): endpoints drained at once, each on its own thread and
+#: kept-alive connection; seconds an endpoint has to answer a delivery before it counts as failed.
+PRORATA_WEBHOOK_THREADS = int(os.environ.get("PRORATA_WEBHOOK_THREADS", "4"))
+PRORATA_WEBHOOK_TIMEOUT = _seconds("PRORATA_WEBHOOK_TIMEOUT", 10)
 
 #: Logs: JSON lines by default (one object per line: time, level, logger, message, request_id,
 #: account_id, job, job_id and the record's own fields), or ``text`` for a person at a terminal.

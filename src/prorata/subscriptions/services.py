@@ -95,7 +95,12 @@ from prorata.subscriptions.selectors import (
     require_may_order,
     state_of,
 )
-from prorata.subscriptions.transitions import subscription_describe, subscription_transition
+from prorata.subscriptions.transitions import (
+    subscription_describe,
+    subscription_transition,
+    transition_webhook,
+)
+from prorata.webhooks.events import WebhookBatch
 from prorata_core.errors import NotInCatalog, ProrataError, ValidationError
 from prorata_core.lifecycle import Event, Status
 from prorata_core.money import Money
@@ -815,8 +820,11 @@ def _apply(
     the account and subscription locks). Uses the order's snapshot: exactly what was shown.
     ``payment`` (succeeded, not saved yet) is saved with its invoice. Returns the documents."""
     at = now()
+    # The order's webhook events (documents, subscriptions) are written together, at the end.
+    webhooks = WebhookBatch()
     subscriptions, before = _prepare_subscriptions(
         order=order, account=account, subscriptions=subscriptions, at=at, actor=actor,
+        webhooks=webhooks,
     )
     drafts = _draft_documents(order=order, account=account, subscriptions=subscriptions,
                               payment=payment, at=at)
@@ -824,11 +832,12 @@ def _apply(
     if payment is not None:
         payment.invoice = invoice
         payment.save(update_fields=["status", "reference", "message", "completed_at", "invoice"])
-    documents_finalize(documents=[*credit_notes, invoice])
+    documents_finalize(documents=[*credit_notes, invoice], webhooks=webhooks)
     _post_ledger(account=account, currency=order.currency, at=at, drafts=drafts, payment=payment)
     _commit_subscriptions(order=order, subscriptions=subscriptions, before=before,
-                          invoice=invoice, at=at, actor=actor)
+                          invoice=invoice, at=at, actor=actor, webhooks=webhooks)
     licenses_apply_order(order=order, subscriptions=subscriptions.values(), actor=actor)
+    webhooks.save()
     _complete_order(order=order, account=account, drafts=drafts, at=at, actor=actor)
     _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes)
     return [*credit_notes, invoice]
@@ -923,7 +932,7 @@ def _complete_order(
 
 def _prepare_subscriptions(
     *, order: Order, account: Account, subscriptions: dict[str, Subscription], at: datetime,
-    actor: User | None,
+    actor: User | None, webhooks: WebhookBatch,
 ) -> tuple[dict[str, Subscription], dict[str, dict[str, Any] | None]]:
     """Give each item's subscription its new configuration and period (a first purchase's is
     created here, so that the invoice lines can name it); saved by :func:`_commit_subscriptions`
@@ -966,7 +975,8 @@ def _prepare_subscriptions(
         if subscription.pk is None:
             # Inserted now, so that the invoice lines can name it; its invoice is set on commit.
             subscription_transition(subscription=subscription, to=Status.ACTIVE,
-                                    event=_EVENTS[item.kind], at=at, actor=actor, order=order)
+                                    event=_EVENTS[item.kind], at=at, actor=actor, order=order,
+                                    webhooks=webhooks)
         prepared[item.product] = subscription
     return prepared, before
 
@@ -979,7 +989,7 @@ _EVENTS = {OrderKind.PURCHASE: Event.PURCHASED, OrderKind.CHANGE: Event.CHANGED,
 def _commit_subscriptions(
     *, order: Order, subscriptions: dict[str, Subscription],
     before: dict[str, dict[str, Any] | None], invoice: Document, at: datetime,
-    actor: User | None,
+    actor: User | None, webhooks: WebhookBatch,
 ) -> None:
     """Save the prepared subscriptions with the invoice of their new period: an existing one
     moves to ``active`` (a change, a reactivation, a purchase after a free trial) through the
@@ -994,7 +1004,7 @@ def _commit_subscriptions(
             continue
         subscription_transition(
             subscription=subscription, to=Status.ACTIVE, event=_EVENTS[item.kind], at=at,
-            actor=actor, order=order, before=previous, also=_ORDER_FIELDS,
+            actor=actor, order=order, before=previous, also=_ORDER_FIELDS, webhooks=webhooks,
         )
 
 
@@ -1182,12 +1192,17 @@ def _renewal_set(*, account: Account, user: User, product_code: str, auto_renew:
         after = subscription_describe(subscription) | {"auto_renew": auto_renew}
         if reason:
             after["reason"] = reason  # the customer's words, for staff (event and audit log)
-        SubscriptionEvent.objects.create(
+        entry = SubscriptionEvent.objects.create(
             subscription=subscription, at=at,
             kind=(SubscriptionEvent.Kind.RENEWAL_RESUMED if auto_renew
                   else SubscriptionEvent.Kind.RENEWAL_CANCELLED),
             before=before, after=after, actor=user,
         )
+        batch = WebhookBatch()
+        transition_webhook(batch, subscription=subscription, adding=False, at=at,
+                           entry_id=entry.pk,
+                           event="renewal_resumed" if auto_renew else "renewal_cancelled")
+        batch.save()
         action = "subscription.resume_renewal" if auto_renew else "subscription.cancel_renewal"
         audit_record(actor=user, action=action, account=account, obj=subscription,
                      before=before, after=after)

@@ -21,9 +21,12 @@ from django.db import transaction
 from prorata.accounts.models import User
 from prorata.common.clock import format_instant
 from prorata.subscriptions.models import Order, Subscription, SubscriptionEvent
+from prorata.webhooks.events import WebhookBatch
+from prorata.webhooks.payloads import subscription_object
 from prorata_core.lifecycle import Event, Status, check_transition
 
-__all__ = ["StaleSubscription", "subscription_describe", "subscription_transition"]
+__all__ = ["StaleSubscription", "subscription_describe", "subscription_transition",
+           "transition_webhook"]
 
 
 class StaleSubscription(RuntimeError):
@@ -54,6 +57,7 @@ def subscription_transition(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     also: Sequence[str] = (),
+    webhooks: WebhookBatch | None = None,
 ) -> SubscriptionEvent:
     """Move ``subscription`` to ``to`` by ``event`` at ``at`` (UTC) and return its history entry.
 
@@ -67,6 +71,10 @@ def subscription_transition(
     before and after the move; ``before`` is ``None`` for a new subscription); their ``status``
     is always the transition's. Raises :class:`~prorata_core.errors.TransitionRefused` for a move
     the lifecycle table does not allow, with nothing changed.
+
+    Each move is also a webhook event (:func:`transition_webhook`), written in the caller's
+    transaction: added to ``webhooks`` when given (the caller saves the batch, as the set-based
+    expiry does), else written at once.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("A transition is written inside transaction.atomic(), under the "
@@ -98,7 +106,35 @@ def subscription_transition(
                 "lock it (prorata.billing.locks) and read it again before changing its status.")
     recorded_after = {**(after if after is not None else subscription_describe(subscription)),
                       "status": to.value}
-    return SubscriptionEvent.objects.create(
+    entry = SubscriptionEvent.objects.create(
         subscription=subscription, at=at, kind=event.value, before=recorded_before,
         after=recorded_after, order=order, actor=actor,
     )
+    batch = webhooks if webhooks is not None else WebhookBatch()
+    transition_webhook(batch, subscription=subscription, event=event.value, adding=adding, at=at,
+                       entry_id=entry.pk)
+    if webhooks is None:
+        batch.save()
+    return entry
+
+
+#: The webhook event of each lifecycle event (a subscription's first move is ``created``).
+WEBHOOK_TYPES = {
+    Event.REACTIVATED.value: "subscription.reactivated",
+    Event.EXPIRED.value: "subscription.expired",
+}
+
+
+def transition_webhook(webhooks: WebhookBatch, *, subscription: Subscription, event: str,
+                       adding: bool, at: datetime, entry_id: int) -> None:
+    """Queue the webhook event of ``subscription``'s move by ``event`` (a lifecycle event, or
+    ``renewal_cancelled`` / ``renewal_resumed``): ``subscription.created`` for a new one,
+    ``.reactivated``, ``.expired``, ``.renewal_cancelled``, else ``subscription.updated``
+    (a change, a failed renewal payment, a past-due renewal paid, a trial bought, the renewal
+    resumed). ``data`` is the subscription as it is now, with ``cause``: ``event``. The key
+    names the move's history entry (``entry_id``: one per move)."""
+    kind = "subscription.created" if adding else WEBHOOK_TYPES.get(event) or (
+        "subscription.renewal_cancelled" if event == "renewal_cancelled"
+        else "subscription.updated")
+    webhooks.add(kind, key=f"{kind}:{entry_id}", at=at,
+                 data=lambda: {**subscription_object(subscription), "cause": event})

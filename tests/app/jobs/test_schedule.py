@@ -22,7 +22,8 @@ from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.notifications.outbox import outbox_enqueue
 
 T0 = datetime(2026, 3, 11, tzinfo=UTC)
-EVERY_JOB = {"deliver-mail", "bill-run", "dunning", "overdue", "reconcile-payments", "prune"}
+EVERY_JOB = {"deliver-mail", "bill-run", "dunning", "overdue", "reconcile-payments", "prune",
+             "deliver-webhooks"}
 
 
 def job(every: float = 60, follows_clock: bool = False) -> PeriodicJob:
