@@ -1,5 +1,6 @@
 """The entitlement endpoint over HTTP on PostgreSQL (issue 13): what the webinar product asks on
-its sign-in path, ``GET /api/v1/entitlements/{email}``, served by gunicorn with TWO sync workers.
+its sign-in path, ``GET /api/v1/entitlements/{email}``, served by ``prorata serve``'s gunicorn with
+TWO workers.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/prorata_bench \
         .venv/bin/python benchmarks/entitlements.py [--seconds 5] [--repeat 2] \
@@ -9,7 +10,8 @@ It creates a throwaway database next to ``DATABASE_URL``'s (``test_<name>``), mi
 ``--accounts`` accounts of ``--members`` members each (10,000 × 10 = 100,000 users), each account
 with a Standard subscription of 5 licenses held by its first 5 members — written set-based with
 ``bulk_create`` (benchmark data, not a purchase: no invoices, the endpoint does not read them) —
-creates an entitlement key, starts ``gunicorn prorata.wsgi -w 2 -k sync`` on loopback, and drives
+creates an entitlement key, starts ``prorata serve``'s gunicorn command with ``--workers 2`` on
+loopback (gthread workers of one thread, keep-alive; ``--worker-class sync`` to compare), and drives
 it with keep-alive connections over random members' addresses (licensed and not): once plain
 (200), once with the ETag of the previous answer (304). With Debian's ``wrk`` when installed
 (``taskset -c 1``), else a Python client (threads with persistent connections, which share the
@@ -28,6 +30,8 @@ import json
 import os
 import platform
 import random
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -59,6 +63,7 @@ from prorata.accounts.models import Account, Membership, User  # noqa: E402
 from prorata.catalog.models import BillingCycle, Plan, Product  # noqa: E402
 from prorata.catalog.services import catalog_load_demo  # noqa: E402
 from prorata.common.clock import now  # noqa: E402
+from prorata.common.management.commands.serve import gunicorn_argv  # noqa: E402
 from prorata.licenses.entitlements import entitlement_key_create  # noqa: E402
 from prorata.licenses.models import LicenseAssignment  # noqa: E402
 from prorata.subscriptions.models import Subscription, SubscriptionStatus  # noqa: E402
@@ -105,15 +110,19 @@ def load(accounts: int, members: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def gunicorn(database_name: str, workers: int) -> Iterator[tuple[str, int]]:
+def gunicorn(database_name: str, workers: int,
+             worker_class: str = "sync") -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "PRORATA_CLOCK": "wall", "PRORATA_LOG_LEVEL": "ERROR",
            "DJANGO_SETTINGS_MODULE": "prorata.settings.base",
            "DATABASE_URL": database_url(database_name)}
-    command = [str(VENV_BIN / "gunicorn"), "prorata.wsgi:application", "--workers", str(workers),
-               "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--backlog", "256",
-               "--keep-alive", "30", "--log-level", "warning", "--chdir", str(ROOT)]
-    server = subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603
+    # prorata serve's own command line (the production server), on a free loopback port.
+    command = gunicorn_argv(bind=f"127.0.0.1:{port}", workers=workers, timeout=30,
+                            graceful_timeout=5, max_requests=10_000_000)
+    if worker_class != "gthread":
+        at = command.index("--worker-class")
+        command[at + 1] = worker_class
+    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)  # noqa: S603
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -192,6 +201,73 @@ def drive(host: str, port: int, emails: list[str], key: str, *, seconds: float,
             "p99_ms": round(percentile(samples, 0.99), 2), "max_ms": round(max(samples), 2)}
 
 
+_WRK_SCRIPT = """
+local rows = {}
+for line in io.lines(os.getenv("ENTITLEMENT_ROWS")) do
+  local email, etag = line:match("([^\t]*)\t?(.*)")
+  rows[#rows + 1] = {email, etag}
+end
+local auth = "Bearer " .. os.getenv("ENTITLEMENT_KEY")
+math.randomseed(os.time())
+request = function()
+  local row = rows[math.random(#rows)]
+  local headers = {["Authorization"] = auth}
+  if row[2] ~= "" then headers["If-None-Match"] = row[2] end
+  return wrk.format("GET", "/api/v1/entitlements/" .. row[1], headers)
+end
+"""
+
+
+def etags_of(host: str, port: int, emails: list[str], key: str) -> dict[str, str]:
+    probe = http.client.HTTPConnection(host, port, timeout=10)
+    etags = {}
+    for email in emails:
+        probe.request("GET", f"/api/v1/entitlements/{email}",
+                      headers={"Authorization": f"Bearer {key}"})
+        response = probe.getresponse()
+        response.read()
+        etags[email] = response.getheader("ETag", "")
+        if response.getheader("Connection", "").lower() == "close":
+            probe.close()
+            probe = http.client.HTTPConnection(host, port, timeout=10)
+    probe.close()
+    return etags
+
+
+def drive_wrk(host: str, port: int, emails: list[str], key: str, *, seconds: float,
+              connections: int, conditional: bool) -> dict:
+    """Debian's ``wrk`` on core 1 (one thread, ``connections`` connections) over random members
+    (the first 2,000 with their ETags when ``conditional``); its latency percentiles."""
+    import tempfile
+
+    pool = emails[:2000] if conditional else emails
+    etags = etags_of(host, port, pool, key) if conditional else {}
+    with tempfile.TemporaryDirectory() as folder:
+        rows = Path(folder, "rows.tsv")
+        rows.write_text("".join(f"{e}\t{etags.get(e, '')}\n" for e in pool))
+        script = Path(folder, "entitlements.lua")
+        script.write_text(_WRK_SCRIPT)
+        env = {**os.environ, "ENTITLEMENT_ROWS": str(rows), "ENTITLEMENT_KEY": key}
+        command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
+                   f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), f"http://{host}:{port}"]
+        out = subprocess.run(command, env=env, capture_output=True, text=True,  # noqa: S603
+                             check=True).stdout
+
+    def ms(text: str) -> float:
+        value = float(re.match(r"[\d.]+", text).group(0))
+        return value / 1000 if text.endswith("us") else value * 1000 if text.endswith(
+            "s") and not text.endswith("ms") else value
+
+    percentiles = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"client": "wrk", "connections": connections,
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "errors": int(non_2xx.group(1)) if non_2xx else 0,
+            "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms(percentiles["50"]), "p90_ms": ms(percentiles["90"]),
+            "p99_ms": ms(percentiles["99"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
@@ -200,6 +276,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="gthread",
+                        help="gunicorn's worker class (prorata serve's: gthread, one thread)")
+    parser.add_argument("--python-client", action="store_true",
+                        help="drive with Python threads even when wrk is installed")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL to a PostgreSQL database (the target is for PostgreSQL).")
@@ -210,16 +290,17 @@ def main() -> None:
         _row, key = entitlement_key_create(name="benchmark", actor=None)
         loaded = round(time.perf_counter() - started, 1)
         connection.close()
-        with gunicorn(name, args.workers) as (host, port):
+        with gunicorn(name, args.workers, args.worker_class) as (host, port):
             for label, conditional in (("entitlement_200", False), ("entitlement_304", True)):
-                results = [drive(host, port, emails, key, seconds=args.seconds,
+                runner = drive_wrk if shutil.which("wrk") and not args.python_client else drive
+                results = [runner(host, port, emails, key, seconds=args.seconds,
                                  connections=args.connections, conditional=conditional)
                            for _ in range(args.repeat)]
                 best = max(results, key=lambda r: r["requests_per_s"])
                 print(json.dumps({
                     "benchmark": "entitlements", "measure": label, "accounts": args.accounts,
                     "members": args.accounts * args.members, "load_seconds": loaded,
-                    "server": f"gunicorn {args.workers} sync workers",
+                    "server": f"gunicorn {args.workers} {args.worker_class} workers",
                     "python": platform.python_version(),
                     "load_average": round(os.getloadavg()[0], 2), **best}), flush=True)
     finally:

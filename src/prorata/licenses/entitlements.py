@@ -12,9 +12,7 @@ them host if any, else of one holding a license, else of their first membership 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,22 +22,20 @@ from django.db import transaction
 from prorata.accounts.models import User
 from prorata.accounts.services import audit_record
 from prorata.common.clock import now
-from prorata.licenses.models import EntitlementKey, LicenseAssignment
+from prorata.licenses.models import EntitlementKey
+from prorata.licenses.queries import KEY as _KEY
+from prorata.licenses.queries import Lookup, key_hash
 from prorata.licenses.selectors import WEBINAR_PRODUCT
-from prorata.subscriptions.models import Subscription, SubscriptionStatus
+from prorata.subscriptions.models import SubscriptionStatus
 from prorata_core.errors import ValidationError
 
 BRAND = "prorata_ent_"
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-_KEY = re.compile(r"^prorata_ent_([a-z2-7]{10})_([A-Za-z0-9_-]{43})$")
+
 
 #: Why a known user may not host: the answers the OpenAPI document lists.
 REASONS = ("no_membership", "no_subscription", "no_license", "expired", "past_due")
 HOSTING = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING})
-
-
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
 def entitlement_key_create(*, name: str, actor: User | None) -> tuple[EntitlementKey, str]:
@@ -53,7 +49,7 @@ def entitlement_key_create(*, name: str, actor: User | None) -> tuple[Entitlemen
     prefix = "".join(secrets.choice(_ALPHABET) for _ in range(10))
     key = f"{BRAND}{prefix}_{secret}"
     with transaction.atomic():
-        row = EntitlementKey.objects.create(name=name, prefix=prefix, secret_hash=_hash(key),
+        row = EntitlementKey.objects.create(name=name, prefix=prefix, secret_hash=key_hash(key),
                                             created_at=now(), created_by=actor)
         audit_record(actor=actor, action="entitlement_key.create", obj=row,
                      after={"name": name, "prefix": prefix})
@@ -78,7 +74,7 @@ def entitlement_key_authenticate(key: str) -> EntitlementKey | None:
     if match is None:
         return None
     row = EntitlementKey.objects.filter(prefix=match.group(1), revoked_at__isnull=True).first()
-    if row is None or not hmac.compare_digest(row.secret_hash, _hash(key)):
+    if row is None or not hmac.compare_digest(row.secret_hash, key_hash(key)):
         return None
     return row
 
@@ -99,43 +95,47 @@ class Entitlement:
     valid_until: datetime | None
 
 
-def entitlement_for(email: str) -> Entitlement | None:
-    """The entitlement of the user signing in with ``email`` (case-insensitive), or None for an
-    unknown or inactive user. Three indexed reads at most (memberships with their accounts,
-    subscriptions with plans, the user's licenses)."""
-    address = (email or "").strip().lower()
-    user = User.objects.filter(email=address, is_active=True).only("id", "email").first()
-    if user is None:
+def entitlement_decide(lookup: Lookup) -> Entitlement | None:
+    """The entitlement of the user of ``lookup``, or None for an unknown or inactive user: the
+    membership that lets them host if any, else one holding a license (expired or past due),
+    else the first by account id. Pure: both roads (:func:`entitlement_for` and the WSGI fast
+    path, :mod:`prorata.api.fastpath`) decide with it."""
+    if lookup.email is None:
         return None
-    members = list(user.memberships.select_related("account").order_by("account_id"))
-    if not members:
-        return Entitlement(user.email, False, "no_membership", None, None, None, 0, [], None)
-    subscriptions = {s.account_id: s for s in Subscription.objects.select_related("plan").filter(
-        account_id__in=[m.account_id for m in members], product__code=WEBINAR_PRODUCT)}
-    licensed = set(LicenseAssignment.objects.filter(member__in=members)
-                   .values_list("subscription_id", flat=True))
+    if not lookup.members:
+        return Entitlement(lookup.email, False, "no_membership", None, None, None, 0, [], None)
     options = []
-    for member in members:
-        subscription = subscriptions.get(member.account_id)
-        if subscription is None:
+    for member in lookup.members:
+        if member.subscription_id is None:
             reason: str | None = "no_subscription"
-        elif subscription.pk not in licensed:
+        elif not member.licensed:
             reason = "no_license"
-        elif subscription.status == SubscriptionStatus.EXPIRED:
+        elif member.status == SubscriptionStatus.EXPIRED:
             reason = "expired"
-        elif subscription.status == SubscriptionStatus.PAST_DUE:
+        elif member.status == SubscriptionStatus.PAST_DUE:
             reason = "past_due"
         else:
             reason = None
         rank = (reason is not None, reason not in (None, "expired", "past_due"))
-        options.append((rank, member, subscription, reason))
-    _rank, member, subscription, reason = min(options, key=lambda option: option[0])
-    plan = subscription.plan if subscription is not None and reason != "no_subscription" else None
-    live = subscription is not None and subscription.status != SubscriptionStatus.EXPIRED
+        options.append((rank, member, reason))
+    _rank, member, reason = min(options, key=lambda option: option[0])
+    has_plan = member.subscription_id is not None
+    live = has_plan and member.status != SubscriptionStatus.EXPIRED
     return Entitlement(
-        email=user.email, may_host=reason is None, reason=reason, account_id=member.account_id,
-        account_name=member.account.name, plan=plan.code if plan is not None else None,
-        participant_limit=plan.participant_limit if plan is not None and live else 0,
-        features=sorted(plan.features) if plan is not None and live else [],
-        valid_until=subscription.period_end if reason is None and subscription else None,
+        email=lookup.email, may_host=reason is None, reason=reason,
+        account_id=member.account_id, account_name=member.account_name,
+        plan=member.plan if has_plan else None,
+        participant_limit=member.participant_limit if live else 0,
+        features=sorted(member.features) if live else [],
+        valid_until=member.period_end if reason is None else None,
     )
+
+
+def entitlement_for(email: str) -> Entitlement | None:
+    """The entitlement of the user signing in with ``email`` (case-insensitive), or None for an
+    unknown or inactive user; the caller has checked the product key. Through the ORM (the
+    reference road; the WSGI fast path reads the same rows in one statement)."""
+    from prorata.licenses.queries import entitlement_lookup_orm
+
+    return entitlement_decide(entitlement_lookup_orm(email=email, key=None,
+                                                     product=WEBINAR_PRODUCT))

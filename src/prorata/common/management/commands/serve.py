@@ -24,8 +24,8 @@ from django.db import connections
 
 
 def default_workers() -> int:
-    """``PRORATA_WEB_WORKERS`` if set, else the machine's cores (a sync worker uses one core at a
-    time while computing and waits on the database otherwise)."""
+    """``PRORATA_WEB_WORKERS`` if set, else the machine's cores (a worker answers one request at
+    a time: it uses one core while computing and waits on the database otherwise)."""
     return settings.PRORATA_WEB_WORKERS or (os.cpu_count() or 1)
 
 
@@ -34,7 +34,12 @@ def gunicorn_argv(*, bind: str, workers: int, timeout: int, graceful_timeout: in
     """The gunicorn command line :class:`Command` runs (printed by ``--dry-run``)."""
     return [
         sys.executable, "-m", "gunicorn", "prorata.wsgi:application",
-        "--bind", bind, "--workers", str(workers), "--worker-class", "sync",
+        "--bind", bind, "--workers", str(workers),
+        # One request at a time per worker, as a sync worker, but connections are kept alive
+        # between requests (sync workers close each one): the webinar product's backend asks the
+        # entitlement endpoint over one connection, and a new TCP connection per request cost a
+        # fifth of that endpoint's throughput (benchmarks/README.md, "Entitlement endpoint").
+        "--worker-class", "gthread", "--threads", "1", "--keep-alive", "5",
         "--timeout", str(timeout), "--graceful-timeout", str(graceful_timeout),
         "--max-requests", str(max_requests), "--max-requests-jitter", str(max(max_requests // 10, 1)),
         # Requests are logged by the application itself (JSON, with their request id).
