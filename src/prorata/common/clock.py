@@ -50,7 +50,8 @@ def _wall_now() -> datetime:
 
 def wall_now() -> datetime:
     """The system clock's instant whatever ``PRORATA_CLOCK`` says: only for what Django itself
-    times in real time (a session's expiry, as ``django.utils.timezone.now``), never for billing."""
+    times in real time (a session's expiry, as ``django.utils.timezone.now``) and what another
+    system compares with its own clock (a webhook signature's timestamp), never for billing."""
     return _wall_now()
 
 

@@ -47,7 +47,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
-from prorata.common.clock import format_instant, now
+from prorata.common.clock import format_instant, now, wall_now
 from prorata.common.db import retry_transient
 from prorata.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from prorata.webhooks.signing import HEADER, signature_header
@@ -232,7 +232,9 @@ def _send_batch(endpoint_id: int, claimed: list[_Claimed], *, target: _Target, s
             outcomes.unsent.append(item)
             continue
         event_id, kind, body = bodies[item.event_id]
-        timestamp = int(time.time())
+        # The receiver checks the signature's age against its own clock: the wall clock's
+        # instant, whatever the project clock says (a demo's movable clock may be months ahead).
+        timestamp = int(wall_now().timestamp())
         headers = {
             "Content-Type": "application/json", "User-Agent": USER_AGENT,
             "Prorata-Event-Id": event_id, "Prorata-Event-Type": kind,
