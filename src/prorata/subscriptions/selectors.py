@@ -24,7 +24,12 @@ from prorata.billing.selectors import credit_balance, default_currency
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import MOVABLE, WALL, clock_mode, now
 from prorata.subscriptions.errors import NotPermitted
-from prorata.subscriptions.models import CartItem, Subscription, SubscriptionStatus
+from prorata.subscriptions.models import (
+    CartItem,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionStatus,
+)
 from prorata.subscriptions.queries import SubscriptionState, subscription_states
 from prorata.subscriptions.snapshot import (
     ConfigurationSnapshot,
@@ -535,3 +540,13 @@ __all__ = [
     "price_items",
     "subscriptions_for_account",
 ]
+
+
+def subscription_expired_on(subscription: Subscription) -> datetime:
+    """When ``subscription`` expired: the moment of its last expiry event (after the last
+    dunning retry, the period the renewal opened lies ahead and was never paid), else the end of
+    its period."""
+    expired = (SubscriptionEvent.objects
+               .filter(subscription=subscription, kind=SubscriptionEvent.Kind.EXPIRED)
+               .order_by("-at").values_list("at", flat=True).first())
+    return min(expired, subscription.period_end) if expired else subscription.period_end

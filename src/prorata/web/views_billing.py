@@ -61,6 +61,7 @@ from prorata.subscriptions.selectors import (
     order_quote,
     quote_catalog,
     state_of,
+    subscription_expired_on,
     subscriptions_for_account,
 )
 from prorata.subscriptions.services import (
@@ -144,6 +145,8 @@ class ProductCard:
     next_payment_total: Money | None = None
     subscribe_now: bool = False
     options: bool = False
+    #: When an expired subscription ended: its expiry's moment, never after its paid period.
+    expired_on: datetime | None = None
 
 
 def _next_payment(account: Account, subscription: Subscription, catalog: Catalog,
@@ -190,6 +193,8 @@ def account_page(request: HttpRequest, account_id: int) -> HttpResponse:
                 if priced is not None:
                     card.next_payment_total, card.next_payment = priced
         status = subscription.status if subscription is not None else None
+        if subscription is not None and status == SubscriptionStatus.EXPIRED:
+            card.expired_on = subscription_expired_on(subscription)
         if not corporate and manage:
             card.subscribe_now = status in (None, SubscriptionStatus.TRIALING,
                                             SubscriptionStatus.EXPIRED)

@@ -117,6 +117,10 @@ def test_dunning_retries_then_voids_the_invoice_and_expires_the_subscription(
     french = _text(expired, "fr")
     assert "Abonnez-vous" in french or "S'abonner" in french
     assert f"annulée par l'avoir {note.number}" in french
+    # the card says when it ended, never the end of the unpaid period that lies ahead
+    page = client.get(f"/billing/{bistro.pk}/").content.decode()
+    assert "Expired on" in page and "February 8, 2026" in page
+    assert "March 1, 2026" not in page
     # nothing more happens, and the subscription can be bought again (S9)
     clock.set(utc(2026, 3, 5))
     assert (bill_run().declined, Renewal.objects.count()) == (0, 1)
