@@ -263,9 +263,35 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:
     :class:`~prorata.subscriptions.errors.PaymentFailed`, and the dunning schedule goes on as it
     was: a customer's own attempt does not bring the expiry closer.
     """
-    from prorata.subscriptions.errors import PaymentFailed, PaymentMethodRequired
+    from prorata.subscriptions.errors import PaymentFailed
 
     at = now()
+    renewal, card, payment = _pay_now_attempt(account=account, user=user, invoice_id=invoice_id,
+                                              at=at)
+    result = get_gateway().charge(
+        token=PaymentMethod.objects.get(pk=card.pk).token,
+        amount=Money(payment.amount, payment.currency), idempotency_key=payment.idempotency_key,
+        description=f"Invoice {renewal.invoice.number}",
+    )
+    if result.outcome is ChargeOutcome.SUCCEEDED:
+        renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at)
+        return "paid"
+    if result.outcome is ChargeOutcome.UNKNOWN:
+        return "pending"
+    _pay_now_declined(account=account, renewal=renewal, payment=payment, result=result, at=at)
+    raise PaymentFailed(result.message, code=result.outcome.value, invoice=renewal.invoice.number)
+
+
+# Each transaction of Pay now is retried alone on a serialization failure or SQLite's lock (the
+# gateway call between them never is: its idempotency key settles a repeat).
+
+@retry_transient
+def _pay_now_attempt(*, account: Account, user: User, invoice_id: int,
+                     at: datetime) -> tuple[Renewal, Card, Payment]:
+    """Pay now's first transaction: under the account lock, the renewal still owed and a
+    pending attempt on the default card (audited)."""
+    from prorata.subscriptions.errors import PaymentMethodRequired
+
     with transaction.atomic():
         lock_account(account.pk)
         renewal = (Renewal.objects.select_related("invoice")
@@ -284,16 +310,14 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:
         audit_record(actor=user, action="renewal.pay_now", account=account, obj=payment,
                      after={"invoice": renewal.invoice.number, "amount": payment.amount,
                             "currency": payment.currency})
-    result = get_gateway().charge(
-        token=PaymentMethod.objects.get(pk=card.pk).token,
-        amount=Money(payment.amount, payment.currency), idempotency_key=payment.idempotency_key,
-        description=f"Invoice {renewal.invoice.number}",
-    )
-    if result.outcome is ChargeOutcome.SUCCEEDED:
-        renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at)
-        return "paid"
-    if result.outcome is ChargeOutcome.UNKNOWN:
-        return "pending"
+    return renewal, card, payment
+
+
+@retry_transient
+def _pay_now_declined(*, account: Account, renewal: Renewal, payment: Payment, result: Any,
+                      at: datetime) -> None:
+    """Record a refused Pay now: the attempt failed (its e-mail), the renewal retrying again on
+    its schedule."""
     with transaction.atomic():
         lock_account(account.pk)
         failed = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
@@ -306,4 +330,3 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:
         Renewal.objects.filter(pk=renewal.pk, status=RenewalStatus.CHARGING).update(
             status=RenewalStatus.RETRYING
         )
-    raise PaymentFailed(result.message, code=result.outcome.value, invoice=renewal.invoice.number)

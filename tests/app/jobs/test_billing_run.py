@@ -428,3 +428,43 @@ def test_most_subscriptions_are_due_from_a_twentieth_of_them(clock, demo_catalog
     assert mostly_due(at=RUN_AT)  # 2 of 40: a twentieth
     Subscription.objects.filter(id=keep_due[0]).update(period_start=RUN_AT, period_end=later)
     assert not mostly_due(at=RUN_AT)  # 1 of 40
+
+
+@pytest.mark.django_db(transaction=True)  # a retry happens only outside a test's transaction
+def test_pay_now_is_retried_when_the_database_is_busy(clock, demo_catalog, monkeypatch):
+    # given Acme past due on a declined renewal, with a good card now
+    import sqlite3
+
+    from django.db import OperationalError
+
+    from prorata.billing import renewals
+    from prorata.payments.services import payment_method_add
+
+    clock.set(utc(2026, 1, 1))
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
+    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    clock.set(utc(2026, 2, 1))
+    bill_run()
+    payment_method_add(account=acme, card=card(), actor=alice)
+    invoice_id = Subscription.objects.get(account=acme).invoice_id
+    # when the first attempt to record the payment meets a lock held by another writer
+    real, calls = renewals.renewal_attempt_create, []
+
+    def busy_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            locked = sqlite3.OperationalError("database is locked")
+            locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise OperationalError("database is locked") from locked
+        return real(**kwargs)
+
+    monkeypatch.setattr(renewals, "renewal_attempt_create", busy_once)
+    # then Pay now tries again and pays once
+    assert renewals.renewal_pay_now(account=acme, user=alice, invoice_id=invoice_id) == "paid"
+    assert len(calls) == 2
+    assert Payment.objects.filter(invoice_id=invoice_id,
+                                  status=PaymentStatus.SUCCEEDED).count() == 1
+    assert Subscription.objects.get(account=acme).status == SubscriptionStatus.ACTIVE
+    assert_books_balance()

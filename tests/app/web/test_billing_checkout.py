@@ -261,3 +261,24 @@ def test_a_vat_number_typed_at_checkout_refreshes_the_summary_in_place(clock):
                                                           "vat_number": "DE136695976"})
     assert placed.status_code == 302 and "/orders/" in placed["Location"]
     assert Document.objects.get(account=account, kind="invoice").tax == 0
+
+
+def test_the_reverse_charge_mention_is_in_the_readers_language(clock):
+    # given a German company's French-speaking billing contact at the checkout of Lite × 2
+    from tests.app.subscriptions.support import customer, save_card
+    from tests.app.web.billing_support import World
+
+    clock.set(utc(2026, 3, 1))
+    account, user = customer("Kunde GmbH", "DE", "kunde@kunde.example", currency="EUR")
+    user.language = "fr"
+    user.save()
+    save_card(account, user)
+    kunde = World(account, user)
+    client = kunde.client()
+    open_checkout(kunde, client, {"plan": "lite", "cycle": "monthly", "quantity": "2",
+                                  "action": "checkout"})
+    # when a valid VAT number makes the sale reverse charged
+    live = page_text(client.get(kunde.url + "checkout/", {"vat_number": "DE136695976"},
+                                HTTP_HX_REQUEST="true"))
+    # then the summary's mention is French, as on the invoice
+    assert "Autoliquidation" in live and "Reverse charge" not in live
