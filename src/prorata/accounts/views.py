@@ -53,6 +53,7 @@ from prorata.accounts.forms import (
 )
 from prorata.accounts.throttle import client_ip
 from prorata.accounts.tokens import password_reset_tokens
+from prorata.common.urls import absolute_url
 
 
 class SignInView(auth_views.LoginView):
@@ -158,9 +159,7 @@ def profile_email(request: HttpRequest) -> HttpResponse:
             change = email_change_request(
                 user=user,  # type: ignore[arg-type]
                 new_email=form.cleaned_data["new_email"],
-                link_for=lambda token: request.build_absolute_uri(
-                    reverse("accounts:email_confirm", args=[token])
-                ),
+                link_for=lambda token: absolute_url(reverse("accounts:email_confirm", args=[token])),
                 ip=client_ip(request),
             )
         except (EmailInvalid, EmailUnchanged, EmailTaken) as error:

@@ -267,8 +267,8 @@ def receipt_enqueue(
     to the account's billing contacts, the document and ``credit_notes`` attached; once per
     document and reader (S12). Inside the caller's transaction."""
     for message in receipt_messages(
-        recipients=billing_contacts([account.pk])[account.pk], document_kind=document.kind,
-        document_id=document.pk, context=context, at=now(),
+        recipients=billing_contacts([account.pk])[account.pk], account_id=account.pk,
+        document_kind=document.kind, document_id=document.pk, context=context, at=now(),
         credit_note_ids=[note.pk for note in credit_notes],
     ):
         outbox_save(message)

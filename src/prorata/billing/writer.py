@@ -523,13 +523,22 @@ def contact_messages(
     ]
 
 
+def document_path(account_id: int, document_id: int) -> str:
+    """The site path of a document's page in the billing center (its PDF, for its account's
+    members), which a receipt links to."""
+    from django.urls import reverse
+
+    return reverse("billing:document", args=[account_id, document_id])
+
+
 def receipt_messages(
-    *, recipients: Iterable[Recipient], document_kind: str, document_id: int,
+    *, recipients: Iterable[Recipient], account_id: int, document_kind: str, document_id: int,
     context: Mapping[str, Any], at: datetime,
     credit_note_ids: Sequence[int] = (),
 ) -> list[OutboxMessage]:
-    """The receipt of document ``document_id`` to each recipient, the document attached (and the
-    credit notes issued with it)."""
+    """The receipt of document ``document_id`` of account ``account_id`` to each recipient, the
+    document attached (and the credit notes issued with it), linking to the document's page."""
+    context = {**context, "url": document_path(account_id, document_id)}
     attachments = [{"kind": document_kind, "id": document_id}] + [
         {"kind": DocumentKind.CREDIT_NOTE.value, "id": pk} for pk in credit_note_ids]
     return contact_messages(recipients=recipients, template="receipt", context=context,

@@ -441,6 +441,7 @@ def _receipts_for_credit_paid(
             number=numbers[document_id], currency=head.currency, amount_paid=head.amount_paid,
             total=head.total, credit_applied=head.credit_applied, period=renewal.order.period)
         messages.extend(receipt_messages(
-            recipients=contacts.get(item.account_id, []), document_kind=head.kind,
+            recipients=contacts.get(item.account_id, []), account_id=item.account_id,
+            document_kind=head.kind,
             document_id=document_id, context=context, at=at))
     outbox_save_many(messages)

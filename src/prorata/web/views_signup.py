@@ -38,6 +38,7 @@ from prorata.accounts.signup import (
 from prorata.accounts.throttle import client_ip
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.formatting import format_date
+from prorata.common.urls import absolute_url
 from prorata.subscriptions.services import subscription_start_trial
 from prorata.web.errors import error_message
 from prorata.web.forms_signup import SignUpForm
@@ -107,7 +108,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             created = signup_create(
                 company=data["company"], country=data["country"], email=data["email"],
                 password=data["password1"], language=_language(), ip=client_ip(request),
-                link_for=lambda new, token: request.build_absolute_uri(
+                link_for=lambda new, token: absolute_url(
                     reverse("accounts:signup_confirm", args=[signup_uid(new), token])) + query,
             )
         except EmailTaken as taken:

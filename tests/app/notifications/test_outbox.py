@@ -130,7 +130,7 @@ def test_delivery_sends_the_rendered_message_with_its_attachment_once(clock, ren
         "Next billing date: April 11, 2026\n"
         "\n"
         "Your receipt is attached to this e-mail as a PDF.\n"
-        "See it and all your billing activity in your billing center:\n"
+        "See it in your billing center:\n"
         "http://127.0.0.1:8000/billing/receipts/42/\n"
         "\n"
         "The Prorata Webinars SAS billing team\n"

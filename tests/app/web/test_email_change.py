@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.test import Client
 
@@ -39,7 +40,7 @@ def test_the_link_goes_to_the_new_address_and_nothing_changes_yet(signed_in, ali
     assert message.to == ["alice@new.example"]
     assert message.subject == "Confirm your new Prorata e-mail address"
     assert "You asked to sign in to Prorata with alice@new.example instead of alice@acme.example." in message.body
-    assert "http://testserver/accounts/email/confirm/" in message.body
+    assert f"{settings.PRORATA_BASE_URL}/accounts/email/confirm/" in message.body  # not the Host
     alice.refresh_from_db()
     assert alice.email == "alice@acme.example"
 
