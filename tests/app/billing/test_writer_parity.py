@@ -17,6 +17,8 @@ from prorata.jobs.billing_run import bill_run
 from prorata.jobs.models import Renewal
 from prorata.notifications.models import OutboxMessage
 from prorata.subscriptions.models import Subscription
+from prorata.webhooks.models import WebhookEvent
+from prorata.webhooks.services import webhook_endpoint_create
 from prorata_core.periods import utc
 from tests.app.subscriptions.support import assert_books_balance, buy, card, customer, staff
 
@@ -74,6 +76,16 @@ def _facts(subscription_id: int) -> dict[str, Any]:
         fields["attachments"] = [{**item, "id": "<invoice>"} if item["id"] == invoice.pk else item
                                  for item in message.attachments]
         outbox.append(fields)
+    webhooks = []
+    for event in WebhookEvent.objects.filter(
+            type__in=["invoice.created", "invoice.paid"], data__object="invoice",
+            data__id=invoice.pk).order_by("id"):
+        data = {**event.data, "id": "<invoice>", "number": named(event.data["number"]),
+                "account_id": "<account>",
+                "lines": [{**line, "subscription_id": line["subscription_id"] == subscription_id}
+                          for line in event.data["lines"]]}
+        webhooks.append((event.type, named(event.dedupe_key + ":"), event.api_version,
+                         event.created_at, data, event.deliveries.count()))
     snapshot = {**invoice.snapshot}
     assert snapshot.pop("number") == invoice.number
     return {
@@ -88,6 +100,7 @@ def _facts(subscription_id: int) -> dict[str, Any]:
         "outbox": outbox,
         "subscription": _fields(subscription, drop={"created_at"}),
         "subscription_invoice": subscription.invoice_id == invoice.pk,
+        "webhooks": webhooks,
     }
 
 
@@ -115,6 +128,9 @@ def test_the_billing_run_and_the_services_write_a_renewal_the_same(clock, demo_c
     by_run, by_services = _twins(case)
     if case == "credit":
         assert credit_balance(Subscription.objects.get(pk=by_run).account).amount > 6600
+    webhook_endpoint_create(actor=staff("operator@prorata.example", "operator"),
+                            url="https://hooks.example.com/", event_types=["invoice.created",
+                                                                           "invoice.paid"])
     clock.set(utc(2026, 2, 1))
     # Given the same period due on both, when one is renewed through the services' road...
     with transaction.atomic():
@@ -131,6 +147,9 @@ def test_the_billing_run_and_the_services_write_a_renewal_the_same(clock, demo_c
     assert len(run["payments"]) == expected_payments and len(run["lines"]) == 1
     assert len(run["ledger"]) == 1 + expected_payments
     assert len(run["outbox"]) == (0 if case == "corporate" else 1)
+    # the invoice's webhook events too: created, and paid (by card or credit) unless on terms
+    assert [event[0] for event in run["webhooks"]] == (
+        ["invoice.created"] if case == "corporate" else ["invoice.created", "invoice.paid"])
     assert Document.objects.filter(kind=DocumentKind.INVOICE, issued_at=now()).count() == 2
     assert_books_balance()
 

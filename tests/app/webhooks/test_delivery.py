@@ -183,3 +183,29 @@ def test_an_inactive_endpoint_keeps_its_deliveries_waiting(clock, receiver):
     assert deliver()["sent"] == 0 and statuses() == ["pending"]
     WebhookEndpoint.objects.filter(pk=hook.pk).update(is_active=True)
     assert deliver()["sent"] == 1 and receiver.taken()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_endpoint_on_its_own_thread_a_dead_or_slow_one_delays_only_itself(clock, settings):
+    from prorata.accounts.models import User
+
+    settings.PRORATA_WEBHOOK_TIMEOUT = 2.0
+    # No staff group: a transactional test may start on a flushed database (the services do
+    # not check roles; the console does).
+    actor = User.objects.create_user("threads@prorata.example", "pw", is_staff=True)
+    down, slow, fine = Receiver(), Receiver(mode="slow", delay=0.2), Receiver()
+    down.reserve_port()
+    slow.start()
+    fine.start()
+    try:
+        hooks = [endpoint(item.url, ["customer.created"], actor=actor)[0]
+                 for item in (down, slow, fine)]
+        for index in range(5):
+            account_create(name=f"Threaded {index}", country="FR")
+        counts = webhooks_deliver(threads=3)
+        assert counts == {"sent": 10, "failed": 1, "gave_up": 0, "released": 4}
+        assert len(slow.taken()) == 5 and len(fine.taken()) == 5
+        assert hooks[0].deliveries.filter(status=DeliveryStatus.PENDING).count() == 5
+    finally:
+        slow.stop()
+        fine.stop()
