@@ -107,3 +107,21 @@ def test_cancel_and_resume_renewal_change_and_expiry(clock, demo_catalog):
         "renewal_cancelled", "renewal_resumed", "renewal_cancelled", "changed", "expired"]
     assert [event.data["auto_renew"] for event in events[:3]] == [False, True, False]
     assert events[3].data["quantity"] == 2 and events[4].data["status"] == "expired"
+
+
+def test_a_declined_renewal_charge_is_invoice_payment_failed_with_the_attempt(clock, demo_catalog):
+    from prorata.jobs.billing_run import bill_run
+    from tests.app.subscriptions.support import DECLINED_CARD, save_card
+
+    account, user = customer("Acme", "FR", "billing@acme.example", currency="EUR")
+    buy(account, user, "pro", "monthly", 1, new_card=card())
+    save_card(account, user, DECLINED_CARD)  # the new default card
+    endpoint("https://a.example/hooks", ["invoice.created", "invoice.payment_failed"])
+    clock.advance(parse_duration("1month"))
+    bill_run(workers=1)
+    assert types() == ["invoice.created", "invoice.payment_failed"]
+    failed = WebhookEvent.objects.get(type="invoice.payment_failed").data
+    created = WebhookEvent.objects.get(type="invoice.created").data
+    assert failed["id"] == created["id"] and failed["amount_due"] == created["total"] > 0
+    assert failed["payment"]["status"] == "failed" and failed["payment"]["attempt"] == 1
+    assert failed["payment"]["failure_code"] and failed["payment"]["amount"] == created["total"]
