@@ -73,6 +73,10 @@ def _facts(subscription_id: int) -> dict[str, Any]:
         fields = _fields(message, drop={"to"})
         fields["dedupe_key"] = reader(fields["dedupe_key"])
         fields["context"] = {**message.context, "document_number": "<number>"}
+        if "url" in fields["context"]:  # the document's page in its account's billing center
+            fields["context"]["url"] = fields["context"]["url"].replace(
+                f"/billing/{invoice.account_id}/", "/billing/<account>/").replace(
+                f"/documents/{invoice.pk}.", "/documents/<invoice>.")
         fields["attachments"] = [{**item, "id": "<invoice>"} if item["id"] == invoice.pk else item
                                  for item in message.attachments]
         outbox.append(fields)
