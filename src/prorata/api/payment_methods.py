@@ -66,13 +66,14 @@ def payment_methods(request: ApiRequest, account_id: int) -> list[PaymentMethodO
 
 
 @router.post("/accounts/{account_id}/payment-methods",
-             response={201: PaymentMethodOut, **errors(401, 403, 404, 422)},
+             response={201: PaymentMethodOut, **errors(401, 403, 404, 409, 422)},
              summary="Save a card")
 def payment_method_create(
     request: ApiRequest, account_id: int, body: PaymentMethodIn
 ) -> Status[PaymentMethodOut]:
     """A mistyped number, an expired card or a bad security code is a 422 ``card_rejected``
-    whose ``params.field`` names the field to fix; nothing is saved."""
+    whose ``params.field`` names the field to fix; nothing is saved. A corporate account pays by
+    bank transfer: 409 ``corporate_pays_by_transfer``."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
     card = CardDetails(number=body.number, exp_month=body.exp_month, exp_year=body.exp_year,
                        cvc=body.cvc)

@@ -26,3 +26,11 @@ class IdempotencyKeyReused(ProrataError):
 
     code = "idempotency_key_reused"
     http_status = 409
+
+
+class CardNotForCorporate(ProrataError):
+    """A corporate account (S3, S14) pays its invoices by bank transfer on payment terms: no card
+    is saved on it. ``params["contact"]``: who the account turns to (its advisor)."""
+
+    code = "corporate_pays_by_transfer"
+    http_status = 409

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
 from prorata.common.clock import now
-from prorata.payments.errors import PaymentMethodNotFound
+from prorata.payments.errors import CardNotForCorporate, PaymentMethodNotFound
 from prorata.payments.gateway import CardDetails, get_gateway
 from prorata.payments.models import PaymentMethod
 
@@ -27,8 +27,17 @@ def payment_method_add(
     The gateway is called before the transaction opens (a provider call must not hold row locks).
     The card number and security code are not stored anywhere. The account's first card is its
     default even with ``make_default=False``. Refused cards raise
-    :class:`~prorata.payments.errors.CardRejected` and save nothing.
+    :class:`~prorata.payments.errors.CardRejected` and save nothing. A corporate account pays by
+    bank transfer (S3, S14): :class:`~prorata.payments.errors.CardNotForCorporate`, before the
+    gateway is called.
     """
+    if account.is_corporate:
+        advisor = account.advisor
+        contact = (f"your advisor, {advisor.get_full_name() or advisor.email} ({advisor.email})"
+                   if advisor is not None else "Corporate Billing")
+        raise CardNotForCorporate(
+            f"This account pays its invoices by bank transfer: no card is needed. Contact "
+            f"{contact} with any question.", contact=contact)
     tokenized = get_gateway().tokenize(card=card, at=now())
     with transaction.atomic():
         _lock(account)

@@ -54,6 +54,7 @@ def support_request_create(
     ``kind``: billing_question, refund_request (``invoice_id``: an issued invoice of the account),
     downgrade_request (``target_plan``: a plan code of the catalog; product, cycle and license
     count optional) or other; ``message``: 1 to 5,000 characters. Audited; the staff are e-mailed.
+    A corporate account's request is addressed to its advisor (S14): assigned to them at once.
     """
     if kind not in SupportRequestKind.values:
         raise ValidationError(gettext_noop("Choose what the request is about."), kind=kind)
@@ -75,6 +76,7 @@ def support_request_create(
         at = now()
         request = SupportRequest.objects.create(
             account=account, user=user, kind=kind, invoice=invoice,
+            assignee=account.advisor if account.is_corporate and account.advisor_id else None,
             product_code=product_code[:40], target_plan=target_plan[:40],
             target_cycle=target_cycle[:40], target_quantity=target_quantity,
             created_at=at, updated_at=at,

@@ -79,9 +79,15 @@ def support_index(request: HttpRequest, account_id: int) -> HttpResponse:
         except ProrataError as refused:
             error = error_message(refused)
         else:
-            messages.success(request, gettext(
-                "Your request was sent to our support team. We answer here and by e-mail, usually "
-                "within one business day."))
+            if created.assignee_id is not None and account.is_corporate:
+                messages.success(request, gettext(
+                    "Your request was sent to %(name)s, your advisor. The answer comes here and "
+                    "by e-mail.") % {"name": created.assignee.get_full_name()
+                                     or created.assignee.email})
+            else:
+                messages.success(request, gettext(
+                    "Your request was sent to our support team. We answer here and by e-mail, "
+                    "usually within one business day."))
             return redirect("billing:support_request", account_id=account.pk,
                             request_id=created.pk)
     return render(request, "support/index.html", {

@@ -93,6 +93,10 @@ MESSAGES: dict[str, Any] = {
     "payment_method_not_found": _(
         "This card is not on file for this account: choose one of its saved cards or add a new one."
     ),
+    "corporate_pays_by_transfer": _(
+        "This account pays its invoices by bank transfer: no card is needed. Contact "
+        "%(contact)s with any question."
+    ),
     "busy": _("We are busy right now and nothing was saved: please try again."),
     "transition_refused": _(
         "This subscription changed meanwhile: nothing was changed. Reload the page and try again."

@@ -37,7 +37,7 @@ from prorata.billing.selectors import (
 )
 from prorata.common.formatting import format_date, format_money
 from prorata.licenses.services import license_release_choose
-from prorata.payments.errors import CardRejected
+from prorata.payments.errors import CardNotForCorporate, CardRejected
 from prorata.payments.gateway import CardDetails
 from prorata.payments.services import (
     default_payment_method,
@@ -588,6 +588,9 @@ def checkout(request: HttpRequest, account_id: int) -> HttpResponse:
     """
     account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
     user = _user(request)
+    if account.is_corporate:
+        # Ordered by the advisor, invoiced on payment terms (S3, S14): no checkout, no card here.
+        return redirect("billing:account", account_id=account.pk)
     if request.method == "POST":
         # The same form posted again (double click, reload, back button): its first answer.
         placed = Order.objects.filter(
@@ -672,6 +675,9 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
     document = document_for_account(account=account, document_id=document_id)
     if document is None:
         raise Http404("No such document")
+    if request.method == "POST" and account.is_corporate:
+        # Paid by bank transfer, recorded by the advisor (S14): never charged to a card here.
+        return redirect("billing:pay", account_id=account.pk, document_id=document.pk)
     if request.method == "POST":
         try:
             outcome = renewal_pay_now(account=account, user=user, invoice_id=document.pk)
@@ -691,7 +697,7 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
         "account": account, "document": document, "payable": payable,
         "amount_due": Money(document.amount_due, document.currency),
         "card": default_payment_method(account=account),
-        "voided_by": voided_by(document),
+        "voided_by": voided_by(document), "contact": _contact(account), "manage": True,
     })
 
 
@@ -712,13 +718,15 @@ def payment_methods(request: HttpRequest, account_id: int) -> HttpResponse:
                                             make_default=bool(request.POST.get("make_default")))
             except CardRejected as rejected:
                 errors[str(rejected.params.get("field", "number"))] = error_message(rejected)
+            except CardNotForCorporate as refused:
+                errors["number"] = error_message(refused)
             else:
                 messages.success(request, gettext("Card ending in %(last4)s added.")
                                  % {"last4": method.last4})
                 return redirect("billing:payment_methods", account_id=account.pk)
     return render(request, "web/billing/payment_methods.html", {
         "account": account, "cards": payment_methods_for(account=account), "errors": errors,
-        **_frame(_user(request), account),
+        **_frame(_user(request), account), "contact": _contact(account),
         "card_expiry": request.POST.get("card_expiry", "") if request.method == "POST" else "",
     }, status=422 if errors else 200)
 
