@@ -42,6 +42,7 @@ from prorata.billing.writer import (
     DraftLine,
     LineRow,
     Recipient,
+    billing_recipients,
     buyer_of,
     contact_messages,
     document_build,
@@ -229,11 +230,14 @@ def document_events(webhooks: WebhookBatch, *, document_id: int, number: str, he
 # --- e-mails -------------------------------------------------------------------------------------
 
 def billing_contacts(account_ids: Iterable[int]) -> dict[int, list[Recipient]]:
-    """The active billing contacts of each account, in one query, each with their language
-    (else the account's) and the name an e-mail greets them by."""
+    """Who gets each account's billing e-mails (receipts, changes, renewals, failed payments,
+    expiries…), in two queries: its active billing contacts, each in their language (else the
+    account's) with the name an e-mail greets them by, and the billing e-mail of its billing
+    details (:func:`~prorata.billing.writer.billing_recipients`)."""
+    ids = list(account_ids)
     contacts: dict[int, list[Recipient]] = defaultdict(list)
     for account_id, user_id, email, first, last, language, account_language in (
-        Membership.objects.filter(account_id__in=list(account_ids), is_billing_contact=True,
+        Membership.objects.filter(account_id__in=ids, is_billing_contact=True,
                                   user__is_active=True)
         .order_by("account_id", "user_id")
         .values_list("account_id", "user_id", "user__email", "user__first_name",
@@ -242,6 +246,12 @@ def billing_contacts(account_ids: Iterable[int]) -> dict[int, list[Recipient]]:
         contacts[account_id].append(Recipient(
             user_id, email, language or account_language,
             recipient_name(first_name=first, last_name=last, email=email)))
+    for account_id, billing_email, account_language in (
+        Account.objects.filter(pk__in=ids).exclude(billing_email="")
+        .values_list("id", "billing_email", "language")
+    ):
+        contacts[account_id] = billing_recipients(
+            contacts=contacts[account_id], billing_email=billing_email, language=account_language)
     return contacts
 
 
@@ -253,7 +263,7 @@ def notify_billing_contacts(
     caller's transaction, each in their language (else the account's). ``dedupe_key`` names the
     event; the recipient's user id is appended to it (:func:`prorata.billing.writer.event_key`)."""
     for message in contact_messages(
-        recipients=billing_contacts([account.pk])[account.pk], template=template,
+        recipients=billing_contacts([account.pk]).get(account.pk, []), template=template,
         context=context, event=dedupe_key, at=now(), attachments=attachments,
     ):
         outbox_save(message)
@@ -267,7 +277,7 @@ def receipt_enqueue(
     to the account's billing contacts, the document and ``credit_notes`` attached; once per
     document and reader (S12). Inside the caller's transaction."""
     for message in receipt_messages(
-        recipients=billing_contacts([account.pk])[account.pk], account_id=account.pk,
+        recipients=billing_contacts([account.pk]).get(account.pk, []), account_id=account.pk,
         document_kind=document.kind, document_id=document.pk, context=context, at=now(),
         credit_note_ids=[note.pk for note in credit_notes],
     ):

@@ -449,12 +449,26 @@ def renewal_build(
 # --- receipts -----------------------------------------------------------------------------------
 
 class Recipient(NamedTuple):
-    """A billing contact an e-mail goes to, in their language (else the account's)."""
+    """A reader of an account's billing e-mails, in their language (else the account's): a
+    billing contact (``user_id``), or the account's billing e-mail from its billing details
+    (``user_id`` None: an accounts department's mailbox, greeted without a name)."""
 
-    user_id: int
+    user_id: int | None
     email: str
     language: str
     name: str
+
+
+def billing_recipients(*, contacts: Sequence[Recipient], billing_email: str,
+                       language: str) -> list[Recipient]:
+    """Who gets an account's billing e-mails: its billing contacts and, in addition, the billing
+    e-mail of its billing details in the account's language, unless a contact already has that
+    address (case-insensitive: one e-mail per mailbox)."""
+    recipients = list(contacts)
+    address = billing_email.strip()
+    if address and address.casefold() not in {r.email.casefold() for r in recipients}:
+        recipients.append(Recipient(None, address, language, ""))
+    return recipients
 
 
 def recipient_name(*, first_name: str, last_name: str, email: str) -> str:
@@ -497,8 +511,9 @@ def receipt_context_for_renewal(
 
 def event_key(event: str, recipient: Recipient) -> str:
     """The one dedupe-key rule of billing e-mails: the event's key, then the reader's user id
-    (``receipt:invoice:42:7``): each reader gets each event's e-mail once."""
-    return f"{event}:{recipient.user_id}"
+    (``receipt:invoice:42:7``), or ``billing`` for the account's billing e-mail
+    (``receipt:invoice:42:billing``): each reader gets each event's e-mail once."""
+    return f"{event}:{recipient.user_id if recipient.user_id is not None else 'billing'}"
 
 
 def receipt_event(document_kind: str, document_id: int) -> str:

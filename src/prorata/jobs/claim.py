@@ -45,12 +45,14 @@ class Due(NamedTuple):
     billing_mode: str
     payment_terms_days: int
     language: str
+    billing_email: str
 
 
 _CLAIM_SQL = """
 SELECT s.id, s.plan_id, s.cycle_id, s.quantity, s.currency, s.unit_amount, {instants},
        s.invoiced_amount, a.id, a.name, a.country,
-       a.billing_address, a.vat_number, a.billing_mode, a.payment_terms_days, a.language
+       a.billing_address, a.vat_number, a.billing_mode, a.payment_terms_days, a.language,
+       a.billing_email
   FROM subscriptions_subscription s JOIN accounts_account a ON a.id = s.account_id
  WHERE s.status = %s AND s.auto_renew AND s.period_end <= %s {filters}
  ORDER BY {order}

@@ -334,7 +334,7 @@ class _ChunkRows:
             if buyer is None:
                 buyer = buyers[item.account_id] = buyer_of(
                     name=item.name, address=item.billing_address, country=item.country,
-                    vat_number=item.vat_number)
+                    vat_number=item.vat_number, email=item.billing_email)
             rows.snapshots.append(as_json(document_snapshot(
                 document, seller=seller, buyer=buyer, refers_to_number=None)))
             rows.document_heads.append(head)

@@ -1,6 +1,8 @@
 """One builder, two persisters (issue 12, item 1): a renewal written by the billing run's set-based
 road and the same renewal written through the services' ORM road are the same rows, field by field
-(ids, numbers and the reader's address aside), on SQLite and on PostgreSQL."""
+(ids, numbers and the reader's address aside), on SQLite and on PostgreSQL. Both twins have billing
+details (legal name, address, VAT number, billing e-mail, issue 16): each road prints them in the
+buyer block as the checkout's invoice does, and sends the receipt to the billing e-mail too."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from prorata.accounts.billing_details import account_billing_details_update
 from prorata.billing.models import Document, DocumentKind, LedgerEntry, Payment
 from prorata.billing.renewals import renewal_record
 from prorata.billing.selectors import credit_balance
@@ -49,10 +52,10 @@ def _facts(subscription_id: int) -> dict[str, Any]:
         return text.replace(invoice.number, "<number>").replace(
             f":{invoice.pk}:", ":<invoice>:").replace(f":{subscription_id}:", ":<subscription>:")
 
-    def reader(key: str) -> str:  # a dedupe key ends with its reader's user id
+    def reader(key: str) -> str:  # a dedupe key ends with its reader's user id (or "billing")
         event, _, user_id = key.rpartition(":")
         assert user_id in user_ids
-        return f"{named(event + ':')}<user>"
+        return f"{named(event + ':')}{'billing' if user_id == 'billing' else '<user>'}"
 
     payments = []
     for payment in Payment.objects.filter(invoice=invoice).order_by("id"):
@@ -71,6 +74,8 @@ def _facts(subscription_id: int) -> dict[str, Any]:
     for message in OutboxMessage.objects.filter(
             context__document_number=invoice.number).order_by("id"):
         fields = _fields(message, drop={"to"})
+        # a member's own address differs between the twins; the billing e-mail is the same
+        fields["to"] = message.to if message.dedupe_key.endswith(":billing") else "<member>"
         fields["dedupe_key"] = reader(fields["dedupe_key"])
         fields["context"] = {**message.context, "document_number": "<number>"}
         if "url" in fields["context"]:  # the document's page in its account's billing center
@@ -116,6 +121,11 @@ def _twins(case: str) -> tuple[int, int]:
     for twin in ("a", "b"):
         account, user = customer("Twin Bistro", "FR", f"{twin}@twin.example", currency="EUR",
                                  corporate_advisor=advisor)
+        account_billing_details_update(
+            account=account, actor=user, name="Twin Bistro SAS",
+            billing_address="3 place du Marché\n69002 Lyon", country="FR",
+            vat_number="FR40303265045", billing_email="Compta@Twin.example",
+            time_zone="Europe/Paris")
         if case == "corporate":
             buy(account, advisor, "pro", "monthly", 2, by_staff=True)
         else:
@@ -150,7 +160,19 @@ def test_the_billing_run_and_the_services_write_a_renewal_the_same(clock, demo_c
     expected_payments = {"card": 1, "credit": 0, "corporate": 0}[case]
     assert len(run["payments"]) == expected_payments and len(run["lines"]) == 1
     assert len(run["ledger"]) == 1 + expected_payments
-    assert len(run["outbox"]) == (0 if case == "corporate" else 1)
+    # the receipt to the billing contact and to the billing e-mail of the billing details
+    assert [(message["to"], message["dedupe_key"].rsplit(":", 1)[1]) for message in
+            run["outbox"]] == ([] if case == "corporate" else [
+                ("<member>", "<user>"), ("compta@twin.example", "billing")])
+    # the buyer block: the billing details, exactly as on the checkout's invoice
+    buyer = {"name": "Twin Bistro SAS", "address": "3 place du Marché\n69002 Lyon",
+             "country": "FR", "vat_number": "FR40303265045", "email": "compta@twin.example"}
+    assert run["snapshot"]["buyer"] == buyer
+    for subscription_id in (by_run, by_services):
+        account = Subscription.objects.get(pk=subscription_id).account
+        purchase = Document.objects.filter(account=account, kind=DocumentKind.INVOICE).earliest(
+            "id")
+        assert purchase.issued_at < now() and purchase.snapshot["buyer"] == buyer
     # the invoice's webhook events too: created, and paid (by card or credit) unless on terms
     assert [event[0] for event in run["webhooks"]] == (
         ["invoice.created"] if case == "corporate" else ["invoice.created", "invoice.paid"])
