@@ -481,7 +481,7 @@ def receipt_context(
     period: Period | None = None, next_billing_date: datetime | None = None,
     items: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``receipt`` e-mail's context (``kind``: purchase, change or renewal), without the
+    """The ``receipt`` e-mail's context (``kind``: purchase, change, renewal or refund), without the
     reader's ``name`` (:func:`receipt_messages` adds it)."""
     context: dict[str, Any] = {
         "kind": kind, "document_number": number,
@@ -514,6 +514,21 @@ def event_key(event: str, recipient: Recipient) -> str:
     (``receipt:invoice:42:7``), or ``billing`` for the account's billing e-mail
     (``receipt:invoice:42:billing``): each reader gets each event's e-mail once."""
     return f"{event}:{recipient.user_id if recipient.user_id is not None else 'billing'}"
+
+
+def receipt_context_for_refund(
+    *, number: str, currency: str, amount_refunded: int, invoice_number: str, method: str = "",
+) -> dict[str, Any]:
+    """A refund's receipt (kind ``refund``): credit note ``number`` refunding ``amount_refunded``
+    (minor units, tax included) of invoice ``invoice_number`` to ``method`` (the card's label).
+    The amount is the receipt's ``amount_paid``: what moved, here back to the customer."""
+    context = receipt_context(kind="refund", number=number, currency=currency,
+                              amount_paid=amount_refunded, total=amount_refunded,
+                              credit_applied=0)
+    context["invoice_number"] = invoice_number
+    if method:
+        context["method"] = method
+    return context
 
 
 def receipt_event(document_kind: str, document_id: int) -> str:

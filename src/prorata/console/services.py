@@ -53,7 +53,9 @@ from prorata.billing.services import (
     documents_finalize,
     ledger_append,
     notify_billing_contacts,
+    receipt_enqueue,
 )
+from prorata.billing.writer import receipt_context_for_refund
 from prorata.common.clock import now
 from prorata.common.db import retry_transient
 from prorata.console.errors import StaffActionRefused, StaffNotPermitted
@@ -356,16 +358,14 @@ def _refund_record(staff_refund_id: int, *, succeeded: bool | None, reference: s
             credit_note.save(update_fields=["status", "paid_at"])
             staff_refund.status = StaffRefundStatus.REFUNDED
             staff_refund.message = ""
-            notify_billing_contacts(
-                account=account, template="refund_receipt",
-                dedupe_key=f"receipt:credit_note:{credit_note.pk}",
-                attachments=[{"kind": "credit_note", "id": credit_note.pk}],
-                context={"document_number": credit_note.number,
-                         "invoice_number": staff_refund.invoice.number,
-                         "amount": money_json(refund.amount, refund.currency),
-                         "method": refund.payment.method_label,
-                         "url": reverse("billing:transactions", args=[account.pk])},
-            )
+            # The credit note's receipt, built as every receipt is (S12): its PDF attached,
+            # its page linked, once per reader.
+            receipt_enqueue(account=account, document=credit_note,
+                            context=receipt_context_for_refund(
+                                number=credit_note.number or "", currency=refund.currency,
+                                amount_refunded=refund.amount,
+                                invoice_number=staff_refund.invoice.number or "",
+                                method=refund.payment.method_label))
         else:
             staff_refund.status = StaffRefundStatus.FAILED
             staff_refund.message = (message or "The payment provider refused the refund.")[:300]

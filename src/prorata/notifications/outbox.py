@@ -57,11 +57,13 @@ MAX_ATTEMPTS = 8
 #: Each template's context keys: (required, optional). Items are strings, or
 #: ``{"product", "plan", "licenses", "cycle", "previous": {"plan", "licenses", "cycle"} | None}``.
 TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    # A paid invoice: first purchase, change or renewal (DESIGN S6, S12). kind: purchase|change|renewal.
+    # A paid invoice: first purchase, change or renewal (DESIGN S6, S12); or (kind refund) a
+    # credit note paid back to the card, refunding amount_paid of invoice_number to method.
+    # kind: purchase|change|renewal|refund.
     "receipt": (
         frozenset({"kind", "document_number", "amount_paid"}),
         frozenset({"name", "items", "period_start", "period_end", "total", "credit_applied",
-                   "next_billing_date", "url"}),
+                   "next_billing_date", "url", "invoice_number", "method"}),
     ),
     # A change that left credit on the account (S8): credit created, balance, when it is used.
     "credit_created": (
@@ -95,11 +97,6 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "order_not_applied": (
         frozenset({"amount", "refunded"}),
         frozenset({"name", "items", "balance", "url"}),
-    ),
-    # A refund paid back to the card (prorata.console): the credit note attached.
-    "refund_receipt": (
-        frozenset({"document_number", "invoice_number", "amount"}),
-        frozenset({"name", "method", "url"}),
     ),
     # Credit granted by staff (prorata.console), with the credit note attached.
     "credit_granted": (

@@ -87,9 +87,19 @@ def test_a_partial_refund_issues_a_credit_note_refunds_the_card_and_e_mails_the_
     assert done.refund.status == "succeeded" and done.refund.amount == 10000
     assert ledger(account)[-2:] == [("credit_note", 10000), ("refund", -10000)]
     assert account_balance(account).amount == 0
-    receipt = OutboxMessage.objects.get(template="refund_receipt")
+    # the refund's receipt is built by billing's receipt builder, as every receipt is
+    receipt = OutboxMessage.objects.get(template="receipt", context__kind="refund")
     assert receipt.to == "bea@bistro.example" and receipt.language == "fr"
     assert receipt.attachments == [{"kind": "credit_note", "id": note.pk}]
+    assert receipt.dedupe_key == f"receipt:credit_note:{note.pk}:{_bea.pk}"
+    assert receipt.context == {
+        "kind": "refund", "document_number": "CN-2026-000001",
+        "amount_paid": {"amount": 10000, "currency": "EUR"},
+        "total": {"amount": 10000, "currency": "EUR"},
+        "credit_applied": {"amount": 0, "currency": "EUR"},
+        "invoice_number": invoice.number, "method": done.refund.payment.method_label,
+        "name": receipt.context["name"],
+        "url": f"/billing/{account.pk}/documents/{note.pk}.pdf"}
     entry = AuditEntry.objects.get(action="refund.request")
     assert (entry.actor, entry.account, entry.ip, entry.after["reason"]) == (
         agent, account, "198.51.100.7", "Charged twice")
@@ -215,7 +225,7 @@ def test_a_failed_refund_leaves_the_credit_note_unpaid_and_says_so(bistro, agent
     # the credit stays on the account; no refund entry; no receipt
     assert ledger(account)[-1] == ("credit_note", 10000)
     assert account_balance(account).amount == 10000
-    assert not OutboxMessage.objects.filter(template="refund_receipt").exists()
+    assert not OutboxMessage.objects.filter(template="receipt", context__kind="refund").exists()
     assert_books_balance()
 
 
@@ -362,7 +372,41 @@ def test_the_refund_receipt_is_in_the_customers_language_with_the_credit_note(
     mail = next(m for m in mailoutbox if "rembours" in m.subject)
     assert mail.subject == "Votre remboursement pour la facture 2026-000001"
     assert "Nous avons remboursé 100,00\u00a0€ sur la facture 2026-000001." in mail.body
-    assert done.credit_note.number in mail.body
+    assert "Montant remboursé : 100,00\u00a0€" in mail.body
+    assert f"avoir {done.credit_note.number} est joint à cet e-mail au format PDF." in mail.body
+    # the link is the credit note's page, made absolute with PRORATA_BASE_URL, as on receipts
+    from django.conf import settings
+    link = (f"{settings.PRORATA_BASE_URL.rstrip('/')}/billing/{_account.pk}/documents/"
+            f"{done.credit_note.pk}.pdf")
+    assert link in mail.body
+    html = mail.alternatives[0][0]
+    assert f'href="{link}"' in html and "Montant remboursé" in html
     (name, content, kind), = mail.attachments
     assert done.credit_note.number in name and kind == "application/pdf"
     assert content[:4] == b"%PDF"
+
+
+def test_the_refund_receipt_in_english_has_the_receipts_shape(bistro, agent, mailoutbox):
+    from django.conf import settings
+
+    from prorata.notifications.outbox import outbox_deliver
+
+    account, bea, invoice = bistro
+    bea.language = "en"
+    bea.save(update_fields=["language"])
+    done = refund_request(invoice=invoice, amount=eur("100.00"), reason="r", actor=agent,
+                          idempotency_key="mail-en")
+    mailoutbox.clear()
+    outbox_deliver()
+    mail = next(m for m in mailoutbox if "refund" in m.subject)
+    note = done.credit_note
+    assert mail.subject == "Your refund for invoice 2026-000001"
+    assert "Hello Bistro," in mail.body
+    assert "We refunded €100.00 of invoice 2026-000001." in mail.body
+    assert f"Credit note {note.number}\nAmount refunded: €100.00" in mail.body
+    assert f"Credit note {note.number} is attached to this e-mail as a PDF." in mail.body
+    link = f"{settings.PRORATA_BASE_URL.rstrip('/')}/billing/{account.pk}/documents/{note.pk}.pdf"
+    assert f"See it in your billing center:\n{link}" in mail.body
+    assert "Thank you for your purchase" not in mail.body and "Total:" not in mail.body
+    html = mail.alternatives[0][0]
+    assert f'href="{link}"' in html and "View my receipt" in html
