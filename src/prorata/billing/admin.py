@@ -4,10 +4,13 @@ recording a bank transfer received for an open invoice (S14).
 Documents are immutable once issued, so nothing here edits them; a transfer is recorded through
 :func:`prorata.billing.services.invoice_record_payment` (payment, ledger entry, audit entry, receipt
 e-mail). Corporate advisors see the documents of the accounts they advise; support agents all.
+The "overdue" filter (``?overdue=yes``) is the advisors' follow-up list of net-30 invoices unpaid
+after their due date (linked from the console home).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -18,7 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from prorata.accounts.models import StaffRole
@@ -26,6 +29,7 @@ from prorata.accounts.permissions import Action, can, staff_roles
 from prorata.billing.models import Document, DocumentKind, DocumentStatus
 from prorata.billing.receipts import document_pdf
 from prorata.billing.services import invoice_record_payment
+from prorata.common.clock import now
 from prorata.common.console import ReadOnlyAdmin
 from prorata.console.scope import account_scope
 from prorata.console.views import console_money
@@ -38,15 +42,48 @@ class TransferForm(forms.Form):
     reference = forms.CharField(label=_("Bank reference"), max_length=120)
 
 
+def overdue_invoices(queryset: QuerySet[Document], at: datetime) -> QuerySet[Document]:
+    """Invoices on payment terms (corporate, net 30) still unpaid after their due date, at ``at``
+    (the rule of :func:`prorata.jobs.endings.flag_overdue_corporate_invoices`), oldest due first."""
+    return queryset.filter(kind=DocumentKind.INVOICE, status=DocumentStatus.OPEN,
+                           amount_due__gt=0, due_at__lt=at).order_by("due_at", "id")
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    """The advisor's follow-up list (S14): invoices past their due date, unpaid (the project
+    clock's now). What each role sees of it is the page's own scope (an advisor: their accounts)."""
+
+    title = _("payment")
+    parameter_name = "overdue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", _("overdue (unpaid after its due date)"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() != "yes":
+            return queryset
+        return overdue_invoices(queryset, now())
+
+
 @admin.register(Document)
 class DocumentAdmin(ReadOnlyAdmin):
-    list_display = ("number", "kind", "account", "issued_at", "due_at", "status", "total_display",
-                    "amount_due_display", "pdf_link", "transfer_link")
-    list_filter = ("kind", "status", "account__billing_mode")
+    list_display = ("number", "kind", "account", "issued_at", "due_at", "overdue_display",
+                    "status", "total_display", "amount_due_display", "pdf_link", "transfer_link")
+    list_filter = (OverdueFilter, "kind", "status", "account__billing_mode")
     search_fields = ("number", "account__name")
     date_hierarchy = "issued_at"
     list_select_related = ("account",)
     ordering = ("-issued_at", "-id")
+
+    @admin.display(description=_("overdue"))
+    def overdue_display(self, obj: Document) -> str:
+        """How long an unpaid invoice on payment terms is past its due date ("12 days")."""
+        at = now()
+        if (obj.kind != DocumentKind.INVOICE or obj.status != DocumentStatus.OPEN
+                or obj.amount_due <= 0 or obj.due_at is None or obj.due_at >= at):
+            return ""
+        days = (at - obj.due_at).days
+        return ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
 
     @admin.display(description=_("total"))
     def total_display(self, obj: Document) -> str:

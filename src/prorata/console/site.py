@@ -45,6 +45,29 @@ class ConsoleSite(admin.AdminSite):
     login_form = ConsoleSignInForm
     login_template = "admin/console/login.html"
 
+    index_template = "admin/console/index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+              ) -> Any:
+        """The console home, with the overdue net-30 invoices of the accounts the reader sees
+        (an advisor: theirs), linked to their filtered list, for roles that see documents."""
+        from prorata.accounts.models import StaffRole
+        from prorata.accounts.permissions import staff_roles
+        from prorata.billing.admin import overdue_invoices
+        from prorata.billing.models import Document
+        from prorata.common.clock import now
+        from prorata.console.scope import account_scope
+
+        user: Any = request.user
+        context = dict(extra_context or {})
+        if user.is_superuser or staff_roles(user) & {StaffRole.SUPPORT_AGENT,
+                                                     StaffRole.CORPORATE_ADVISOR}:
+            context["overdue_count"] = overdue_invoices(
+                Document.objects.filter(account_scope(user, "account__")), now()).count()
+            context["overdue_url"] = (reverse("admin:billing_document_changelist")
+                                      + "?overdue=yes")
+        return super().index(request, context)
+
     def has_permission(self, request: HttpRequest) -> bool:
         return super().has_permission(request) and _verified(request)
 
