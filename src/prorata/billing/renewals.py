@@ -157,11 +157,13 @@ def renewal_payable(*, account_id: int, invoice: Document) -> bool:
     ).exists()
 
 
-def renewal_receipt(invoice: Document, period: Period) -> dict[str, Any]:
-    """The receipt context of a renewal invoice, as it stands now."""
+def renewal_receipt(invoice: Document, period: Period,
+                    catalog: Catalog | None = None) -> dict[str, Any]:
+    """The receipt context of a renewal invoice, as it stands now, its item from its saved charge
+    line (as the billing run's road builds it from the line it writes)."""
     return receipt_context_for_renewal(
-        number=invoice.number or "", currency=invoice.currency, amount_paid=invoice.amount_paid,
-        total=invoice.total, credit_applied=invoice.credit_applied, period=period)
+        number=invoice.number or "", head=invoice, lines=invoice.lines.all(),
+        catalog=catalog or catalog_snapshot(), period=period)
 
 
 def renewal_record(
@@ -187,8 +189,9 @@ def renewal_record(
             or not subscription.auto_renew or subscription.period_end > at):
         return None
     currency = subscription.currency
+    catalog = catalog or catalog_snapshot()
     order = renewal_order(
-        catalog=catalog or catalog_snapshot(), plan_code=subscription.plan.code,
+        catalog=catalog, plan_code=subscription.plan.code,
         cycle_code=subscription.cycle.code, quantity=subscription.quantity,
         unit_amount=subscription.unit_amount, currency=currency,
         period=Period(subscription.period_start, subscription.period_end),
@@ -214,7 +217,7 @@ def renewal_record(
     ])
     if rows.settled:
         receipt_enqueue(account=account, document=invoice,
-                        context=renewal_receipt(invoice, order.period))
+                        context=renewal_receipt(invoice, order.period, catalog))
     return renewal
 
 

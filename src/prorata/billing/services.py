@@ -49,20 +49,25 @@ from prorata.billing.writer import (
     ledger_memo,
     payment_applied,
     receipt_context,
+    receipt_context_for_renewal,
+    receipt_items,
     receipt_messages,
     recipient_name,
     seller_of,
     snapshot_with_number,
 )
 from prorata.billing.writer import document_snapshot as build_snapshot
+from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import now
 from prorata.common.db import retry_transient
+from prorata.jobs.models import Renewal
 from prorata.notifications.outbox import outbox_save
 from prorata.webhooks.events import WebhookBatch, webhook_emit
 from prorata.webhooks.payloads import document_object, payment_object, refund_object
 from prorata_core.errors import InvalidAmount, ValidationError
 from prorata_core.money import Money
 from prorata_core.numbering import format_number
+from prorata_core.periods import Period
 from prorata_core.tax import TaxDecision
 
 __all__ = ["DraftLine"]  # re-exported: the checkout builds its lines with it
@@ -348,11 +353,25 @@ def invoice_record_payment(
                      after={"invoice": invoice.number, "amount": amount.amount,
                             "currency": amount.currency, "reference": reference})
         if invoice.amount_due == 0:  # now a receipt (S12)
-            receipt_enqueue(account=account, document=invoice, context=receipt_context(
-                kind="purchase", number=invoice.number, currency=invoice.currency,
-                amount_paid=invoice.amount_paid, total=invoice.total,
-                credit_applied=invoice.credit_applied))
+            receipt_enqueue(account=account, document=invoice,
+                            context=_transfer_receipt(invoice))
     return payment
+
+
+def _transfer_receipt(invoice: Document) -> dict[str, Any]:
+    """The receipt of an invoice paid by transfer: a renewal's as the billing run words it
+    (:func:`~prorata.billing.writer.receipt_context_for_renewal`), else a purchase's; each with
+    its items and their periods, from its charge lines."""
+    catalog, lines = catalog_snapshot(), list(invoice.lines.all())
+    renewal = Renewal.objects.filter(invoice_id=invoice.pk).first()
+    if renewal is not None:
+        return receipt_context_for_renewal(
+            number=invoice.number or "", head=invoice, lines=lines, catalog=catalog,
+            period=Period(renewal.period_start, renewal.period_end))
+    return receipt_context(
+        kind="purchase", number=invoice.number or "", currency=invoice.currency,
+        amount_paid=invoice.amount_paid, total=invoice.total,
+        credit_applied=invoice.credit_applied, items=receipt_items(lines, catalog))
 
 
 # --- refunds ------------------------------------------------------------------------------------

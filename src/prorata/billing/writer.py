@@ -23,9 +23,10 @@ into snapshots and e-mail contexts by :func:`~prorata.common.clock.format_instan
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from prorata.billing.models import (
     DocumentKind,
@@ -476,13 +477,85 @@ def recipient_name(*, first_name: str, last_name: str, email: str) -> str:
     return f"{first_name} {last_name}".strip() or email
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiptConfiguration:
+    """What a product was before a change, as a receipt names it: plan name, licenses, cycle code."""
+
+    plan: str
+    licenses: int
+    cycle: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"plan": self.plan, "licenses": self.licenses, "cycle": self.cycle}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptItem:
+    """One product of a receipt (``outbox.TEMPLATES``' item shape): its product and plan names,
+    licenses and cycle code, the period ``[start, end)`` the document pays for, the next billing
+    date (None: it does not renew) and, for a change, what it was (``previous``).
+
+    Both roads of a renewal build it from the invoice's charge line (:func:`receipt_items`), the
+    services of an order from its summary: so a receipt says the same whoever wrote it."""
+
+    product: str
+    plan: str
+    licenses: int
+    cycle: str
+    period: Period
+    next_billing_date: datetime | None
+    previous: ReceiptConfiguration | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "product": self.product, "plan": self.plan, "licenses": self.licenses,
+            "cycle": self.cycle,
+            "previous": None if self.previous is None else self.previous.to_json(),
+            "period_start": _instant(self.period.start),
+            "period_end": _instant(self.period.end),
+            "next_billing_date": (None if self.next_billing_date is None
+                                  else _instant(self.next_billing_date)),
+        }
+
+
+class _ChargeLine(Protocol):
+    """A document line as both roads hold it: :class:`LineRow` (the billing run) or a saved
+    ``DocumentLine`` (the services) have these attributes."""
+
+    position: int
+    kind: str
+    plan_code: str
+    cycle_code: str
+    quantity: int
+    period_start: datetime
+    period_end: datetime
+
+
+def receipt_items(lines: Iterable[_ChargeLine], catalog: Catalog, *,
+                  renews: bool = True) -> list[ReceiptItem]:
+    """The items of a receipt for a document's ``lines``: one per charge line, in position order,
+    named from ``catalog``, with the line's period; billed next at its end when ``renews``."""
+    items = []
+    for line in sorted(lines, key=lambda line: line.position):
+        if line.kind != LineKind.CHARGE.value:
+            continue
+        plan = catalog.plan(line.plan_code)
+        items.append(ReceiptItem(
+            product=catalog.products[plan.product_code].name, plan=plan.name,
+            licenses=line.quantity, cycle=line.cycle_code,
+            period=Period(line.period_start, line.period_end),
+            next_billing_date=line.period_end if renews else None))
+    return items
+
+
 def receipt_context(
     *, kind: str, number: str, currency: str, amount_paid: int, total: int, credit_applied: int,
     period: Period | None = None, next_billing_date: datetime | None = None,
-    items: list[dict[str, Any]] | None = None,
+    items: Sequence[ReceiptItem] | None = None,
 ) -> dict[str, Any]:
     """The ``receipt`` e-mail's context (``kind``: purchase, change, renewal or refund), without the
-    reader's ``name`` (:func:`receipt_messages` adds it)."""
+    reader's ``name`` (:func:`receipt_messages` adds it). ``items``: each product with its own
+    period and next billing date."""
     context: dict[str, Any] = {
         "kind": kind, "document_number": number,
         "amount_paid": money_json(amount_paid, currency),
@@ -490,7 +563,7 @@ def receipt_context(
         "credit_applied": money_json(credit_applied, currency),
     }
     if items is not None:
-        context["items"] = items
+        context["items"] = [item.to_json() for item in items]
     if period is not None:
         context["period_start"] = _instant(period.start)
         context["period_end"] = _instant(period.end)
@@ -499,14 +572,27 @@ def receipt_context(
     return context
 
 
+class _Totals(Protocol):
+    """A document's head as both roads hold it (:class:`DocumentHead`, a saved ``Document``)."""
+
+    currency: str
+    amount_paid: int
+    total: int
+    credit_applied: int
+
+
 def receipt_context_for_renewal(
-    *, number: str, currency: str, amount_paid: int, total: int, credit_applied: int,
+    *, number: str, head: _Totals, lines: Iterable[_ChargeLine], catalog: Catalog,
     period: Period,
 ) -> dict[str, Any]:
-    """A renewal's receipt: the period it pays for, renewed again at its end."""
-    return receipt_context(kind="renewal", number=number, currency=currency,
-                           amount_paid=amount_paid, total=total, credit_applied=credit_applied,
-                           period=period, next_billing_date=period.end)
+    """A renewal's receipt: the invoice's amounts as they stand, the period it pays for, renewed
+    again at its end, and its item (from the invoice's charge line) with that period. The one
+    context of a renewal receipt, whichever road writes it (the billing run's, a charge, Pay
+    now)."""
+    return receipt_context(kind="renewal", number=number, currency=head.currency,
+                           amount_paid=head.amount_paid, total=head.total,
+                           credit_applied=head.credit_applied, period=period,
+                           next_billing_date=period.end, items=receipt_items(lines, catalog))
 
 
 def event_key(event: str, recipient: Recipient) -> str:

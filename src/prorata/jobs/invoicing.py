@@ -281,7 +281,8 @@ def _renew_rows(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes
         insert_rows(Document._meta.db_table, DOCUMENT_COLUMNS, rows.documents(numbers))
     insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, rows.ledger(numbers))
     if rows.settled:
-        _receipts_for_credit_paid(rows.settled, numbers=rows.numbers_of(numbers), at=at)
+        _receipts_for_credit_paid(rows.settled, numbers=rows.numbers_of(numbers), at=at,
+                                  catalog=catalog)
     _webhook_events(built, document_ids=document_ids, numbers=numbers)
 
 
@@ -429,6 +430,7 @@ def _move_balances(deltas: dict[tuple[int, str], int]) -> None:
 
 def _receipts_for_credit_paid(
     settled: list[tuple[Due, RenewalRows, int]], *, numbers: dict[int, str], at: datetime,
+    catalog: Catalog,
 ) -> None:
     """Queue receipts for the renewals the account's credit paid in full (no charge step): the
     rows :func:`~prorata.billing.writer.receipt_messages` builds (the outbox's checks included),
@@ -438,8 +440,8 @@ def _receipts_for_credit_paid(
     for item, renewal, document_id in settled:
         head = renewal.document.head
         context = receipt_context_for_renewal(
-            number=numbers[document_id], currency=head.currency, amount_paid=head.amount_paid,
-            total=head.total, credit_applied=head.credit_applied, period=renewal.order.period)
+            number=numbers[document_id], head=head, lines=renewal.document.lines,
+            catalog=catalog, period=renewal.order.period)
         messages.extend(receipt_messages(
             recipients=contacts.get(item.account_id, []), account_id=item.account_id,
             document_kind=head.kind,

@@ -55,7 +55,10 @@ RETRY_DELAYS: tuple[timedelta, ...] = (
 MAX_ATTEMPTS = 8
 
 #: Each template's context keys: (required, optional). Items are strings, or
-#: ``{"product", "plan", "licenses", "cycle", "previous": {"plan", "licenses", "cycle"} | None}``.
+#: ``{"product", "plan", "licenses", "cycle", "previous": {"plan", "licenses", "cycle"} | None}``;
+#: a receipt's items (:class:`prorata.billing.writer.ReceiptItem`) add ``period_start`` and
+#: ``period_end`` (the period ``[start, end)`` paid for) and ``next_billing_date`` (None: not
+#: renewed), which the e-mails show under each item.
 TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # A paid invoice: first purchase, change or renewal (DESIGN S6, S12); or (kind refund) a
     # credit note paid back to the card, refunding amount_paid of invoice_number to method.

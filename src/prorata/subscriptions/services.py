@@ -54,7 +54,12 @@ from prorata.billing.services import (
     notify_billing_contacts,
     receipt_enqueue,
 )
-from prorata.billing.writer import ledger_memo, receipt_context
+from prorata.billing.writer import (
+    ReceiptConfiguration,
+    ReceiptItem,
+    ledger_memo,
+    receipt_context,
+)
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import format_instant, now
@@ -1031,6 +1036,22 @@ def _email_items(order: Order) -> list[dict[str, Any]]:
     return items
 
 
+def _receipt_items(order: Order) -> list[ReceiptItem]:
+    """Each product of a paid order as its receipt lists it: the new configuration (and the one
+    before a change), the period the order opened, and its next billing date (none when its
+    renewal is cancelled)."""
+    items = []
+    for item in order.summary.items:
+        config, previous = item.configuration, item.previous
+        items.append(ReceiptItem(
+            product=item.product_name, plan=config.plan_name, licenses=config.quantity,
+            cycle=config.cycle, period=item.period,
+            next_billing_date=item.next_billing_date if item.renews else None,
+            previous=None if previous is None else ReceiptConfiguration(
+                plan=previous.plan_name, licenses=previous.quantity, cycle=previous.cycle)))
+    return items
+
+
 def _notify(
     *, order: Order, account: Account, template: str, context: dict[str, Any],
     attachments: list[dict[str, Any]],
@@ -1051,7 +1072,8 @@ def _send_receipt(
         {"kind": "credit_note", "id": note.pk} for note in credit_notes
     ]
     licenses = license_receipt_context(order=order, account=account)
-    common = {"items": _email_items(order),
+    items = _receipt_items(order)
+    common = {"items": [item.to_json() for item in items],
               "next_billing_date": format_instant(first.next_billing_date), **licenses}
     if order.credit_created:
         balance = credit_balance(account, order.currency)
@@ -1067,7 +1089,7 @@ def _send_receipt(
                     context=receipt_context(
         kind=kind, number=invoice.number or "", currency=invoice.currency,
         amount_paid=invoice.amount_paid, total=invoice.total,
-        credit_applied=invoice.credit_applied, items=common["items"],
+        credit_applied=invoice.credit_applied, items=items,
         period=first.period, next_billing_date=first.next_billing_date) | licenses)
 
 

@@ -173,6 +173,12 @@ def test_the_billing_run_and_the_services_write_a_renewal_the_same(clock, demo_c
         purchase = Document.objects.filter(account=account, kind=DocumentKind.INVOICE).earliest(
             "id")
         assert purchase.issued_at < now() and purchase.snapshot["buyer"] == buyer
+    # the receipt lists the renewed item with its period, the same on both roads
+    for message in run["outbox"]:
+        assert message["context"]["items"] == [{
+            "product": "Webinar", "plan": "Lite", "licenses": 1 if case == "credit" else 5,
+            "cycle": "monthly", "previous": None, "period_start": "2026-02-01T00:00:00Z",
+            "period_end": "2026-03-01T00:00:00Z", "next_billing_date": "2026-03-01T00:00:00Z"}]
     # the invoice's webhook events too: created, and paid (by card or credit) unless on terms
     assert [event[0] for event in run["webhooks"]] == (
         ["invoice.created"] if case == "corporate" else ["invoice.created", "invoice.paid"])
