@@ -17,7 +17,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils.translation import gettext_noop
 
-from prorata.accounts.countries import country_choices, time_zones
+from prorata.accounts.countries import country_choices, default_time_zone, time_zones
 from prorata.accounts.errors import BillingDetailsInvalid
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
@@ -25,17 +25,25 @@ from prorata.billing.locks import lock_account
 from prorata_core.tax import EU_COUNTRIES, normalize_vat_number
 
 
+def zone_name(time_zone: str, country: str) -> str:
+    """The zone an account's dates are shown in: its billing details' choice (``time_zone``),
+    else its country's main zone (:func:`~prorata.accounts.countries.default_time_zone`; UTC
+    for an unknown country). Every account made before the setting existed was given its
+    country's by migration ``accounts.0005``; this covers one made without it since."""
+    return time_zone if time_zone in time_zones() else default_time_zone(country)
+
+
 def account_time_zone(account: Account) -> str:
-    """The zone ``account``'s dates are shown in: its billing details' choice, else UTC."""
-    return account.time_zone if account.time_zone in time_zones() else "UTC"
+    """:func:`zone_name` of ``account``."""
+    return zone_name(account.time_zone, account.country)
 
 
 def account_zone_by_id(account_id: int) -> zoneinfo.ZoneInfo | None:
     """The zone of the account ``account_id`` (one indexed read), or None if there is none."""
-    row = Account.objects.filter(pk=account_id).values_list("time_zone", flat=True).first()
+    row = Account.objects.filter(pk=account_id).values_list("time_zone", "country").first()
     if row is None:
         return None
-    return _zone(row if row in time_zones() else "UTC")
+    return _zone(zone_name(*row))
 
 
 @lru_cache(maxsize=256)

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from prorata.accounts.access import membership_changed
+from prorata.accounts.countries import default_time_zone
 from prorata.accounts.models import Account, AuditEntry, BillingMode, Membership, User
 from prorata.common.clock import now
 from prorata.webhooks.events import webhook_emit
@@ -54,8 +55,11 @@ def account_create(
     advisor: User | None = None,
     language: str = "en",
     payment_terms_days: int = 30,
+    time_zone: str = "",
 ) -> Account:
-    """Create a customer account; the VAT number is validated and stored normalised.
+    """Create a customer account; the VAT number is validated and stored normalised; its
+    time zone is ``time_zone``, else its country's main zone
+    (:func:`~prorata.accounts.countries.default_time_zone`).
 
     A corporate account needs an advisor. Bad input raises a ValidationError and creates nothing.
     """
@@ -73,6 +77,7 @@ def account_create(
             name=name.strip(), country=country, currency=currency, billing_address=billing_address,
             vat_number=vat_number.strip(), billing_mode=billing_mode, advisor=advisor,
             language=language, payment_terms_days=payment_terms_days, created_at=now(),
+            time_zone=time_zone or default_time_zone(country),
         )
         audit_record(actor=actor, action="account.create", account=account, obj=account,
                      after={"name": account.name, "country": country,

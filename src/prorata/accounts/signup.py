@@ -23,7 +23,7 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.utils.translation import gettext_noop
 
-from prorata.accounts.countries import country_choices, default_time_zone
+from prorata.accounts.countries import country_choices
 from prorata.accounts.credentials import send_user_mail
 from prorata.accounts.errors import (
     EmailLinkInvalid,
@@ -81,8 +81,6 @@ def signup_create(
             user = User.objects.create_user(address, password, is_active=False, language=language)
             account = account_create(name=company, country=country, actor=None,
                                      currency=currency_for_country(country), language=language)
-            account.time_zone = default_time_zone(country)
-            account.save(update_fields=["time_zone"])
             Membership.objects.create(user=user, account=account, is_billing_contact=True,
                                       is_admin=True, is_organizer=True)
             audit_record(actor=user, action="account.signup", account=account, obj=account,

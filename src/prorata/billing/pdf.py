@@ -151,6 +151,8 @@ class _Document(FPDF):
             facts.append(_("Due date: %(date)s") % {"date": self._day(snapshot["due_at"])})
         if snapshot.get("refers_to"):
             facts.append(_("Corrects invoice %(number)s") % {"number": snapshot["refers_to"]})
+        # The periods' boundaries are instants: the zone their days are read in is named.
+        facts.append(_("Dates in the %(zone)s time zone") % {"zone": str(self.zone)})
         for fact in facts:
             self.cell(WIDTH * 0.5, 5, fact, align="R", new_x=XPos.LEFT, new_y=YPos.NEXT)
         status = self._status_label()

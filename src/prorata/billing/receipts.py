@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from prorata.accounts.billing_details import account_time_zone
 from prorata.billing.models import (
     Document,
     DocumentKind,
@@ -27,7 +28,8 @@ def document_pdf_snapshot(document: Document) -> dict[str, Any]:
     """The snapshot the PDF is drawn from: as issued, with today's payment state, and the facts
     the PDF reads beside it (:mod:`prorata.billing.pdf`): each line's plan and billing period
     codes (from its immutable line row) so that its text is written in the reader's language,
-    how the invoice was paid, where a credit note's amount went, the account's time zone."""
+    how the invoice was paid, where a credit note's amount went, the account's time zone (its
+    billing details' choice, else its country's: :func:`account_time_zone`)."""
     if document.number is None:
         raise ValueError(f"{document} is a draft: only finalised documents have a PDF.")
     snapshot: dict[str, Any] = {
@@ -35,7 +37,7 @@ def document_pdf_snapshot(document: Document) -> dict[str, Any]:
         "status": document.status,
         "amount_paid": document.amount_paid,
         "amount_due": document.amount_due,
-        "time_zone": document.account.time_zone or "UTC",
+        "time_zone": account_time_zone(document.account),
     }
     snapshot["lines"] = _lines(document, snapshot.get("lines") or [])
     if document.kind == DocumentKind.INVOICE:

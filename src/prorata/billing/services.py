@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 
+from prorata.accounts.billing_details import zone_name
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import audit_record
 from prorata.billing.errors import RefundRefused
@@ -238,7 +239,9 @@ def billing_contacts(account_ids: Iterable[int]) -> dict[int, list[Recipient]]:
     """Who gets each account's billing e-mails (receipts, changes, renewals, failed payments,
     expiries…), in two queries: its active billing contacts, each in their language (else the
     account's) with the name an e-mail greets them by, and the billing e-mail of its billing
-    details (:func:`~prorata.billing.writer.billing_recipients`)."""
+    details (:func:`~prorata.billing.writer.billing_recipients`); each with the account's time
+    zone (:func:`~prorata.accounts.billing_details.zone_name`), in which their e-mail's dates are
+    written."""
     ids = list(account_ids)
     contacts: dict[int, list[Recipient]] = defaultdict(list)
     for account_id, user_id, email, first, last, language, account_language in (
@@ -251,12 +254,15 @@ def billing_contacts(account_ids: Iterable[int]) -> dict[int, list[Recipient]]:
         contacts[account_id].append(Recipient(
             user_id, email, language or account_language,
             recipient_name(first_name=first, last_name=last, email=email)))
-    for account_id, billing_email, account_language in (
-        Account.objects.filter(pk__in=ids).exclude(billing_email="")
-        .values_list("id", "billing_email", "language")
+    for account_id, billing_email, account_language, time_zone, country in (
+        Account.objects.filter(pk__in=ids)
+        .values_list("id", "billing_email", "language", "time_zone", "country")
     ):
-        contacts[account_id] = billing_recipients(
-            contacts=contacts[account_id], billing_email=billing_email, language=account_language)
+        zone = zone_name(time_zone, country)
+        contacts[account_id] = [
+            recipient._replace(time_zone=zone) for recipient in billing_recipients(
+                contacts=contacts.get(account_id, []), billing_email=billing_email,
+                language=account_language)]
     return contacts
 
 

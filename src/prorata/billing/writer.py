@@ -458,6 +458,8 @@ class Recipient(NamedTuple):
     email: str
     language: str
     name: str
+    #: The account's time zone (IANA), in which the e-mail's dates are written and named.
+    time_zone: str = ""
 
 
 def billing_recipients(*, contacts: Sequence[Recipient], billing_email: str,
@@ -470,6 +472,17 @@ def billing_recipients(*, contacts: Sequence[Recipient], billing_email: str,
     if address and address.casefold() not in {r.email.casefold() for r in recipients}:
         recipients.append(Recipient(None, address, language, ""))
     return recipients
+
+
+def _reader_context(recipient: Recipient) -> dict[str, Any]:
+    """What an e-mail's context says of its reader: the greeting's name, the account's zone,
+    and whether the reader is the account's billing e-mail (the footer says why it is sent)."""
+    context: dict[str, Any] = {"name": recipient.name}
+    if recipient.time_zone:
+        context["time_zone"] = recipient.time_zone
+    if recipient.user_id is None:
+        context["to_billing_email"] = True
+    return context
 
 
 def recipient_name(*, first_name: str, last_name: str, email: str) -> str:
@@ -632,7 +645,8 @@ def contact_messages(
 
     return [
         outbox_message(to=recipient.email, template=template,
-                       context={**context, "name": recipient.name}, language=recipient.language,
+                       context={**context, **_reader_context(recipient)},
+                       language=recipient.language,
                        dedupe_key=event_key(event, recipient), attachments=attachments or [],
                        at=at)
         for recipient in recipients

@@ -158,6 +158,28 @@ def _format_day(day: date, locale: str) -> str:
     return text
 
 
+def format_day_time(instant: datetime, locale: str, zone: tzinfo | None = None) -> str:
+    """The day and time of ``instant`` in ``zone`` (default: the active time zone), without the
+    zone's name: en ``March 11, 2026, 1:00 AM``, fr ``11 mars 2026, 01:00``."""
+    local = instant.astimezone(zone or timezone.get_current_timezone())
+    babel = babel_locale(locale)
+    return str(babel.datetime_formats["medium"]).format(
+        babel_format_time(local.time(), format="short", locale=babel),
+        _format_day(local.date(), locale))
+
+
+def format_period(start: datetime, end: datetime, locale: str,
+                  zone: tzinfo | None = None) -> str:
+    """A period ``[start, end)`` whose boundaries are instants (a billing period starts at the
+    change instant), its zone named once: en ``March 11, 2026, 4:07 PM – April 11, 2026, 4:07 PM
+    (Europe/Paris)``, fr ``11 mars 2026, 16:07 – 11 avril 2026, 16:07 (Europe/Paris)``."""
+    zone = zone or timezone.get_current_timezone()
+    with translation.override(locale):
+        return translation.gettext("%(start)s – %(end)s (%(zone)s)") % {
+            "start": format_day_time(start, locale, zone),
+            "end": format_day_time(end, locale, zone), "zone": str(zone)}
+
+
 def format_moment(instant: datetime, locale: str, zone: tzinfo | None = None) -> str:
     """An instant where the time matters (a period boundary, a renewal), with its zone named:
     en ``April 1, 2026 at 2:00 AM (Europe/Paris)``, fr ``1er avril 2026 à 02:00 (Europe/Paris)``."""

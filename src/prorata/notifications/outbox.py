@@ -26,15 +26,16 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import format_datetime, parseaddr
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from prorata.common.clock import now
 from prorata.notifications.models import OutboxMessage, OutboxStatus
@@ -122,6 +123,12 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"name", "document_number", "reason", "next_retry_at", "url", "items"}),
     ),
 }
+
+#: Keys any template's context may carry, about its reader (:mod:`prorata.billing.writer`'s
+#: ``contact_messages``): ``name``'s neighbours ``time_zone`` (the account's IANA zone: dates are
+#: written in it and it is named under the signature) and ``to_billing_email`` (the reader is the
+#: account's billing e-mail, not a member: the footer says so).
+READER_KEYS = frozenset({"time_zone", "to_billing_email"})
 
 #: (document id, language) → (file name, PDF bytes).
 AttachmentRenderer = Callable[[int, str], tuple[str, bytes]]
@@ -269,7 +276,8 @@ def retry_delay(attempts: int) -> timedelta:
 def render_message(message: OutboxMessage) -> EmailMultiAlternatives:
     """The e-mail of ``message``, rendered in its language, with its attachments (not sent)."""
     folder = f"notifications/email/{message.template}/"
-    with translation.override(message.language):
+    with translation.override(message.language), timezone.override(
+            _zone(message.context.get("time_zone"))):
         context = {
             **message.context,
             "language": message.language,
@@ -300,6 +308,14 @@ def render_message(message: OutboxMessage) -> EmailMultiAlternatives:
         filename, content = renderer(int(attachment["id"]), message.language)
         email.attach(filename, content, "application/pdf")
     return email
+
+
+def _zone(name: Any) -> tzinfo:
+    """The zone an e-mail's dates are written in: its context's ``time_zone``, else UTC."""
+    try:
+        return ZoneInfo(str(name)) if name else UTC
+    except (ValueError, ZoneInfoNotFoundError):
+        return UTC
 
 
 def message_id(dedupe_key: str) -> str:
@@ -349,7 +365,7 @@ def _check(
         raise OutboxError(f"Unknown e-mail template {template!r}; known: {sorted(TEMPLATES)}.")
     required, optional = TEMPLATES[template]
     missing = required - context.keys()
-    unknown = context.keys() - required - optional
+    unknown = context.keys() - required - optional - READER_KEYS
     if missing or unknown:
         raise OutboxError(
             f"The {template!r} e-mail's context lacks {sorted(missing)} or has unknown keys "

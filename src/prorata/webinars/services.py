@@ -205,10 +205,11 @@ def registration_create(*, public_id: str, name: str, email: str,
 
 
 def default_time_zone(account: Account) -> str:
-    """A first guess for the organizer's zone: the account's country's main zone, else UTC."""
-    return {"FR": "Europe/Paris", "DE": "Europe/Berlin", "US": "America/New_York",
-            "GB": "Europe/London", "ES": "Europe/Madrid", "IT": "Europe/Rome",
-            "BE": "Europe/Brussels", "CA": "America/Toronto"}.get(account.country, "UTC")
+    """A first guess for the organizer's zone: the account's (its billing details' choice, else
+    its country's main zone)."""
+    from prorata.accounts.billing_details import account_time_zone
+
+    return account_time_zone(account)
 
 
 

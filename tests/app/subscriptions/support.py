@@ -39,10 +39,10 @@ def card(number: str = GOOD_CARD) -> CardDetails:
 
 def customer(
     name: str, country: str, email: str, *, currency: str = "", language: str = "en",
-    vat_number: str = "", corporate_advisor: User | None = None,
+    vat_number: str = "", corporate_advisor: User | None = None, time_zone: str = "",
 ) -> tuple[Account, User]:
-    """An account with one billing contact."""
-    account = account_create(
+    """An account with one billing contact; its time zone ``time_zone``, else its country's."""
+    account = account_create(time_zone=time_zone,
         name=name, country=country, currency=currency, language=language, vat_number=vat_number,
         billing_mode=BillingMode.CORPORATE if corporate_advisor else BillingMode.SELF_SERVICE,
         advisor=corporate_advisor,

@@ -28,9 +28,12 @@ class World:
 
 
 def acme_world(clock) -> World:
-    """Acme: Standard annual × 2 from 2026-01-01, paid by card (DESIGN example 1's start)."""
+    """Acme: Standard annual × 2 from 2026-01-01, paid by card (DESIGN example 1's start). Its
+    billing details chose UTC, the zone DESIGN's instants are written in (a US account's default,
+    New York, reads 2026-04-01T00:00Z as March 31)."""
     clock.set(utc(2026, 1, 1))
-    account, user = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    account, user = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
+                             time_zone="UTC")
     save_card(account, user)
     buy(account, user, "standard", "annual", 2)
     return World(account, user)

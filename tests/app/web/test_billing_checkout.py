@@ -51,7 +51,7 @@ def test_the_checkout_page_shows_period_licenses_rate_tax_credit_and_total(acme)
     client = acme.client()
     response, _ = open_checkout(acme, client)
     text = page_text(response)
-    assert "Billing period April 1, 2026 – April 1, 2027 (from today)" in text
+    assert "Billing period April 1, 2026, 12:00 AM – April 1, 2027, 12:00 AM (UTC) (from today)" in text
     assert "Licenses 2" in text and "Rate $2,388.00 per license, annual" in text
     assert "-$1,790.14" in text and "$4,776.00" in text
     assert "Tax $0.00 Total due today $2,985.86" in text

@@ -86,11 +86,15 @@ def test_time_zone_defaults_from_the_country():
     assert default_time_zone("ZZ") == "UTC"
 
 
-def test_an_account_shows_utc_until_it_chooses_a_zone(clock):
+def test_an_account_without_a_chosen_zone_shows_its_country_s(clock, demo_catalog):
     bistro = bistro_world(clock)
-    assert account_time_zone(bistro.account) == "UTC"
+    assert bistro.account.time_zone == "Europe/Paris"  # given when the account was made
+    bistro.account.time_zone = ""  # one made without it (before the setting, or by hand)
+    assert account_time_zone(bistro.account) == "Europe/Paris"
     bistro.account.time_zone = "America/Martinique"
     assert account_time_zone(bistro.account) == "America/Martinique"
+    bistro.account.country, bistro.account.time_zone = "US", ""
+    assert account_time_zone(bistro.account) == "America/New_York"
 
 
 def test_dates_follow_the_accounts_zone_and_name_it_where_the_instant_matters(clock):
@@ -100,10 +104,10 @@ def test_dates_follow_the_accounts_zone_and_name_it_where_the_instant_matters(cl
     client = bistro.client()
     client.post(f"{bistro.url}details/", {**DETAILS, "time_zone": "America/New_York"})
     text = page_text(client.get(bistro.url))
-    assert "February 28, 2026 – March 31, 2026" in text
+    assert "February 28, 2026, 7:00 PM – March 31, 2026, 8:00 PM (America/New_York)" in text
     assert "March 31, 2026 at 8:00 PM (America/New_York)" in text
     client.post(f"{bistro.url}details/", {**DETAILS, "time_zone": "Europe/Paris"})
     client.cookies["django_language"] = "fr"
     text = page_text(client.get(bistro.url)).replace("\u202f", " ")
-    assert "1er mars 2026 – 1er avril 2026" in text
+    assert "1er mars 2026, 01:00 – 1er avril 2026, 02:00 (Europe/Paris)" in text
     assert "1er avril 2026 à 02:00 (Europe/Paris)" in text

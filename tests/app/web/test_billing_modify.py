@@ -42,7 +42,8 @@ def test_the_order_summary_is_design_example_1(acme):
             "January 1, 2027 -$1,790.14") in text
     assert "New billing period Pro, 2 × $2,388.00, annual April 1, 2026 – April 1, 2027 $4,776.00" in text
     assert "Tax $0.00 Total due today $2,985.86" in text
-    assert "New billing period: April 1, 2026 – April 1, 2027 Next billing date: April 1, 2027" in text
+    assert ("New billing period: April 1, 2026, 12:00 AM – April 1, 2027, 12:00 AM (UTC) "
+            "Next billing date: April 1, 2027 at 12:00 AM (UTC)") in text
     assert "Checkout" in text and "Add to cart" not in text
 
 

@@ -6,6 +6,8 @@
   the active time zone (the account's on its pages).
 - ``{{ instant|moment }}``: an instant where the time matters, its zone named
   (``April 1, 2026 at 2:00 AM (Europe/Paris)``).
+- ``{{ start|period:end }}``: a period whose boundaries are instants, its zone named once
+  (``March 11, 2026, 4:07 PM – April 11, 2026, 4:07 PM (Europe/Paris)``).
 
 Both render an empty string for ``None``, so optional values need no ``{% if %}``.
 """
@@ -17,7 +19,7 @@ from datetime import date, datetime
 from django import template
 from django.utils.translation import get_language
 
-from prorata.common.formatting import format_date, format_moment, format_money
+from prorata.common.formatting import format_date, format_moment, format_money, format_period
 from prorata_core.money import Money
 
 register = template.Library()
@@ -42,6 +44,13 @@ def moment(value: datetime | None) -> str:
     if value is None or value == "":
         return ""
     return format_moment(value, get_language() or "en")
+
+
+@register.filter
+def period(start: datetime | None, end: datetime | None) -> str:
+    if not start or not end:
+        return ""
+    return format_period(start, end, get_language() or "en")
 
 
 @register.filter
