@@ -50,7 +50,8 @@ def assert_lists(row: OutboxMessage, *, en: list[str], fr: list[str]) -> None:
 
 def test_a_purchase_and_a_change_list_their_item_with_its_period(clock, demo_catalog):
     clock.set(utc(2026, 1, 1))
-    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
+                           time_zone="UTC")
     buy(acme, alice, "lite", "monthly", 5, new_card=card())
     clock.set(utc(2026, 1, 15))
     buy(acme, alice, "pro", "monthly", 5)
@@ -83,7 +84,8 @@ def test_a_change_with_its_renewal_cancelled_says_it_is_not_renewed(clock, demo_
     from prorata.subscriptions.services import subscription_cancel_renewal
 
     clock.set(utc(2026, 1, 1))
-    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
+                           time_zone="UTC")
     buy(acme, alice, "lite", "monthly", 5, new_card=card())
     subscription_cancel_renewal(account=acme, user=alice, product_code="webinar")
     clock.set(utc(2026, 1, 15))
@@ -102,7 +104,7 @@ def test_renewal_receipts_list_the_renewed_item_whichever_road_writes_them(clock
     rows = {}
     for name in ("card", "credit", "services"):
         account, user = customer(f"{name.title()} Corp", "US", f"{name}@acme.example",
-                                 currency="USD")
+                                 currency="USD", time_zone="UTC")
         buy(account, user, "lite", "monthly", 5, new_card=card())
         if name == "credit":
             buy(account, user, "lite", "monthly", 2)  # 3 licenses back as credit
@@ -138,7 +140,8 @@ def test_renewal_receipts_list_the_renewed_item_whichever_road_writes_them(clock
 
 def test_pay_now_and_a_transfer_send_receipts_with_their_items(clock, demo_catalog):
     clock.set(utc(2026, 1, 1))
-    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
+                           time_zone="UTC")
     buy(acme, alice, "lite", "annual", 2, new_card=card())
     PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2),
                                                       is_default=False)
