@@ -15,10 +15,11 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
@@ -56,12 +57,23 @@ def user_mail_language(user: User) -> str:
     return user.language or translation.get_language() or settings.LANGUAGE_CODE
 
 
-def send_user_mail(*, to: str, template: str, context: dict[str, object], language: str) -> None:
-    """Send ``accounts/email/<template>_subject.txt`` and ``..._body.txt`` in ``language``."""
+def account_mail_context(context: dict[str, Any], language: str) -> dict[str, Any]:
+    """``context`` with what the e-mails' shared layout (``notifications/email/base.html``) names:
+    the reader's language and the seller's name."""
+    return {**context, "language": language, "seller_name": settings.PRORATA_SELLER_NAME}
+
+
+def send_user_mail(*, to: str, template: str, context: dict[str, Any], language: str) -> None:
+    """Send ``accounts/email/<template>_subject.txt``, with ``..._body.txt`` as its text and
+    ``..._body.html`` (the billing e-mails' layout) as its HTML part, in ``language``."""
+    context = account_mail_context(context, language)
     with translation.override(language):
         subject = "".join(render_to_string(f"accounts/email/{template}_subject.txt", context).splitlines())
         body = render_to_string(f"accounts/email/{template}_body.txt", context)
-    EmailMessage(subject.strip(), body, settings.DEFAULT_FROM_EMAIL, [to]).send()
+        html = render_to_string(f"accounts/email/{template}_body.html", context)
+    message = EmailMultiAlternatives(subject.strip(), body, settings.DEFAULT_FROM_EMAIL, [to])
+    message.attach_alternative(html, "text/html")
+    message.send()
 
 
 def signin_succeeded(*, user: User) -> None:

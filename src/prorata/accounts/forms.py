@@ -12,7 +12,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from prorata.accounts.credentials import user_mail_language
+from prorata.accounts.credentials import account_mail_context, user_mail_language
 from prorata.accounts.throttle import (
     ADDRESS,
     Block,
@@ -166,6 +166,8 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
     def send_mail(self, subject_template_name: str, email_template_name: str,
                   context: dict[str, Any], from_email: str | None, to_email: str,
                   html_email_template_name: str | None = None) -> None:
-        with translation.override(user_mail_language(context["user"])):
-            super().send_mail(subject_template_name, email_template_name, context, from_email,
-                              to_email, html_email_template_name)
+        language = user_mail_language(context["user"])
+        with translation.override(language):
+            super().send_mail(subject_template_name, email_template_name,
+                              account_mail_context(context, language), from_email, to_email,
+                              html_email_template_name)

@@ -83,6 +83,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     template_name = "accounts/password_reset.html"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     email_template_name = "accounts/email/password_reset_body.txt"
+    html_email_template_name = "accounts/email/password_reset_body.html"
     token_generator = password_reset_tokens
     success_url = reverse_lazy("accounts:password_reset_done")
     title = _("Reset your password")
