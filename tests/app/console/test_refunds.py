@@ -98,7 +98,7 @@ def test_a_partial_refund_issues_a_credit_note_refunds_the_card_and_e_mails_the_
         "total": {"amount": 10000, "currency": "EUR"},
         "credit_applied": {"amount": 0, "currency": "EUR"},
         "invoice_number": invoice.number, "method": done.refund.payment.method_label,
-        "name": receipt.context["name"],
+        "name": receipt.context["name"], "time_zone": "Europe/Paris",
         "url": f"/billing/{account.pk}/documents/{note.pk}.pdf"}
     entry = AuditEntry.objects.get(action="refund.request")
     assert (entry.actor, entry.account, entry.ip, entry.after["reason"]) == (
