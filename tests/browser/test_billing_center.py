@@ -70,7 +70,8 @@ def test_acme_upgrades_to_pro_and_pays_by_card(page, clock, screenshots):
 
     # 5. the checkout page: billing period from today, licenses, rate, total due
     expect(page.get_by_role("heading", level=1)).to_have_text("Checkout")
-    expect(page.locator("main")).to_contain_text("April 1, 2026 – April 1, 2027 (from today)")
+    expect(page.locator("main")).to_contain_text(
+        "April 1, 2026, 12:00\u202fAM – April 1, 2027, 12:00\u202fAM (UTC) (from today)")
     expect(page.locator("main")).to_contain_text("$2,388.00 per license, annual")
     page.get_by_label("A new card").check()
     page.get_by_label("Card number").fill("4242 4242 4242 4242")
