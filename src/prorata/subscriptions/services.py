@@ -32,6 +32,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Q
+from django.urls import reverse
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
@@ -1081,7 +1082,10 @@ def _send_receipt(
                 context={**common, "credit": money_json(order.credit_created, order.currency),
                          "balance": money_json(balance.amount, balance.currency),
                          "document_number": credit_notes[0].number if credit_notes else
-                         invoice.number})
+                         invoice.number,
+                         # the billing activity (the credit note and the balance), as the
+                         # e-mail's button says
+                         "url": reverse("billing:transactions", args=[account.pk])})
         return
     kind = order.kind if order.kind in {"purchase", "change", "renewal"} else (
         "purchase" if order.kind == OrderKind.REACTIVATION.value else "change")

@@ -1,7 +1,8 @@
 """Every e-mail carries its links (issue 15): a journey through the services sends every kind of
 e-mail a customer gets (receipts of a purchase, a change and a renewal by the billing run, a
 failed renewal charge and its retries, the expiry at the end of dunning, an invitation, support
-messages, a password reset, an e-mail change and a sign-up confirmation); every link of the text
+messages, a renewal cancelled and resumed, a change that leaves credit, credit granted and a
+refund by staff, a password reset, an e-mail change and a sign-up confirmation); every link of the text
 and HTML parts of each, in English and French, is opened with the test client signed in as the
 reader (one-time links anonymously), following redirects, and must end on a 200. An e-mail without
 a link to ``PRORATA_BASE_URL``, a link elsewhere, or a link that does not open fails the test."""
@@ -18,17 +19,24 @@ from django.test import Client
 from django.urls import reverse
 
 from prorata.accounts.models import User
+from prorata.console.models import StaffRefundStatus
+from prorata.console.services import credit_adjust, refund_request
 from prorata.jobs.billing_run import bill_run
 from prorata.licenses.services import member_invite
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.notifications.outbox import outbox_deliver, render_message
 from prorata.payments.models import PaymentMethod
 from prorata.payments.services import payment_method_add
+from prorata.subscriptions.services import (
+    subscription_cancel_renewal,
+    subscription_resume_renewal,
+)
 from prorata.support.services import (
     support_message_post,
     support_request_answer,
     support_request_create,
 )
+from prorata_core.money import Money
 from prorata_core.periods import utc
 from tests.app.console_auth import console_login
 from tests.app.subscriptions.support import DECLINED_CARD, buy, card, customer, staff
@@ -41,7 +49,8 @@ _HREF = re.compile(r"""href=["']([^"']+)["']""")
 
 #: The billing e-mails the journey must send (a template missing from the outbox fails the test).
 OUTBOX_TEMPLATES = {"receipt", "payment_failed", "subscription_expired", "member_invitation",
-                    "support_reply", "support_to_staff"}
+                    "support_reply", "support_to_staff", "renewal_cancelled", "renewal_resumed",
+                    "credit_created", "credit_granted"}
 #: The account e-mails, sent at once (not through the outbox), by subject.
 ACCOUNT_SUBJECTS = {"Reset your Prorata password", "Confirm your new Prorata e-mail address",
                     "Confirm your e-mail address to open your Prorata account"}
@@ -119,6 +128,20 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
                                      message="Where is my invoice?")
     support_request_answer(support_request=request, actor=agent, answer="In your billing center.")
     support_message_post(support_request=request, user=alice, message="Found it, thanks.")
+    # Another customer: renewal cancelled then resumed, a change that leaves credit, credit
+    # granted by staff, and a refund to the card by staff (its receipt)
+    initech, carol = customer("Initech", "US", "carol@initech.example", currency="USD")
+    carol.set_password(PASSWORD)
+    carol.save()
+    purchase = buy(initech, carol, "lite", "monthly", 5, new_card=card()).invoice
+    subscription_cancel_renewal(account=initech, user=carol, product_code="webinar")
+    subscription_resume_renewal(account=initech, user=carol, product_code="webinar")
+    buy(initech, carol, "lite", "monthly", 2)  # the same instant: 3 licenses back as credit
+    credit_adjust(account=initech, amount=Money(500, "USD"), reason="Outage on 22 March",
+                  actor=agent, idempotency_key="journey-credit")
+    refund = refund_request(invoice=purchase, amount=Money(1000, "USD"), reason="Goodwill",
+                            actor=agent, idempotency_key="journey-refund")
+    assert refund.status == StaffRefundStatus.REFUNDED
 
     assert outbox_deliver(limit=1000) == OutboxMessage.objects.count()
     assert not OutboxMessage.objects.exclude(status=OutboxStatus.SENT).exists()
@@ -126,7 +149,7 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
     assert OUTBOX_TEMPLATES <= sent, f"the journey sent no {OUTBOX_TEMPLATES - sent}"
     kinds = {message.context.get("kind") for message in
              OutboxMessage.objects.filter(template="receipt")}
-    assert kinds == {"purchase", "change", "renewal"}
+    assert kinds == {"purchase", "change", "renewal", "refund"}
 
     # The account e-mails, through the pages that send them.
     outbox_count = len(mail.outbox)
