@@ -1,5 +1,6 @@
 """The console's authorization matrix per staff role: every console URL, found at run time, opened
-by a support agent, a corporate advisor (who advises account A, not B) and an operator.
+by a support agent, a corporate advisor (who advises account A, not B), an operator and a
+superuser (the actions' POSTs: test_console_actions_matrix.py).
 
 For each role and URL: never a 500; an operator never sees a customer's data (neither account's
 markers, on any page); an advisor never sees account B's (not theirs) and reaches none of B's
@@ -43,6 +44,9 @@ WORKS_ON = {
                  "console/console/stafflimits/", "console/accounts/auditentry/",
                  "console/api/operatorkey/", "console/api/operatorkey/add/"},
 }
+#: A superuser works on everything the roles do, and on the staff's second-factor devices.
+WORKS_ON["superuser"] = set().union(*WORKS_ON.values()) | {
+    "console/otp_totp/totpdevice/", "console/otp_static/staticdevice/"}
 
 
 @pytest.fixture
@@ -100,11 +104,18 @@ def url_of(route, side: dict) -> str | None:
     return "/" + "".join(fmt % {n: values[n] for n in names} for fmt, names in route.formats)
 
 
-@pytest.mark.parametrize("role", ["support_agent", "corporate_advisor", "operator"])
+@pytest.mark.parametrize("role", ["support_agent", "corporate_advisor", "operator", "superuser"])
 def test_every_console_url_for_every_staff_role(world, role):
-    user = world["advisor"] if role == "corporate_advisor" else staff(f"{role}@prorata.example",
-                                                                      role)
+    from prorata.accounts.models import User
+
+    if role == "superuser":
+        user = User.objects.create_superuser("root@prorata.example", "pw")
+    else:
+        user = world["advisor"] if role == "corporate_advisor" else staff(
+            f"{role}@prorata.example", role)
     client = console_login(Client(), user)
+    missing = WORKS_ON[role] - {route.route for route in CONSOLE_ROUTES}
+    assert not missing, f"no such console route: {sorted(missing)}"  # else never checked
     a, b = world["sides"]["a"], world["sides"]["b"]
     problems = []
     for route in CONSOLE_ROUTES:
@@ -118,7 +129,8 @@ def test_every_console_url_for_every_staff_role(world, role):
             if response.status_code >= 500:
                 problems.append(f"{where}: server error")
             hidden = {"operator": a["markers"] + b["markers"],
-                      "corporate_advisor": b["markers"], "support_agent": []}[role]
+                      "corporate_advisor": b["markers"], "support_agent": [],
+                      "superuser": []}[role]
             leaked = [m for m in hidden if m in body]
             if leaked:
                 problems.append(f"{where}: shows {leaked}")
