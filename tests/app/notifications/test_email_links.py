@@ -170,6 +170,12 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
         row.language = "fr"
         french.append(render_message(row))
     assert any("Voir mon reçu" in message.alternatives[0][0] for message in french)
+    # an invitation's footer says who invited the reader (not "a billing contact")
+    invitation = render_message(OutboxMessage.objects.get(template="member_invitation"))
+    assert "because a member of Acme Corp invited you" in invitation.alternatives[0][0]
+    assert "parce qu'un membre de Acme Corp vous a invité" in next(
+        message.alternatives[0][0] for message in french if "Acme Corp" in message.subject
+        and "invit" in message.subject.lower())
 
     base = settings.PRORATA_BASE_URL + "/"
     for message in [*mail.outbox, *french]:
