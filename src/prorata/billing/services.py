@@ -16,10 +16,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, FilteredRelation, Q, Sum
 
 from prorata.accounts.billing_details import zone_name
-from prorata.accounts.models import Account, Membership, User
+from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
 from prorata.billing.errors import RefundRefused
 from prorata.billing.locks import lock_account, lock_counters
@@ -237,33 +237,35 @@ def document_events(webhooks: WebhookBatch, *, document_id: int, number: str, he
 
 def billing_contacts(account_ids: Iterable[int]) -> dict[int, list[Recipient]]:
     """Who gets each account's billing e-mails (receipts, changes, renewals, failed payments,
-    expiries…), in two queries: its active billing contacts, each in their language (else the
-    account's) with the name an e-mail greets them by, and the billing e-mail of its billing
+    expiries…), in one query: its active billing contacts, each in their language (else the
+    account's) with the name an e-mail greets them by, then the billing e-mail of its billing
     details (:func:`~prorata.billing.writer.billing_recipients`); each with the account's time
     zone (:func:`~prorata.accounts.billing_details.zone_name`), in which their e-mail's dates are
     written."""
-    ids = list(account_ids)
+    rows = (
+        Account.objects.filter(pk__in=list(account_ids))
+        .annotate(contact=FilteredRelation(
+            "memberships", condition=Q(memberships__is_billing_contact=True)))
+        .order_by("id", "contact__user_id")
+        .values_list("id", "billing_email", "language", "time_zone", "country",
+                     "contact__user_id", "contact__user__email", "contact__user__first_name",
+                     "contact__user__last_name", "contact__user__language",
+                     "contact__user__is_active")
+    )
+    accounts: dict[int, tuple[str, str, str]] = {}
     contacts: dict[int, list[Recipient]] = defaultdict(list)
-    for account_id, user_id, email, first, last, language, account_language in (
-        Membership.objects.filter(account_id__in=ids, is_billing_contact=True,
-                                  user__is_active=True)
-        .order_by("account_id", "user_id")
-        .values_list("account_id", "user_id", "user__email", "user__first_name",
-                     "user__last_name", "user__language", "account__language")
-    ):
-        contacts[account_id].append(Recipient(
-            user_id, email, language or account_language,
-            recipient_name(first_name=first, last_name=last, email=email)))
-    for account_id, billing_email, account_language, time_zone, country in (
-        Account.objects.filter(pk__in=ids)
-        .values_list("id", "billing_email", "language", "time_zone", "country")
-    ):
-        zone = zone_name(time_zone, country)
-        contacts[account_id] = [
-            recipient._replace(time_zone=zone) for recipient in billing_recipients(
-                contacts=contacts.get(account_id, []), billing_email=billing_email,
-                language=account_language)]
-    return contacts
+    for (account_id, billing_email, account_language, time_zone, country, user_id, email,
+         first, last, language, active) in rows:
+        accounts[account_id] = (billing_email, account_language, zone_name(time_zone, country))
+        if user_id is not None and active:
+            contacts[account_id].append(Recipient(
+                user_id, email, language or account_language,
+                recipient_name(first_name=first, last_name=last, email=email)))
+    return {
+        account_id: [recipient._replace(time_zone=zone) for recipient in billing_recipients(
+            contacts=contacts[account_id], billing_email=billing_email, language=language)]
+        for account_id, (billing_email, language, zone) in accounts.items()
+    }
 
 
 def notify_billing_contacts(

@@ -99,3 +99,19 @@ def test_without_a_billing_e_mail_only_the_contacts_get_them(clock, demo_catalog
     account, user = customer("Nord Conseil", "FR", "ana@nord.example", currency="EUR")
     buy(account, user, "lite", "monthly", 1, new_card=card())
     assert _sent("receipt") == [("ana@nord.example", "en", str(user.pk))]
+
+
+def test_members_who_are_not_active_billing_contacts_get_none(clock, demo_catalog):
+    from prorata.accounts.models import User
+    from prorata.accounts.services import membership_set_roles
+
+    clock.set(utc(2026, 1, 1))
+    account, user = customer("Nord Conseil", "FR", "ana@nord.example", currency="EUR")
+    _details(account, user, "compta@nord.example")
+    admin = User.objects.create_user("admin@nord.example", "pw")
+    membership_set_roles(actor=None, account=account, user=admin, admin=True)
+    gone = User.objects.create_user("gone@nord.example", "pw", is_active=False)
+    membership_set_roles(actor=None, account=account, user=gone, billing_contact=True)
+    buy(account, user, "lite", "monthly", 1, new_card=card())
+    assert _sent("receipt") == [("ana@nord.example", "en", str(user.pk)),
+                                ("compta@nord.example", "en", "billing")]
