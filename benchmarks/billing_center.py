@@ -45,12 +45,12 @@ from prorata.billing.models import LedgerEntry, LedgerKind  # noqa: E402
 from prorata.billing.selectors import transactions_for_account  # noqa: E402
 from prorata.catalog.services import catalog_load_demo  # noqa: E402
 from prorata.common.clock import now  # noqa: E402
-from prorata.payments.gateway import CardDetails  # noqa: E402
+from prorata.payments.sandbox import sandbox_token  # noqa: E402
 from prorata.payments.services import payment_method_add  # noqa: E402
 from prorata.subscriptions.selectors import order_quote  # noqa: E402
 from prorata.subscriptions.services import checkout_place  # noqa: E402
 
-CARD = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
+CARD = "4242 4242 4242 4242"
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -68,7 +68,7 @@ def customer(name: str):  # type: ignore[no-untyped-def]
     account = account_create(name=name, country="US", currency="USD")
     user = User.objects.create_user(f"{name.lower()}@bench.example", "pw")
     membership_set_roles(actor=None, account=account, user=user, billing_contact=True)
-    payment_method_add(account=account, card=CARD, actor=user)
+    payment_method_add(account=account, token=sandbox_token(CARD), actor=user)
     return account, user
 
 

@@ -58,14 +58,14 @@ from prorata.billing.models import LedgerEntry, LedgerKind  # noqa: E402
 from prorata.catalog.services import catalog_load_demo  # noqa: E402
 from prorata.common.clock import now  # noqa: E402
 from prorata.common.db import prepared_cursor  # noqa: E402
-from prorata.payments.gateway import CardDetails  # noqa: E402
+from prorata.payments.sandbox import sandbox_token  # noqa: E402
 from prorata.payments.services import payment_method_add  # noqa: E402
 from prorata.subscriptions import queries as subscriptions_queries  # noqa: E402
 from prorata.subscriptions.models import CartItem  # noqa: E402
 from prorata.subscriptions.selectors import order_quote  # noqa: E402
 from prorata.subscriptions.services import cart_add, checkout_place  # noqa: E402
 
-CARD = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
+CARD = "4242 4242 4242 4242"
 _CART_COUNT_SQL = "SELECT count(*) FROM subscriptions_cartitem WHERE account_id = %s"
 
 
@@ -74,7 +74,7 @@ def _world() -> dict[str, Any]:
     account = account_create(name="Bench", country="US", currency="USD")
     user = User.objects.create_user("bench@bench.example", "pw")
     membership_set_roles(actor=None, account=account, user=user, billing_contact=True)
-    payment_method_add(account=account, card=CARD, actor=user)
+    payment_method_add(account=account, token=sandbox_token(CARD), actor=user)
     quote = order_quote(account=account, user=user, product_code="webinar", plan_code="standard",
                         cycle_code="annual", quantity=2)
     checkout_place(account=account, user=user, idempotency_key="bench",

@@ -14,6 +14,8 @@ urlpatterns = [
     path("", include("prorata.catalog.urls")),
     path("", include("prorata.accounts.urls")),
     path("profile/tokens/", include("prorata.api.urls")),
+    # The built-in sandbox gateway's own pages, as a provider's host (prorata.payments.sandbox).
+    path("sandbox-gateway/", include("prorata.payments.sandbox_urls")),
     # For load balancers, systemd and Prometheus (prorata.web.health).
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

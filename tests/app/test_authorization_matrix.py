@@ -70,7 +70,7 @@ from prorata.common.clock import now
 from prorata.licenses.entitlements import entitlement_key_create
 from prorata.licenses.models import LicenseAssignment
 from prorata.licenses.services import license_assign, member_invite
-from prorata.payments.gateway import CardDetails
+from prorata.payments.sandbox import sandbox_token
 from prorata.payments.services import payment_method_add
 from prorata.subscriptions.models import Subscription
 from prorata.subscriptions.selectors import order_quote
@@ -82,8 +82,9 @@ pytestmark = pytest.mark.django_db
 
 CONSOLE = "console/"
 API = "api/"
-#: Routes under these prefixes are public whatever they are (static files when served by Django).
-PUBLIC_PREFIXES = ("static/", "media/")
+#: Routes under these prefixes are public whatever they are (static files when served by Django;
+#: the sandbox payment gateway's own pages, a provider's host: a token or secret is its credential).
+PUBLIC_PREFIXES = ("static/", "media/", "sandbox-gateway/")
 ROLES = ("billing_contact", "admin", "organizer")
 CONSOLE_LOGIN = "/console/login/?next="
 #: Console routes that send customers elsewhere than the login: Django's admin sends a signed-out
@@ -164,11 +165,13 @@ PARAMETERS: dict[str, Callable[[Side], object]] = {
     "key_id": lambda side: side.account.pk,  # an operator API key (operators only)
     "content_type_id": lambda side: ContentType.objects.get_for_model(Account).pk,
     "url": lambda side: "no-such-page/",
+    # The sandbox gateway's 3-D Secure page: its secret is the credential (an unknown one: 404).
+    "secret": lambda side: "no-such-challenge",
     # The billing center's API (the demo catalog is loaded once a side needs it).
     "product_code": lambda side: billing_catalog(side) or "webinar",
     "document_id": lambda side: side.make("invoice", lambda: billing_purchase(side).invoice).pk,
     "payment_method_id": lambda side: side.make("card", lambda: payment_method_add(
-        account=side.account, card=BILLING_CARD, actor=side.principal)).pk,
+        account=side.account, token=sandbox_token(), actor=side.principal)).pk,
     # The billing center's pages: the order of the side's purchase (the invoice's order).
     "order_id": lambda side: side.make("invoice", lambda: billing_purchase(side).invoice).order_id,
     # Licenses and members (issue 13): the side's member with no role; a pending invitation.
@@ -238,7 +241,6 @@ def license_assign_body(side: Side) -> dict[str, Any]:
 
 # --- billing objects and bodies (the billing center's API) ---------------------------------------
 
-BILLING_CARD = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
 def with_subscription(side: Side) -> dict[str, Any]:
     """No body; the side's account gets its subscription first (bought once per side)."""
     side.make("invoice", lambda: billing_purchase(side).invoice)
@@ -266,13 +268,12 @@ def billing_purchase(side: Side) -> Any:
     quote = billing_quote(side)
     return checkout_place(account=side.account, user=side.principal,
                           idempotency_key=f"matrix-setup-{side.label}", items=[quote.item],
-                          expected=[quote.fingerprint], new_card=BILLING_CARD)
+                          expected=[quote.fingerprint], card_token=sandbox_token())
 
 
 def checkout_body(side: Side) -> dict[str, Any]:
     return {"items": [BILLING_ITEM], "expected": [billing_quote(side).fingerprint],
-            "card": {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030,
-                     "cvc": "123"}}
+            "card_token": sandbox_token()}
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -375,8 +376,7 @@ ACCESS: dict[str, Rule] = {
     "api/v1/accounts/<account_id>/transactions": Rule(action=Action.VIEW_BILLING),
     "api/v1/accounts/<account_id>/transactions.csv": Rule(action=Action.VIEW_BILLING),
     "api/v1/accounts/<account_id>/payment-methods": Rule(action=Action.MANAGE_BILLING, probes=(
-        GET, Probe("POST", data=lambda s: {"number": "4242 4242 4242 4242", "exp_month": 12,
-                                           "exp_year": 2030, "cvc": "123"}))),
+        GET, Probe("POST", data=lambda s: {"token": sandbox_token()}))),
     "api/v1/accounts/<account_id>/payment-methods/<payment_method_id>/default": Rule(
         action=Action.MANAGE_BILLING),
     "api/v1/accounts/<account_id>/payment-methods/<payment_method_id>": Rule(
@@ -427,8 +427,7 @@ ACCESS: dict[str, Rule] = {
     "billing/<int:account_id>/invoices/<int:document_id>/pay/": Rule(
         action=Action.MANAGE_BILLING, probes=(GET, POST)),
     "billing/<int:account_id>/payment-methods/": Rule(action=Action.MANAGE_BILLING, probes=(
-        GET, Probe("POST", data=lambda s: {"card_number": "4242 4242 4242 4242",
-                                           "card_expiry": "12/30", "card_cvc": "123"}))),
+        GET, Probe("POST", data=lambda s: {"card_token": sandbox_token()}))),
     "billing/<int:account_id>/payment-methods/<int:payment_method_id>/default/": Rule(
         action=Action.MANAGE_BILLING, probes=(POST,)),
     "billing/<int:account_id>/payment-methods/<int:payment_method_id>/remove/": Rule(

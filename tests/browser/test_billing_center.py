@@ -74,9 +74,11 @@ def test_acme_upgrades_to_pro_and_pays_by_card(page, clock, screenshots):
         "April 1, 2026, 12:00\u202fAM – April 1, 2027, 12:00\u202fAM (UTC) (from today)")
     expect(page.locator("main")).to_contain_text("$2,388.00 per license, annual")
     page.get_by_label("A new card").check()
-    page.get_by_label("Card number").fill("4242 4242 4242 4242")
-    page.get_by_label("Expiry (MM/YY)").fill("12/30")
-    page.get_by_label("Security code").fill("123")
+    # the card is typed into the sandbox gateway's own form, a frame from its own prefix
+    card = page.frame_locator("iframe[title='Card details']")
+    card.get_by_label("Card number").fill("4242 4242 4242 4242")
+    card.get_by_label("Expiry (MM/YY)").fill("12/30")
+    card.get_by_label("Security code").fill("123")
     screenshots.take(page, "a4-checkout")
 
     # 6. Place order → the confirmation

@@ -140,9 +140,10 @@ def test_sign_up_trial_then_buy(browser, live_server, clock, language, screensho
         expect(page).to_have_url(re.compile(r"/checkout/$"))
         screenshots.take(page, f"s3-checkout-{language}")
         page.get_by_label(words["new_card"]).check()
-        page.locator("input[name=card_number]").fill("4242 4242 4242 4242")
-        page.locator("input[name=card_expiry]").fill("12/30")
-        page.locator("input[name=card_cvc]").fill("123")
+        card = page.frame_locator("iframe.card-frame")  # the sandbox gateway's own form
+        card.locator("input[name=number]").fill("4242 4242 4242 4242")
+        card.locator("input[name=expiry]").fill("12/30")
+        card.locator("input[name=cvc]").fill("123")
         page.get_by_role("button", name=words["place"]).click()
         expect(page).to_have_url(re.compile(r"/orders/\d+/$"))
         screenshots.take(page, f"s4-confirmation-{language}")

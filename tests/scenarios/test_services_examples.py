@@ -48,7 +48,7 @@ def test_example_1_annual_upgrade_usd_no_tax(clock):
     # Given Acme bought Standard annual × 2 on 2026-01-01 with a card: invoice 2,376.00, paid
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    first = buy(acme, alice, "standard", "annual", 2, new_card=card())
+    first = buy(acme, alice, "standard", "annual", 2, card_token=card())
     assert first.status == OrderStatus.PAID
     assert (first.invoice.number, first.invoice.total, first.invoice.amount_paid) == (
         "2026-000001", 237600, 237600)
@@ -122,7 +122,7 @@ def test_example_2_fewer_licenses_monthly_eur_french_vat_then_renewal(clock):
     clock.set(utc(2026, 3, 1))
     bistro, jeanne = customer("Bistro Numérique", "FR", "jeanne@bistro.example", currency="EUR",
                               language="fr")
-    first = buy(bistro, jeanne, "lite", "monthly", 5, new_card=card())
+    first = buy(bistro, jeanne, "lite", "monthly", 5, card_token=card())
     assert (first.invoice.subtotal, first.invoice.tax, first.invoice.total) == (27500, 5500, 33000)
     assert first.invoice.snapshot["tax_rule"] == TaxRule.DOMESTIC
     assert_books_balance()

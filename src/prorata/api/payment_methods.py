@@ -17,7 +17,6 @@ from prorata.accounts.permissions import Action, account_for
 from prorata.api.auth import ApiRequest
 from prorata.api.money import Out
 from prorata.api.schemas import errors
-from prorata.payments.gateway import CardDetails
 from prorata.payments.models import PaymentMethod
 from prorata.payments.services import (
     payment_method_add,
@@ -46,14 +45,13 @@ class PaymentMethodOut(Out):
 
 
 class PaymentMethodIn(Schema):
-    """A card as typed (the sandbox's test numbers: 4242 4242 4242 4242 succeeds, 4000 0000 0000
-    0002 is declined when charged). ``make_default``: renewals charge it from now on (the
-    account's first card is its default anyway)."""
+    """A card, as the single-use ``token`` that the gateway's card form gave the browser (the
+    card number is sent to the gateway, never here; with the sandbox gateway, its test cards:
+    4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined when charged).
+    ``make_default``: renewals charge it from now on (the account's first card is its default
+    anyway)."""
 
-    number: str = Field(max_length=40)
-    exp_month: int
-    exp_year: int
-    cvc: str = Field(max_length=8)
+    token: str = Field(min_length=1, max_length=200)
     make_default: bool = True
 
 
@@ -71,13 +69,11 @@ def payment_methods(request: ApiRequest, account_id: int) -> list[PaymentMethodO
 def payment_method_create(
     request: ApiRequest, account_id: int, body: PaymentMethodIn
 ) -> Status[PaymentMethodOut]:
-    """A mistyped number, an expired card or a bad security code is a 422 ``card_rejected``
-    whose ``params.field`` names the field to fix; nothing is saved. A corporate account pays by
-    bank transfer: 409 ``corporate_pays_by_transfer``."""
+    """A token the gateway does not know, already used or expired is a 422
+    ``card_token_invalid``; nothing is saved. A corporate account pays by bank transfer: 409
+    ``corporate_pays_by_transfer``."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
-    card = CardDetails(number=body.number, exp_month=body.exp_month, exp_year=body.exp_year,
-                       cvc=body.cvc)
-    method = payment_method_add(account=account, card=card, make_default=body.make_default,
+    method = payment_method_add(account=account, token=body.token, make_default=body.make_default,
                                 actor=request.auth_user)
     return Status(201, PaymentMethodOut.of(method))
 

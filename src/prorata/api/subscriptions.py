@@ -29,7 +29,6 @@ from prorata.api.billing import DocumentOut
 from prorata.api.errors import IdempotencyKeyRequired
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.schemas import errors
-from prorata.payments.gateway import CardDetails
 from prorata.subscriptions.errors import QuoteChanged
 from prorata.subscriptions.models import OrderStatus, Subscription
 from prorata.subscriptions.selectors import (
@@ -295,32 +294,18 @@ class ItemIn(Schema):
     quantity: int = Field(ge=1, le=1_000_000, strict=True)  # true is not 1
 
 
-class CardIn(Schema):
-    """A card typed by the customer (the sandbox's test numbers: 4242 4242 4242 4242 succeeds,
-    4000 0000 0000 0002 is declined, 4000 0000 0000 9995 has insufficient funds). Only a token,
-    the brand, the last four digits and the expiry are kept."""
-
-    number: str = Field(max_length=40)
-    exp_month: int = Field(strict=True)
-    exp_year: int = Field(strict=True)
-    cvc: str = Field(max_length=8)
-
-    def details(self) -> CardDetails:
-        return CardDetails(number=self.number, exp_month=self.exp_month, exp_year=self.exp_year,
-                           cvc=self.cvc)
-
-
 class CheckoutIn(Schema):
     """What to order: ``items``, or ``cart: true`` for the account's cart; ``expected``: the
     fingerprints of the quotes the customer saw, in item order. Payment when money is due: the
-    saved card ``payment_method_id``, else ``card`` (saved as the default once it has paid), else
-    the account's default card."""
+    saved card ``payment_method_id``, else ``card_token`` (the single-use token of the gateway's
+    card form; the card is saved as the default once it has paid), else the account's default
+    card."""
 
     items: list[ItemIn] | None = None
     cart: bool = Field(False, strict=True)
     expected: list[str] = Field(min_length=1)
     payment_method_id: int | None = Field(None, strict=True)
-    card: CardIn | None = None
+    card_token: str | None = Field(None, min_length=1, max_length=200)
     vat_number: str | None = None
 
 
@@ -395,7 +380,7 @@ def checkout(
             account=account, user=request.auth_user, idempotency_key=key,
             expected=body.expected, items=_checkout_items(body),
             payment_method_id=body.payment_method_id,
-            new_card=body.card.details() if body.card is not None else None,
+            card_token=body.card_token,
             vat_number=body.vat_number,
         )
     except QuoteChanged as exc:

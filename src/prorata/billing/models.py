@@ -262,6 +262,9 @@ class PaymentStatus(models.TextChoices):
     FAILED = "failed", _("failed")
     #: The gateway did not answer: reconciled later by its idempotency key, never charged again.
     UNKNOWN = "unknown", _("unknown")
+    #: The bank asks the customer to authenticate (3-D Secure) at ``Payment.action_url``: nothing
+    #: charged yet; the answer is read by the idempotency key when they come back (or expire).
+    REQUIRES_ACTION = "requires_action", _("requires authentication")
 
 
 class PaymentMethodKind(models.TextChoices):
@@ -301,6 +304,9 @@ class Payment(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     failure_code = models.CharField(max_length=64, blank=True, default="")
     message = models.TextField(blank=True, default="")
+    #: Where the customer authenticates a payment that ``requires_action`` (the gateway's page).
+    # A database default too: the billing run's set-based writer inserts payments without it.
+    action_url = models.CharField(max_length=1000, blank=True, default="", db_default="")
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
 

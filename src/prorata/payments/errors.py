@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from prorata_core.errors import ProrataError, ValidationError
 
 
@@ -34,3 +36,30 @@ class CardNotForCorporate(ProrataError):
 
     code = "corporate_pays_by_transfer"
     http_status = 409
+
+
+class CardTokenInvalid(ValidationError):
+    """A card token from the gateway's form that cannot be used: unknown, already used or expired.
+    Nothing is saved or charged; the customer types the card again."""
+
+    code = "card_token_invalid"
+
+
+class AuthenticationFailed(ProrataError):
+    """A payment whose 3-D Secure authentication was not completed (failed, expired, or the
+    answer does not match a payment awaiting it); nothing was charged."""
+
+    code = "authentication_failed"
+    http_status = 402
+
+
+MESSAGES = {
+    "card_token_invalid": _(
+        "The card details could not be used (the form expired or was already sent). Type the "
+        "card again."
+    ),
+    "authentication_failed": _(
+        "The payment was not authenticated with your bank, so nothing was charged. Try again, "
+        "or use another card."
+    ),
+}

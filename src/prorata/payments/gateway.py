@@ -1,21 +1,32 @@
-"""The payment gateway interface (DESIGN §7, §8 "Charging is not invoicing").
+"""The payment gateway interface (DESIGN §7, §8 "Charging is not invoicing"), shaped for real providers.
 
-A gateway turns card details into a token (the number never reaches Prorata's database), charges and
-refunds a token with an idempotency key, and answers what happened to an attempt whose outcome was
-unknown. :class:`Gateway` is the contract; :func:`get_gateway` returns the configured implementation:
-``settings.PRORATA_PAYMENT_GATEWAY``, a dotted path to a class or a zero-argument factory, by default the
-offline :class:`prorata.payments.sandbox.SandboxGateway`. A real provider is another implementation of
-the same protocol.
+Card details never reach Prorata's server. The customer types them into the gateway's own card form
+(its script and frame, served from the gateway's host: :meth:`Gateway.card_form`), which sends them
+to the gateway and gives the page a **single-use token**; Prorata's forms and API receive only that
+token. :meth:`Gateway.payment_method_create` turns it into a reusable payment method (what a
+:class:`~prorata.payments.models.PaymentMethod` keeps: the gateway's id, brand, last four digits and
+expiry). :class:`Gateway` is the contract; :func:`get_gateway` returns the configured implementation:
+``settings.PRORATA_PAYMENT_GATEWAY``, a dotted path to a class or a zero-argument factory, by default
+the offline :class:`prorata.payments.sandbox.SandboxGateway`. A real provider (Stripe's
+PaymentMethods, SetupIntents and PaymentIntents, say) is another implementation of the same
+protocol: docs/payments.md says which exist and what ran against what.
 
 Rules every implementation keeps, and every caller relies on:
 
 - ``charge`` and ``refund`` with the same ``idempotency_key`` and the same parameters return the same
   result and move money once. The same key with other parameters raises
   :class:`~prorata.payments.errors.IdempotencyKeyReused`.
-- Call ``charge`` and ``refund`` outside any database transaction: a provider cannot roll back.
+- Call ``payment_method_create``, ``charge`` and ``refund`` outside any database transaction: a
+  provider cannot roll back.
 - ``ChargeOutcome.UNKNOWN`` (a timeout, a crash) means "maybe charged": never charge again with a new
   key; reconcile with :meth:`Gateway.lookup` (same key) later. ``lookup`` returning ``None`` means the
   provider never saw the attempt, so it is safe to retry it, with the same key.
+- ``ChargeOutcome.REQUIRES_ACTION`` (3-D Secure / SCA): nothing is charged yet. On a charge made with
+  the customer present (``off_session=False``), ``ChargeResult.action_url`` is the page where they
+  authenticate; the gateway then sends their browser to ``return_url``, and :meth:`Gateway.lookup`
+  (same key) says what became of it: ``SUCCEEDED``, ``DECLINED`` (authentication failed or expired),
+  or still ``REQUIRES_ACTION``. Off session (a renewal by the billing run) there is no one to
+  authenticate: the attempt ends there, and the customer is asked to come and pay.
 - ``ChargeResult.message`` is English text for the customer, suitable to show as is (and marked for
   translation: pass it through ``gettext`` to show it in the customer's language).
 """
@@ -31,13 +42,14 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_noop
 
-from prorata.payments.errors import CardRejected, IdempotencyKeyReused
+from prorata.payments.errors import CardRejected, CardTokenInvalid, IdempotencyKeyReused
 from prorata_core.money import Money
 
 __all__ = [
     "DEFAULT_GATEWAY",
-    "CardDetails",
+    "CardForm",
     "CardRejected",
+    "CardTokenInvalid",
     "ChargeOutcome",
     "ChargeResult",
     "Gateway",
@@ -50,21 +62,9 @@ DEFAULT_GATEWAY = "prorata.payments.sandbox.SandboxGateway"
 
 
 @dataclass(frozen=True)
-class CardDetails:
-    """Card details as typed by the customer; kept in memory only, never stored or logged.
-
-    ``number`` may contain spaces and dashes. ``exp_year`` is four digits (two are read as 20YY).
-    """
-
-    number: str = field(repr=False)
-    exp_month: int
-    exp_year: int
-    cvc: str = field(repr=False)
-
-
-@dataclass(frozen=True)
 class TokenizedCard:
-    """What Prorata keeps of a card: the gateway's token, brand, last four digits and expiry."""
+    """What Prorata keeps of a card: the gateway's reusable payment method id (``token``), the
+    brand, the last four digits and the expiry."""
 
     token: str
     brand: str
@@ -73,10 +73,23 @@ class TokenizedCard:
     exp_year: int
 
 
+@dataclass(frozen=True)
+class CardForm:
+    """What a page needs to show the gateway's card form: its script (``script_url``, loaded with
+    the Subresource Integrity hash ``integrity``) and the options the script is started with
+    (``options``: JSON-safe, e.g. the form's frame URL or a publishable key, and the locale)."""
+
+    script_url: str
+    integrity: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
 class ChargeOutcome(StrEnum):
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    #: The bank asks the customer to authenticate (3-D Secure): nothing is charged yet.
+    REQUIRES_ACTION = "requires_action"
     #: The gateway did not answer (timeout, crash): reconcile with ``lookup``, never charge again.
     UNKNOWN = "unknown"
 
@@ -88,6 +101,9 @@ OUTCOME_MESSAGES: dict[ChargeOutcome, str] = {
     ChargeOutcome.INSUFFICIENT_FUNDS: gettext_noop(
         "Your card has insufficient funds. Use another card."
     ),
+    ChargeOutcome.REQUIRES_ACTION: gettext_noop(
+        "Your bank asks you to confirm this payment: authenticate it to pay."
+    ),
     ChargeOutcome.UNKNOWN: gettext_noop(
         "We could not confirm the payment with your bank. Do not pay again: "
         "we will check it and let you know."
@@ -97,11 +113,14 @@ OUTCOME_MESSAGES: dict[ChargeOutcome, str] = {
 
 @dataclass(frozen=True)
 class ChargeResult:
-    """The outcome of a charge or refund; ``reference`` is the gateway's id of it (``""`` if none)."""
+    """The outcome of a charge or refund; ``reference`` is the gateway's id of it (``""`` if none);
+    ``action_url``, for ``REQUIRES_ACTION`` with the customer present, the page where they
+    authenticate (``""`` otherwise)."""
 
     outcome: ChargeOutcome
     reference: str
     message: str
+    action_url: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -112,18 +131,27 @@ class ChargeResult:
 class Gateway(Protocol):
     """A payment provider. Amounts are :class:`Money` (integer minor units)."""
 
-    def tokenize(self, *, card: CardDetails, at: datetime) -> TokenizedCard:
-        """Exchange card details for a reusable token.
+    def card_form(self, *, locale: str) -> CardForm:
+        """The gateway's card form for a page in ``locale`` (``"en"``, ``"fr"``): a script from
+        the gateway's host that collects the card and puts a single-use token in the page's
+        ``card_token`` field. The page never sees the card number."""
+        ...
 
-        Raises :class:`CardRejected` for a number that fails the Luhn check, a card expired at ``at``
-        (it is valid through the last day of its expiry month) or a malformed security code.
+    def payment_method_create(self, *, token: str, at: datetime) -> TokenizedCard:
+        """Exchange a single-use token from the card form for a reusable payment method.
+
+        Raises :class:`CardTokenInvalid` for a token the gateway does not know, one already used
+        or one expired; nothing is created then.
         """
         ...
 
     def charge(
-        self, *, token: str, amount: Money, idempotency_key: str, description: str
+        self, *, token: str, amount: Money, idempotency_key: str, description: str,
+        off_session: bool = False, return_url: str = "",
     ) -> ChargeResult:
-        """Charge ``amount`` (> 0) to ``token``. Same key twice → the same result, charged once."""
+        """Charge ``amount`` (> 0) to the payment method ``token``. Same key twice → the same
+        result, charged once. ``off_session``: the customer is not there (a renewal);
+        ``return_url``: where the gateway sends the customer's browser after authenticating."""
         ...
 
     def refund(self, *, reference: str, amount: Money, idempotency_key: str) -> ChargeResult:
@@ -132,7 +160,8 @@ class Gateway(Protocol):
 
     def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
         """The true outcome of the charge or refund sent with ``idempotency_key``; ``None`` if the
-        gateway never received it (then retrying with the same key is safe)."""
+        gateway never received it (then retrying with the same key is safe). An authentication
+        abandoned past the gateway's expiry is answered ``DECLINED``."""
         ...
 
 

@@ -67,12 +67,21 @@ class SandboxBehaviour(models.TextChoices):
     INSUFFICIENT_FUNDS = "insufficient_funds", _("has insufficient funds")
     #: The charge is made but its answer is lost: ``charge`` says unknown, ``lookup`` says succeeded.
     UNKNOWN_THEN_SUCCEEDED = "unknown_then_succeeded", _("times out (but is charged)")
+    #: 3-D Secure: every charge asks the customer to authenticate (off session: requires action).
+    AUTHENTICATE = "authenticate", _("requires authentication")
 
 
 class SandboxCard(models.Model):
-    """A card tokenised by the sandbox gateway: its token and test behaviour, never its number."""
+    """A card tokenised by the sandbox gateway: its tokens and test behaviour, never its number.
+
+    The card form gets ``single_use_token`` (``tok_…``); :meth:`SandboxGateway.payment_method_create`
+    exchanges it, once, for ``token`` (``pm_…``, the reusable payment method that is charged).
+    Cards saved before the card form existed have no single-use token."""
 
     token = models.CharField(max_length=64, unique=True)
+    single_use_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    #: When the single-use token was exchanged (``None``: not yet; it can be used once).
+    attached_at = models.DateTimeField(null=True, blank=True)
     brand = models.CharField(max_length=32)
     last4 = models.CharField(max_length=4)
     exp_month = models.PositiveSmallIntegerField()
@@ -103,6 +112,13 @@ class SandboxCharge(models.Model):
     outcome = models.CharField(max_length=32)
     #: The answer ``charge`` gave the first time (``unknown`` for a simulated timeout).
     first_answer = models.CharField(max_length=32)
+    #: The customer-facing message of a decline decided later (a failed or expired challenge).
+    message = models.CharField(max_length=500, blank=True, default="")
+    off_session = models.BooleanField(default=False)
+    #: A 3-D Secure challenge: its secret (in the challenge page's URL), its end, where it returns.
+    action_secret = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    action_expires_at = models.DateTimeField(null=True, blank=True)
+    return_url = models.CharField(max_length=1000, blank=True, default="")
     created_at = models.DateTimeField()
 
     class Meta:

@@ -15,20 +15,21 @@ from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
 from prorata.common.clock import now
 from prorata.payments.errors import CardNotForCorporate, PaymentMethodNotFound
-from prorata.payments.gateway import CardDetails, get_gateway
+from prorata.payments.gateway import TokenizedCard, get_gateway
 from prorata.payments.models import PaymentMethod
 
 
 def payment_method_add(
-    *, account: Account, card: CardDetails, make_default: bool = True, actor: User | None = None
+    *, account: Account, token: str, make_default: bool = True, actor: User | None = None
 ) -> PaymentMethod:
-    """Tokenise ``card`` with the gateway and save it on ``account``; returns the saved method.
+    """Exchange the single-use ``token`` of the gateway's card form for a reusable payment method
+    and save it on ``account``; returns the saved method.
 
     The gateway is called before the transaction opens (a provider call must not hold row locks).
-    The card number and security code are not stored anywhere. The account's first card is its
-    default even with ``make_default=False``. Refused cards raise
-    :class:`~prorata.payments.errors.CardRejected` and save nothing. A corporate account pays by
-    bank transfer (S3, S14): :class:`~prorata.payments.errors.CardNotForCorporate`, before the
+    Prorata never sees the card number or security code. The account's first card is its default
+    even with ``make_default=False``. A bad, used or expired token raises
+    :class:`~prorata.payments.errors.CardTokenInvalid` and saves nothing. A corporate account pays
+    by bank transfer (S3, S14): :class:`~prorata.payments.errors.CardNotForCorporate`, before the
     gateway is called.
     """
     if account.is_corporate:
@@ -38,7 +39,17 @@ def payment_method_add(
         raise CardNotForCorporate(
             f"This account pays its invoices by bank transfer: no card is needed. Contact "
             f"{contact} with any question.", contact=contact)
-    tokenized = get_gateway().tokenize(card=card, at=now())
+    card = get_gateway().payment_method_create(token=token, at=now())
+    return payment_method_save(account=account, card=card, make_default=make_default,
+                               actor=actor)
+
+
+def payment_method_save(
+    *, account: Account, card: TokenizedCard, make_default: bool = True,
+    actor: User | None = None,
+) -> PaymentMethod:
+    """Save a payment method the gateway already created (``card``) on ``account``: the checkout
+    keeps the new card that has just paid this way."""
     with transaction.atomic():
         _lock(account)
         has_default = _active(account).filter(is_default=True).exists()
@@ -46,8 +57,8 @@ def payment_method_add(
         if is_default and has_default:
             _active(account).filter(is_default=True).update(is_default=False)
         method = PaymentMethod.objects.create(
-            account=account, token=tokenized.token, brand=tokenized.brand, last4=tokenized.last4,
-            exp_month=tokenized.exp_month, exp_year=tokenized.exp_year, is_default=is_default,
+            account=account, token=card.token, brand=card.brand, last4=card.last4,
+            exp_month=card.exp_month, exp_year=card.exp_year, is_default=is_default,
             created_at=now(),
         )
         audit_record(actor=actor, action="payment_method.add", account=account, obj=method,

@@ -26,7 +26,7 @@ from prorata.accounts.models import Account, User
 from prorata.billing.models import DocumentKind
 from prorata.billing.services import invoice_record_payment
 from prorata.common.clock import MOVABLE, clock_mode, clock_set, now
-from prorata.payments.gateway import CardDetails
+from prorata.payments.sandbox import sandbox_token
 from prorata.payments.services import default_payment_method, payment_method_add
 from prorata.subscriptions.models import Subscription
 from prorata.subscriptions.selectors import order_quote
@@ -34,8 +34,8 @@ from prorata.subscriptions.services import checkout_place
 from prorata_core.money import Money
 from prorata_core.periods import utc
 
-#: The sandbox's always-accepted test card.
-DEMO_CARD = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
+#: The sandbox's always-accepted test card (the demo runs on the sandbox gateway).
+DEMO_CARD = "4242 4242 4242 4242"
 #: Globex's negotiated Enterprise price per license per year (minor units of EUR).
 GLOBEX_UNIT_AMOUNT = 240_000
 
@@ -78,7 +78,7 @@ def _purchase(
         return f"  {name}: {existing.plan.name} {existing.cycle.code} × {existing.quantity} (kept)"
     clock_set(instant=start)
     if not staff and default_payment_method(account=account) is None:
-        payment_method_add(account=account, card=DEMO_CARD, actor=buyer)
+        payment_method_add(account=account, token=sandbox_token(DEMO_CARD), actor=buyer)
     quote = order_quote(account=account, user=buyer, product_code="webinar", plan_code=plan,
                         cycle_code=cycle, quantity=quantity, by_staff=staff,
                         unit_amount=unit_amount)

@@ -68,7 +68,7 @@ from prorata.common.db import retry_transient
 from prorata.licenses.receipts import license_receipt_context
 from prorata.licenses.services import licenses_apply_order, licenses_check_order
 from prorata.notifications.context import money_json
-from prorata.payments.gateway import CardDetails, ChargeOutcome, Gateway, get_gateway
+from prorata.payments.gateway import ChargeOutcome, Gateway, TokenizedCard, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.errors import (
     CheckoutInProgress,
@@ -275,7 +275,7 @@ def checkout_place(
     expected: Sequence[str] | str,
     items: Sequence[CheckoutItem] | None = None,
     payment_method_id: int | None = None,
-    new_card: CardDetails | None = None,
+    card_token: str | None = None,
     vat_number: str | None = None,
     by_staff: bool = False,
 ) -> CheckoutResult:
@@ -287,8 +287,10 @@ def checkout_place(
     (``replayed=True``); the key with a different request raises :class:`IdempotencyConflict`;
     while the first request is still running, :class:`CheckoutInProgress` (safe to retry).
 
-    Payment, when money is due: the saved card ``payment_method_id``, else ``new_card`` (saved as
-    the default once the charge succeeds), else the account's default card
+    Payment, when money is due: the saved card ``payment_method_id``, else ``card_token``, the
+    single-use token of the gateway's card form (exchanged for a payment method before anything
+    is written, saved as the default once the charge succeeds; a bad, used or expired token
+    raises :class:`~prorata.payments.errors.CardTokenInvalid` with nothing written), else the account's default card
     (:class:`PaymentMethodRequired` if none). A corporate account (staff only) is invoiced with
     its payment terms instead. ``vat_number``, typed at checkout, is validated before anything is
     written and saved on the account with the order.
@@ -301,18 +303,20 @@ def checkout_place(
     require_may_order(user, account, by_staff=by_staff)
     request = _checkout_request(
         account=account, idempotency_key=idempotency_key, expected=expected, items=items,
-        payment_method_id=payment_method_id, new_card=new_card, vat_number=vat_number,
+        payment_method_id=payment_method_id, card_token=card_token, vat_number=vat_number,
         by_staff=by_staff,
     )
     token = ""
-    if new_card is not None:
-        # A replay is answered before the card is tokenised again (without a new card, step 1
-        # finds the replay under the lock, in the query that looks for a pending order).
+    new_card: TokenizedCard | None = None
+    if card_token:
+        # A replay is answered before the single-use token is exchanged (it was, the first time;
+        # without a new card, step 1 finds the replay under the lock, with the pending orders).
         stored = Order.objects.filter(account=account, idempotency_key=request.key).first()
         if stored is not None:
             return _replay(stored, request.fingerprint)
-        # Tokenised before anything is written: a mistyped card is refused with nothing saved.
-        token = get_gateway().tokenize(card=new_card, at=now()).token
+        # Exchanged before anything is written: a bad token is refused with nothing saved.
+        new_card = get_gateway().payment_method_create(token=card_token, at=now())
+        token = new_card.token
     placed = _place(account=account, user=user, request=request,
                     payment_method_id=payment_method_id, token=token, by_staff=by_staff)
     if placed.result is not None:
@@ -330,7 +334,7 @@ def checkout_place(
 def _checkout_request(
     *, account: Account, idempotency_key: str, expected: Sequence[str] | str,
     items: Sequence[CheckoutItem] | None, payment_method_id: int | None,
-    new_card: CardDetails | None, vat_number: str | None, by_staff: bool,
+    card_token: str | None, vat_number: str | None, by_staff: bool,
 ) -> _Request:
     """Validate the request (key, VAT number) and fingerprint it, before anything is written."""
     key = (idempotency_key or "").strip()
@@ -343,11 +347,7 @@ def _checkout_request(
         vat_number = None
     from_cart = items is None
     item_list = list(items) if items is not None else cart_items(account=account)
-    card_label = (
-        f"{new_card.exp_month:02d}/{new_card.exp_year}:"
-        f"{''.join(ch for ch in new_card.number if ch.isdigit())[-4:]}"
-        if new_card is not None else None
-    )
+    card_label = str(card_token)[:200] if card_token else None
     # A cart checkout is fingerprinted as "the cart", not by what the cart holds: the first request
     # empties it, and its retry under the same key must be answered, not refused as different.
     request = fingerprint([
@@ -791,12 +791,12 @@ def _finished(order: Order) -> CheckoutResult:
     return _result(order)
 
 
-def _save_card(*, account: Account, card: CardDetails, user: User, payment: Payment) -> None:
-    """Keep the card that just paid as the account's default (it was only tokenised until now)."""
-    from prorata.payments.services import payment_method_add
+def _save_card(*, account: Account, card: TokenizedCard, user: User, payment: Payment) -> None:
+    """Keep the card that just paid as the account's default (only the gateway had it so far)."""
+    from prorata.payments.services import payment_method_save
 
     try:
-        method = payment_method_add(account=account, card=card, make_default=True, actor=user)
+        method = payment_method_save(account=account, card=card, make_default=True, actor=user)
     except Exception:  # the order is paid; failing to save the card must not undo that
         logger.exception("Could not save the card of payment %s", payment.pk)
         return

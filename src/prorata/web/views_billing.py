@@ -10,6 +10,7 @@ Every page works without JavaScript; htmx only refreshes the order summary as th
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +38,8 @@ from prorata.billing.selectors import (
 )
 from prorata.common.formatting import format_date, format_money
 from prorata.licenses.services import license_release_choose
-from prorata.payments.errors import CardNotForCorporate, CardRejected
-from prorata.payments.gateway import CardDetails
+from prorata.payments.errors import CardNotForCorporate, CardTokenInvalid
+from prorata.payments.gateway import get_gateway
 from prorata.payments.services import (
     default_payment_method,
     payment_method_add,
@@ -479,26 +480,20 @@ def _checkout_context(quote: CheckoutQuote) -> dict[str, Any]:
     }
 
 
-def _card(data: Any) -> tuple[CardDetails | None, dict[str, str]]:
-    """The new card typed on a form (number, expiry MM/YY, CVC), or field errors."""
-    errors = {}
-    number = (data.get("card_number") or "").strip()
-    expiry = (data.get("card_expiry") or "").strip().replace(" ", "")
-    cvc = (data.get("card_cvc") or "").strip()
-    if not number:
-        errors["number"] = gettext("Enter the card number.")
-    month = year = 0
-    parts = expiry.split("/")
-    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-        month, year = int(parts[0]), int(parts[1])
-        year = year + 2000 if year < 100 else year
-    else:
-        errors["expiry"] = gettext("Enter the expiry date as MM/YY, e.g. 12/30.")
-    if not cvc:
-        errors["cvc"] = gettext("Enter the security code.")
-    if errors:
-        return None, errors
-    return CardDetails(number=number, exp_month=month, exp_year=year, cvc=cvc), {}
+def _card(data: Any) -> tuple[str | None, dict[str, str]]:
+    """The single-use token the gateway's card form put in the posted form, or a field error.
+    The card itself never comes here: the form has no card fields (the gateway's frame has)."""
+    token = (data.get("card_token") or "").strip()
+    if not token:
+        return None, {"number": gettext("Enter your card in the card form.")}
+    return token[:200], {}
+
+
+def _card_form() -> dict[str, Any]:
+    """The gateway's card form for this page's language (its script, integrity hash, options)."""
+    language = "fr" if (get_language() or "en").startswith("fr") else "en"
+    form = get_gateway().card_form(locale=language)
+    return {"card_form": form, "card_form_options": json.dumps(form.options)}
 
 
 @dataclass
@@ -515,10 +510,10 @@ def _checkout_post(request: HttpRequest, account: Account, user: User, vat_numbe
     """Place the order from the posted form (card or saved card, VAT number) and say where to go."""
     data = request.POST
     method = data.get("payment_method", "")
-    new_card = None
+    card_token = None
     errors: dict[str, str] = {}
     if method == "new":
-        new_card, errors = _card(data)
+        card_token, errors = _card(data)
     if errors:
         return _Attempt(errors=errors)
     try:
@@ -527,15 +522,14 @@ def _checkout_post(request: HttpRequest, account: Account, user: User, vat_numbe
             idempotency_key=data.get("idempotency_key", ""),
             expected=[f for f in data.get("expected", "").split(",") if f],
             payment_method_id=_int(method, 0) or None if method not in ("", "new") else None,
-            new_card=new_card, vat_number=vat_number or None,
+            card_token=card_token, vat_number=vat_number or None,
         )
     except (QuoteChanged, PaymentFailed) as refused:
         return _Attempt(errors={}, alert=error_message(refused))
     except InvalidVatNumber as invalid:
         return _Attempt(errors={"vat_number": error_message(invalid)})
-    except CardRejected as rejected:
-        return _Attempt(errors={str(rejected.params.get("field", "number")):
-                                error_message(rejected)})
+    except CardTokenInvalid as rejected:
+        return _Attempt(errors={"number": error_message(rejected)})
     except ProrataError as refused:
         return _Attempt(errors={}, alert=error_message(refused))
     if result.message:
@@ -568,7 +562,7 @@ def _checkout_page(request: HttpRequest, account: Account, user: User, vat_numbe
         "alert": alert, "cards": payment_methods_for(account=account),
         "chosen": chosen or (str(default.pk) if default else "new"),
         "vat_number": vat_number, "eu": account.country in EU_COUNTRIES,
-        "card_number": "", "card_expiry": (data.get("card_expiry", "") if data else ""),
+        **_card_form(),
         # Modify order goes back to the choice waiting in the cart (the modify page reads it).
         "modify_url": reverse("billing:modify", args=[account.pk, single]) if single
         else reverse("billing:cart", args=[account.pk]),
@@ -680,6 +674,14 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
         return redirect("billing:pay", account_id=account.pk, document_id=document.pk)
     if request.method == "POST":
         try:
+            if request.POST.get("payment_method") == "new":
+                # A new card (the gateway's token) becomes the default card, then pays.
+                token, errors = _card(request.POST)
+                if token is None:
+                    messages.error(request, errors["number"])
+                    return redirect("billing:pay", account_id=account.pk,
+                                    document_id=document.pk)
+                payment_method_add(account=account, token=token, actor=user, make_default=True)
             outcome = renewal_pay_now(account=account, user=user, invoice_id=document.pk)
         except ProrataError as refused:
             messages.error(request, error_message(refused))
@@ -698,6 +700,7 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
         "amount_due": Money(document.amount_due, document.currency),
         "card": default_payment_method(account=account),
         "voided_by": voided_by(document), "contact": _contact(account), "manage": True,
+        "errors": {}, **_card_form(),
     })
 
 
@@ -711,13 +714,13 @@ def payment_methods(request: HttpRequest, account_id: int) -> HttpResponse:
     account = account_for(_user(request), account_id, Action.MANAGE_BILLING)
     errors: dict[str, str] = {}
     if request.method == "POST":
-        card, errors = _card(request.POST)
-        if card is not None:
+        token, errors = _card(request.POST)
+        if token is not None:
             try:
-                method = payment_method_add(account=account, card=card, actor=_user(request),
+                method = payment_method_add(account=account, token=token, actor=_user(request),
                                             make_default=bool(request.POST.get("make_default")))
-            except CardRejected as rejected:
-                errors[str(rejected.params.get("field", "number"))] = error_message(rejected)
+            except CardTokenInvalid as rejected:
+                errors["number"] = error_message(rejected)
             except CardNotForCorporate as refused:
                 errors["number"] = error_message(refused)
             else:
@@ -726,8 +729,7 @@ def payment_methods(request: HttpRequest, account_id: int) -> HttpResponse:
                 return redirect("billing:payment_methods", account_id=account.pk)
     return render(request, "web/billing/payment_methods.html", {
         "account": account, "cards": payment_methods_for(account=account), "errors": errors,
-        **_frame(_user(request), account), "contact": _contact(account),
-        "card_expiry": request.POST.get("card_expiry", "") if request.method == "POST" else "",
+        **_frame(_user(request), account), "contact": _contact(account), **_card_form(),
     }, status=422 if errors else 200)
 
 

@@ -65,7 +65,7 @@ def _receipt_at_month_end(clock, country: str, language: str, zone: str = ""):
         account_billing_details_update(
             account=account, actor=user, name="Nord Conseil", billing_address="", country=country,
             vat_number="", billing_email="", time_zone=zone)
-    buy(account, user, "lite", "monthly", 1, new_card=card())
+    buy(account, user, "lite", "monthly", 1, card_token=card())
     message = OutboxMessage.objects.get(template="receipt", to=user.email)
     return account, render_message(message)
 

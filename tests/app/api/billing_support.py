@@ -9,8 +9,12 @@ from typing import Any
 from tests.app.api.conftest import ApiClient, token_for
 from tests.app.subscriptions.support import GOOD_CARD, buy, card, customer
 
-CARD = {"number": GOOD_CARD, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-DECLINED = {**CARD, "number": "4000 0000 0000 0002"}
+DECLINED_CARD = "4000 0000 0000 0002"
+
+
+def card_body(number: str = GOOD_CARD, **fields: Any) -> dict[str, Any]:
+    """The body that saves a card over the API: the card form's single-use token for it."""
+    return {"token": card(number), **fields}
 
 
 class BillingClient(ApiClient):
@@ -45,7 +49,7 @@ def acme_with_standard_annual(clock):  # type: ignore[no-untyped-def]
 
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(acme, alice, "standard", "annual", 2, new_card=card())
+    buy(acme, alice, "standard", "annual", 2, card_token=card())
     return acme, alice, BillingClient(token_for(alice))
 
 
@@ -55,5 +59,5 @@ def bistro_with_lite_monthly(clock):  # type: ignore[no-untyped-def]
 
     clock.set(utc(2026, 3, 1))
     bistro, bea = customer("Bistro", "FR", "bea@bistro.example", currency="EUR", language="fr")
-    buy(bistro, bea, "lite", "monthly", 5, new_card=card())
+    buy(bistro, bea, "lite", "monthly", 5, card_token=card())
     return bistro, bea, BillingClient(token_for(bea))

@@ -12,15 +12,14 @@ from prorata.payments.sandbox import SandboxGateway
 from prorata.subscriptions.models import CartItem, Order, Subscription
 from prorata_core.periods import utc
 from tests.app.api.billing_support import (
-    CARD,
-    DECLINED,
+    DECLINED_CARD,
     BillingClient,
     acme_with_standard_annual,
     item,
     money,
 )
 from tests.app.api.conftest import token_for
-from tests.app.subscriptions.support import assert_books_balance, customer
+from tests.app.subscriptions.support import assert_books_balance, card, customer
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +38,7 @@ def acme(clock):
 
 def upgrade(api, account_id):  # type: ignore[no-untyped-def]
     quote = api.quote(account_id, "pro", "annual", 2).json()
-    return {"items": [item("pro", "annual", 2)], "expected": [quote["fingerprint"]], "card": CARD}
+    return {"items": [item("pro", "annual", 2)], "expected": [quote["fingerprint"]], "card_token": card()}
 
 
 def test_a_retry_with_the_same_key_answers_the_first_result_and_charges_once(acme):
@@ -108,7 +107,7 @@ def test_a_declined_card_is_a_402_with_the_banks_message_and_changes_nothing(acm
     subscription = Subscription.objects.get(account=account)
     documents, entries = Document.objects.count(), LedgerEntry.objects.count()
     balance = account_balance(account)
-    body = {**upgrade(api, account.pk), "card": DECLINED}
+    body = {**upgrade(api, account.pk), "card_token": card(DECLINED_CARD)}
     response = api.checkout(account.pk, body, key="declined-1")
     assert response.status_code == 402
     error = response.json()
@@ -123,7 +122,7 @@ def test_a_declined_card_is_a_402_with_the_banks_message_and_changes_nothing(acm
     assert api.get(f"/api/v1/accounts/{account.pk}/payment-methods").json()[0]["last4"] == "4242"
     # the same key answers the same refusal; a new key with a good card goes through
     assert api.checkout(account.pk, body, key="declined-1").json() == error
-    assert api.checkout(account.pk, {**body, "card": CARD}, key="declined-2").status_code == 201
+    assert api.checkout(account.pk, {**body, "card_token": card()}, key="declined-2").status_code == 201
     assert_books_balance()
 
 
@@ -131,6 +130,7 @@ def test_a_stale_quote_is_a_409_with_the_new_summary_and_nothing_written(acme, c
     account, _alice, api = acme
     body = upgrade(api, account.pk)
     clock.set(utc(2026, 4, 2))  # a day later: less unused time to credit
+    body["card_token"] = card()  # typed now (a card form's token expires within the hour)
     response = api.checkout(account.pk, body, key="stale-1")
     assert response.status_code == 409
     error = response.json()
@@ -143,6 +143,9 @@ def test_a_stale_quote_is_a_409_with_the_new_summary_and_nothing_written(acme, c
     assert Order.objects.filter(account=account).count() == 1
     # placing the new summary works
     again = api.checkout(account.pk, {**body, "expected": summary["expected"]}, key="stale-2")
+    assert again.status_code == 422 and again.json()["code"] == "card_token_invalid"  # used once
+    again = api.checkout(account.pk, {**body, "expected": summary["expected"],
+                                      "card_token": card()}, key="stale-3")
     assert again.status_code == 201
 
 
@@ -164,7 +167,7 @@ def test_the_cart_is_filled_priced_emptied_and_checked_out(acme):
     # checkout of the cart; its retry answers the first result though the cart is now empty
     cart = api.put(f"{base}/items/webinar", {"plan_code": "pro", "cycle_code": "annual",
                                              "quantity": 2}).json()
-    body = {"cart": True, "expected": cart["summary"]["expected"], "card": CARD}
+    body = {"cart": True, "expected": cart["summary"]["expected"], "card_token": card()}
     first = api.checkout(account.pk, body, key="cart-1")
     assert first.status_code == 201, first.content
     assert CartItem.objects.filter(account=account).count() == 0

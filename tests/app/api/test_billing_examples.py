@@ -8,13 +8,12 @@ import pytest
 from prorata.billing.selectors import account_balance
 from prorata_core.periods import utc
 from tests.app.api.billing_support import (
-    CARD,
     acme_with_standard_annual,
     bistro_with_lite_monthly,
     item,
     money,
 )
-from tests.app.subscriptions.support import assert_books_balance, usd
+from tests.app.subscriptions.support import assert_books_balance, card, usd
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +53,7 @@ def test_example_1_upgrade_quoted_and_checked_out_over_the_api(clock):
 
     # When she checks out with the card 4242…
     response = api.checkout(acme.pk, {"items": [item("pro", "annual", 2)],
-                                      "expected": [quote["fingerprint"]], "card": CARD})
+                                      "expected": [quote["fingerprint"]], "card_token": card()})
     # Then it is paid: a credit note for the unused time and the new invoice
     assert response.status_code == 201, response.content
     result = response.json()

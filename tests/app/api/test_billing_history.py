@@ -11,7 +11,7 @@ from prorata.billing.models import LedgerKind
 from prorata.billing.services import Movement, ledger_append
 from prorata.payments.models import PaymentMethod
 from prorata_core.periods import utc
-from tests.app.api.billing_support import CARD, BillingClient
+from tests.app.api.billing_support import BillingClient, card_body
 from tests.app.api.conftest import token_for
 from tests.app.subscriptions.support import customer
 
@@ -95,12 +95,12 @@ def test_payment_methods_added_made_default_and_removed_never_show_a_number(cloc
     api = BillingClient(token_for(user))
     url = f"/api/v1/accounts/{account.pk}/payment-methods"
     assert api.get(url).json() == []
-    first = api.post(url, CARD)
+    first = api.post(url, card_body())
     assert first.status_code == 201, first.content
     first = first.json()
     assert (first["brand"], first["last4"], first["is_default"]) == ("Visa", "4242", True)
     assert "4242 4242" not in str(first) and "number" not in first and "cvc" not in first
-    second = api.post(url, {**CARD, "number": "5555 5555 5555 4444", "make_default": False})
+    second = api.post(url, card_body("5555 5555 5555 4444", make_default=False))
     assert second.status_code == 201
     second = second.json()
     assert second["is_default"] is False
@@ -114,18 +114,25 @@ def test_payment_methods_added_made_default_and_removed_never_show_a_number(cloc
     remaining = api.get(url).json()
     assert [(m["id"], m["is_default"]) for m in remaining] == [(first["id"], True)]
     assert api.delete(f"{url}/{second['id']}").json()["code"] == "payment_method_not_found"
-    # a mistyped card is refused with the field to fix; nothing saved
-    bad = api.post(url, {**CARD, "number": "4242 4242 4242 4241"})
-    assert bad.status_code == 422
-    assert bad.json()["code"] == "card_rejected" and bad.json()["params"]["field"] == "number"
-    assert PaymentMethod.objects.filter(account=account).count() == 2
+    # a token unknown to the gateway, or one already used, is refused; nothing saved
+    used = card_body()
+    assert api.post(url, used).status_code == 201
+    api.delete(f"{url}/{PaymentMethod.objects.latest('id').pk}")
+    for bad_body in (used, {"token": "tok_sandbox_nope"}):
+        bad = api.post(url, bad_body)
+        assert bad.status_code == 422
+        assert bad.json()["code"] == "card_token_invalid"
+    # a card number is not even a field here
+    assert api.post(url, {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030,
+                          "cvc": "123"}).status_code == 422
+    assert PaymentMethod.objects.filter(account=account).count() == 3  # one removed
 
 
 def test_another_accounts_card_is_a_404(clock):
     account, user = customer("Cards", "US", "cora@cards.example", currency="USD")
     other, someone = customer("Other", "US", "otto@other.example", currency="USD")
     theirs = BillingClient(token_for(someone)).post(
-        f"/api/v1/accounts/{other.pk}/payment-methods", CARD).json()
+        f"/api/v1/accounts/{other.pk}/payment-methods", card_body()).json()
     api = BillingClient(token_for(user))
     url = f"/api/v1/accounts/{account.pk}/payment-methods/{theirs['id']}"
     assert api.post(f"{url}/default").status_code == 404

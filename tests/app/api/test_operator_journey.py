@@ -99,8 +99,10 @@ def test_the_operator_journey(clock, demo_catalog):
     # The contact joins from the e-mail and saves a card in the billing center.
     token = invitation.context["url"].rstrip("/").rsplit("/", 1)[1]
     jane = invitation_accept(token=token, password="correct horse battery").user
+    from prorata.payments.sandbox import sandbox_token
+
     card = ApiClient(token_for(jane)).post(f"/api/v1/accounts/{cid}/payment-methods", {
-        "number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"})
+        "token": sandbox_token()})
     assert card.status_code == 201, card.content
 
     # Subscribe: quote, then place exactly that quote.
@@ -212,7 +214,7 @@ def test_an_order_without_a_saved_card_is_refused_and_writes_nothing(clock, demo
     from prorata.payments.services import payment_method_add
     from tests.app.subscriptions.support import card
 
-    payment_method_add(account=Account.objects.get(pk=cid), card=card(), actor=None)
+    payment_method_add(account=Account.objects.get(pk=cid), token=card(), actor=None)
     placed = api.post(f"/api/v1/customers/{cid}/orders",
                       {"items": [item("lite", 1)], "expected": summary["expected"]},
                       key="no-card")

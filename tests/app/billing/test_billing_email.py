@@ -42,7 +42,7 @@ def test_receipts_and_renewal_e_mails_go_to_the_billing_e_mail_too(clock, demo_c
     _details(account, user, " Compta@Nord.example ")
     contact = str(user.pk)
     # when it buys, changes, and cancels the renewal
-    buy(account, user, "lite", "monthly", 2, new_card=card())
+    buy(account, user, "lite", "monthly", 2, card_token=card())
     clock.set(utc(2026, 1, 11))
     buy(account, user, "lite", "monthly", 3)
     subscription_cancel_renewal(account=account, user=user, product_code="webinar")
@@ -65,14 +65,14 @@ def test_the_billing_run_s_receipts_failed_charges_and_expiry_go_to_the_billing_
     clock.set(utc(2026, 1, 1))
     paid, ana = customer("Nord Conseil", "FR", "ana@nord.example", currency="EUR")
     _details(paid, ana, "compta@nord.example")
-    buy(paid, ana, "lite", "monthly", 5, new_card=card())
+    buy(paid, ana, "lite", "monthly", 5, card_token=card())
     buy(paid, ana, "lite", "monthly", 1)  # the same instant: 4 licenses back as credit
     unpaid, bob = customer("Sud Conseil", "FR", "bob@sud.example", currency="EUR")
     _details(unpaid, bob, "compta@sud.example")
-    buy(unpaid, bob, "lite", "monthly", 1, new_card=card())
+    buy(unpaid, bob, "lite", "monthly", 1, card_token=card())
     PaymentMethod.objects.filter(account=unpaid).update(removed_at=utc(2026, 1, 2),
                                                         is_default=False)
-    payment_method_add(account=unpaid, card=card(DECLINED_CARD), actor=bob)
+    payment_method_add(account=unpaid, token=card(DECLINED_CARD), actor=bob)
     OutboxMessage.objects.all().delete()
     # when the billing run renews both, then retries the declined charge until dunning ends
     for day in (1, 2, 4, 8):
@@ -90,14 +90,14 @@ def test_a_billing_e_mail_that_is_a_contact_s_address_gets_each_e_mail_once(cloc
     clock.set(utc(2026, 1, 1))
     account, user = customer("Nord Conseil", "FR", "ana@nord.example", currency="EUR")
     _details(account, user, "ANA@nord.example")
-    buy(account, user, "lite", "monthly", 1, new_card=card())
+    buy(account, user, "lite", "monthly", 1, card_token=card())
     assert _sent("receipt") == [("ana@nord.example", "en", str(user.pk))]
 
 
 def test_without_a_billing_e_mail_only_the_contacts_get_them(clock, demo_catalog):
     clock.set(utc(2026, 1, 1))
     account, user = customer("Nord Conseil", "FR", "ana@nord.example", currency="EUR")
-    buy(account, user, "lite", "monthly", 1, new_card=card())
+    buy(account, user, "lite", "monthly", 1, card_token=card())
     assert _sent("receipt") == [("ana@nord.example", "en", str(user.pk))]
 
 
@@ -112,6 +112,6 @@ def test_members_who_are_not_active_billing_contacts_get_none(clock, demo_catalo
     membership_set_roles(actor=None, account=account, user=admin, admin=True)
     gone = User.objects.create_user("gone@nord.example", "pw", is_active=False)
     membership_set_roles(actor=None, account=account, user=gone, billing_contact=True)
-    buy(account, user, "lite", "monthly", 1, new_card=card())
+    buy(account, user, "lite", "monthly", 1, card_token=card())
     assert _sent("receipt") == [("ana@nord.example", "en", str(user.pk)),
                                 ("compta@nord.example", "en", "billing")]

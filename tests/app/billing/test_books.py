@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("books")]
 @pytest.fixture
 def paid(acme):
     account, alice = acme
-    return buy(account, alice, "standard", "annual", 2, new_card=card())
+    return buy(account, alice, "standard", "annual", 2, card_token=card())
 
 
 def test_a_finalised_document_only_changes_its_payment_state(paid):
@@ -118,7 +118,7 @@ def test_a_ledger_entry_without_its_document_unbalances_the_books(paid):
 def test_balances_and_credit(bistro, clock):
     account, jeanne = bistro
     assert account_balance(account) == eur("0") == credit_balance(account)
-    buy(account, jeanne, "lite", "monthly", 5, new_card=card())
+    buy(account, jeanne, "lite", "monthly", 5, card_token=card())
     clock.set(utc(2026, 1, 11))
     buy(account, jeanne, "lite", "monthly", 3)
     assert account_balance(account) == eur("25.55") == credit_balance(account)
@@ -126,7 +126,7 @@ def test_balances_and_credit(bistro, clock):
 
 def test_the_history_pages_by_keyset_newest_first_with_filters(bistro, clock):
     account, jeanne = bistro
-    buy(account, jeanne, "lite", "monthly", 5, new_card=card())
+    buy(account, jeanne, "lite", "monthly", 5, card_token=card())
     clock.set(utc(2026, 1, 11))
     buy(account, jeanne, "lite", "monthly", 3)
     first = transactions_for_account(account=account, limit=3)
@@ -155,7 +155,7 @@ def test_receipts_are_rendered_from_the_snapshot_with_the_current_payment_state(
 
 def test_a_refund_pays_back_credit_only(bistro, clock, support):
     account, jeanne = bistro
-    first = buy(account, jeanne, "lite", "monthly", 5, new_card=card())
+    first = buy(account, jeanne, "lite", "monthly", 5, card_token=card())
     payment = first.invoice.payments.get()
     with pytest.raises(RefundRefused, match=r"At most 0\.00 EUR"):
         payment_refund(payment=payment, amount=eur("10.00"), actor=support)

@@ -46,7 +46,7 @@ def history(bistro, clock):
     """A paid purchase (an invoice and a payment entry) and 60 more entries, several at the same
     instant (ties broken by id), some naming the invoice or the payment."""
     account, jeanne = bistro
-    first = buy(account, jeanne, "lite", "monthly", 5, new_card=card())
+    first = buy(account, jeanne, "lite", "monthly", 5, card_token=card())
     invoice = first.invoice
     payment = invoice.payments.get()
     base = utc(2026, 1, 5)

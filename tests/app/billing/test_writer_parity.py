@@ -129,7 +129,7 @@ def _twins(case: str) -> tuple[int, int]:
         if case == "corporate":
             buy(account, advisor, "pro", "monthly", 2, by_staff=True)
         else:
-            buy(account, user, "lite", "monthly", 5, new_card=card())
+            buy(account, user, "lite", "monthly", 5, card_token=card())
         if case == "credit":
             buy(account, user, "lite", "monthly", 1)  # the same instant: 4 licenses back as credit
         ids.append(Subscription.objects.get(account=account).pk)
@@ -189,7 +189,7 @@ def test_the_billing_run_and_the_services_write_a_renewal_the_same(clock, demo_c
 def test_renewal_record_renews_only_a_due_active_auto_renewing_subscription(clock, demo_catalog):
     clock.set(utc(2026, 1, 1))
     account, user = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(account, user, "lite", "monthly", 1, new_card=card())
+    buy(account, user, "lite", "monthly", 1, card_token=card())
     subscription = Subscription.objects.get(account=account)
     with transaction.atomic():
         assert renewal_record(subscription_id=subscription.pk, at=utc(2026, 1, 31)) is None

@@ -68,7 +68,7 @@ def world(clock, demo_catalog):
             # two net-30 invoices: one to record a transfer on, one left open
             invoice = buy(account, advisor, "pro", "monthly", 1, by_staff=True).invoice
         else:
-            invoice = buy(account, person, "pro", "monthly", 1, new_card=card()).invoice
+            invoice = buy(account, person, "pro", "monthly", 1, card_token=card()).invoice
         request = support_request_create(account=account, user=person, kind="other",
                                          message=f"Help {label}")
         sides[label] = Side(label, account, person, invoice, request)

@@ -60,7 +60,7 @@ def world(clock, demo_catalog):
         if corporate:
             invoice = buy(account, advisor, "pro", "monthly", 1, by_staff=True).invoice
         else:
-            invoice = buy(account, person, "pro", "monthly", 1, new_card=card()).invoice
+            invoice = buy(account, person, "pro", "monthly", 1, card_token=card()).invoice
         request = support_request_create(account=account, user=person, kind="other",
                                          message=f"Secret of {label} Qz{label}")
         sides[label] = {"account": account, "person": person, "invoice": invoice,

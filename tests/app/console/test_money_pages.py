@@ -32,7 +32,7 @@ def form_key(page: str) -> str:
 @pytest.fixture
 def bistro(clock, demo_catalog):
     account, bea = customer("Bistro Numérique", "FR", "bea@bistro.example", language="fr")
-    invoice = buy(account, bea, "pro", "monthly", 2, new_card=card()).invoice
+    invoice = buy(account, bea, "pro", "monthly", 2, card_token=card()).invoice
     return account, bea, invoice
 
 

@@ -45,7 +45,7 @@ def world(clock, demo_catalog):
                         corporate_advisor=ada)
     buy(later, ada, "pro", "annual", 1, by_staff=True)  # due 2026-03-22: not yet
     bistro, bea = customer("Bistro Qzb", "FR", "bea@bistro.example", currency="EUR")
-    buy(bistro, bea, "pro", "monthly", 1, new_card=card())  # paid by card, no due date
+    buy(bistro, bea, "pro", "monthly", 1, card_token=card())  # paid by card, no due date
     return {"ada": ada, "bo": bo, "globex": globex, "initech": initech,
             "paid": paid_corp, "later": later, "bistro": bistro}
 

@@ -58,7 +58,7 @@ def staff_groups():
 def bistro(clock, demo_catalog):
     """Bistro paid Pro monthly × 2 by card: 458.00 + 20 % VAT = 549.60 EUR."""
     account, bea = customer("Bistro Numérique", "FR", "bea@bistro.example", language="fr")
-    invoice = buy(account, bea, "pro", "monthly", 2, new_card=card()).invoice
+    invoice = buy(account, bea, "pro", "monthly", 2, card_token=card()).invoice
     assert invoice.total == 54960
     return account, bea, invoice
 
@@ -279,7 +279,7 @@ def test_a_credit_adjustment_needs_a_reason_and_is_capped_per_role(bistro, agent
 def test_two_refunds_of_one_invoice_submitted_at_once_cannot_both_pass(
         staff_groups, demo_catalog, clock):
     account, bea = customer("Bistro Numérique", "FR", "bea@bistro.example")
-    invoice = buy(account, bea, "pro", "monthly", 2, new_card=card()).invoice
+    invoice = buy(account, bea, "pro", "monthly", 2, card_token=card()).invoice
     agents = [staff(f"agent{i}@prorata.example", "support_agent") for i in range(2)]
     barrier = threading.Barrier(2)
     outcomes: list[object] = [None, None]
@@ -315,7 +315,7 @@ def test_two_credit_refunds_on_two_payments_at_once_cannot_overdraw_the_balance(
     """Credit 200.00 on the account; two refunds of 146.90 started at once on two card payments:
     the one that checks second counts the first, still pending, and is refused."""
     account, bea = customer("Bistro Numérique", "FR", "bea@bistro.example")
-    first = buy(account, bea, "lite", "monthly", 3, new_card=card()).invoice  # 198.00 by card
+    first = buy(account, bea, "lite", "monthly", 3, card_token=card()).invoice  # 198.00 by card
     second = buy(account, bea, "pro", "monthly", 2).invoice  # the upgrade, by the saved card
     agent = staff("sam@prorata.example", "support_agent")
     for key in ("c-1", "c-2"):

@@ -34,7 +34,7 @@ def hidden(page: str) -> dict[str, str]:
 
 def test_an_agent_downgrades_from_the_request_after_the_order_summary(clock, demo_catalog):
     account, bea = customer("Bistro Numérique", "FR", "bea@bistro.example", language="fr")
-    buy(account, bea, "pro", "monthly", 2, new_card=card())
+    buy(account, bea, "pro", "monthly", 2, card_token=card())
     request = support_request_create(account=account, user=bea, kind="downgrade_request",
                                      message="Lite please", product_code="webinar",
                                      target_plan="lite", target_cycle="monthly",
@@ -69,7 +69,7 @@ def test_an_agent_downgrades_from_the_request_after_the_order_summary(clock, dem
 
 def test_without_a_reason_nothing_is_ordered(clock, demo_catalog):
     account, bea = customer("Bistro", "FR", "bea@bistro.example")
-    buy(account, bea, "pro", "monthly", 2, new_card=card())
+    buy(account, bea, "pro", "monthly", 2, card_token=card())
     client = signed_in(staff("sam@prorata.example", "support_agent"))
     url = f"/console/accounts/account/{account.pk}/order/webinar/"
     page = client.get(url, {"plan": "lite", "cycle": "monthly", "quantity": "2",

@@ -58,19 +58,18 @@ def main(path: str, subscriptions: int, checkouts: int, chunk: int | None) -> di
     from prorata.billing.models import Payment
     from prorata.jobs.billing_run import bill_run
     from prorata.jobs.models import Renewal
-    from prorata.payments.gateway import CardDetails
     from prorata.payments.models import SandboxCard
+    from prorata.payments.sandbox import sandbox_token
     from prorata.payments.services import payment_method_add
     from prorata.subscriptions.models import Order
 
     SandboxCard.objects.update(behaviour="succeed")
-    card = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
     customers = []
     for index in range(checkouts):
         account = account_create(name=f"Load {index}", country="US", currency="USD")
         user = User.objects.create_user(f"load{index}@example.com", "pw")
         membership_set_roles(actor=None, account=account, user=user, billing_contact=True)
-        payment_method_add(account=account, card=card, actor=user)
+        payment_method_add(account=account, token=sandbox_token(), actor=user)
         customers.append((account.pk, api_token_create(user=user, name="load")[1]))
     connection.close()
 

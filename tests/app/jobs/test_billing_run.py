@@ -40,7 +40,7 @@ def bistro_after_example_2(clock, demo_catalog):
     on 2026-03-11, leaving 25.55 of credit."""
     clock.set(utc(2026, 3, 1))
     bistro, jeanne = customer("Bistro Numérique", "FR", "jeanne@bistro.example", currency="EUR")
-    buy(bistro, jeanne, "lite", "monthly", 5, new_card=card())
+    buy(bistro, jeanne, "lite", "monthly", 5, card_token=card())
     clock.set(utc(2026, 3, 11))
     buy(bistro, jeanne, "lite", "monthly", 3)
     assert credit_balance(bistro) == eur("25.55")
@@ -96,7 +96,7 @@ def test_nothing_is_renewed_before_the_period_ends_and_a_second_run_does_nothing
 def test_a_run_late_by_three_months_renews_each_period_once_from_the_anchor(clock, demo_catalog):
     clock.set(utc(2026, 1, 31))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    buy(acme, alice, "lite", "monthly", 1, card_token=card())
     clock.set(utc(2026, 4, 30, 12))
     stats = bill_run(chunk_size=1)
     assert (stats.renewed, stats.charged) == (3, 3)
@@ -113,11 +113,11 @@ def test_a_declined_card_is_retried_1_3_and_7_days_later_then_the_subscription_e
 ):
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    buy(acme, alice, "lite", "monthly", 1, card_token=card())
     # the card on file now declines
     PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
     from prorata.payments.services import payment_method_add
-    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    payment_method_add(account=acme, token=card(DECLINED), actor=alice)
     OutboxMessage.objects.all().delete()
 
     clock.set(utc(2026, 2, 1))
@@ -159,14 +159,14 @@ def test_a_declined_card_is_retried_1_3_and_7_days_later_then_the_subscription_e
 def test_a_retry_with_a_new_card_pays_and_ends_past_due(clock, demo_catalog):
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(acme, alice, "lite", "monthly", 2, new_card=card())
+    buy(acme, alice, "lite", "monthly", 2, card_token=card())
     from prorata.payments.services import payment_method_add
     PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
-    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    payment_method_add(account=acme, token=card(DECLINED), actor=alice)
     clock.set(utc(2026, 2, 1))
     bill_run()
     assert Subscription.objects.get(account=acme).status == SubscriptionStatus.PAST_DUE
-    payment_method_add(account=acme, card=card(), actor=alice)  # a good card, now the default
+    payment_method_add(account=acme, token=card(), actor=alice)  # a good card, now the default
     clock.set(utc(2026, 2, 2))
     stats = bill_run()
     assert stats.charged == 1
@@ -200,7 +200,7 @@ def test_a_subscription_that_cannot_be_priced_does_not_block_the_others(clock, d
     accounts = []
     for index in range(3):
         account, user = customer(f"Customer {index}", "US", f"c{index}@x.example", currency="USD")
-        buy(account, user, "lite", "monthly", 1, new_card=card())
+        buy(account, user, "lite", "monthly", 1, card_token=card())
         accounts.append(account)
     # a corrupt row: a license count the plan does not allow
     Subscription.objects.filter(account=accounts[1]).update(quantity=10**6)
@@ -225,7 +225,7 @@ def test_partitions_split_the_work_without_overlap(clock, demo_catalog):
     clock.set(utc(2026, 1, 1))
     for index in range(6):
         account, user = customer(f"Customer {index}", "US", f"p{index}@x.example", currency="USD")
-        buy(account, user, "lite", "monthly", 1, new_card=card())
+        buy(account, user, "lite", "monthly", 1, card_token=card())
     clock.set(utc(2026, 2, 1) + timedelta(hours=1))
     first = bill_run(partition=(0, 2))
     second = bill_run(partition=(1, 2))
@@ -251,7 +251,7 @@ def test_rows_behind_the_claim_cursor_are_renewed_by_a_last_pass_from_the_start(
     for index in range(5):
         account, user = customer(f"Customer {index}", "US", f"c{index}@x.example", currency="USD")
         clock.advance(timedelta(minutes=1))  # five different period ends, in id order
-        buy(account, user, "lite", "monthly", 1, new_card=card())
+        buy(account, user, "lite", "monthly", 1, card_token=card())
     clock.set(utc(2026, 2, 2))
     due = list(Subscription.objects.order_by("period_end", "id"))
     stats = RunStats()
@@ -269,7 +269,7 @@ def test_a_cancelled_renewal_expires_at_the_period_end_with_an_e_mail(clock, dem
 
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    buy(acme, alice, "lite", "monthly", 1, card_token=card())
     subscription_cancel_renewal(account=acme, user=alice, product_code="webinar")
     OutboxMessage.objects.all().delete()
     clock.set(utc(2026, 1, 31, 23))
@@ -300,7 +300,7 @@ def test_a_free_trial_expires_at_its_end_and_is_then_bought_again(clock, demo_ca
     assert mail.context["trial"] is True
     # Subscribe now: the new period starts at payment (S9)
     clock.set(utc(2026, 4, 2, 10))
-    result = buy(acme, alice, "pro", "annual", 1, new_card=card())
+    result = buy(acme, alice, "pro", "annual", 1, card_token=card())
     subscription = Subscription.objects.get(account=acme)
     assert subscription.status == SubscriptionStatus.ACTIVE
     assert (subscription.period_start, subscription.period_end) == (utc(2026, 4, 2, 10),
@@ -315,9 +315,9 @@ def test_paying_the_open_invoice_from_the_billing_center_ends_past_due(clock, de
 
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    buy(acme, alice, "lite", "monthly", 1, card_token=card())
     PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
-    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    payment_method_add(account=acme, token=card(DECLINED), actor=alice)
     clock.set(utc(2026, 2, 1))
     bill_run()
     subscription = Subscription.objects.get(account=acme)
@@ -332,7 +332,7 @@ def test_paying_the_open_invoice_from_the_billing_center_ends_past_due(clock, de
     renewal = Renewal.objects.get()
     assert (renewal.status, renewal.next_attempt_at) == (RenewalStatus.RETRYING, utc(2026, 2, 2))
     # with a good card it is paid at once
-    payment_method_add(account=acme, card=card(), actor=alice)
+    payment_method_add(account=acme, token=card(), actor=alice)
     page = client.get(pay_url).content.decode()
     assert "$59.00" in page and "Pay now" in page
     response = client.post(pay_url, follow=True)
@@ -406,7 +406,7 @@ def test_claims_go_oldest_first_or_in_id_order_when_most_subscriptions_are_due(
     for index in range(5):
         clock.set(utc(2026, 1, 1, 0, 5 - index))  # period ends in the reverse of id order
         account, user = customer(f"Customer {index}", "US", f"c{index}@x.example", currency="USD")
-        buy(account, user, "lite", "monthly", 1, new_card=card())
+        buy(account, user, "lite", "monthly", 1, card_token=card())
         ids.append(Subscription.objects.get(account=account).pk)
     clock.set(utc(2026, 2, 2))
 
@@ -442,12 +442,12 @@ def test_pay_now_is_retried_when_the_database_is_busy(clock, demo_catalog, monke
 
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    buy(acme, alice, "lite", "monthly", 1, new_card=card())
+    buy(acme, alice, "lite", "monthly", 1, card_token=card())
     PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2), is_default=False)
-    payment_method_add(account=acme, card=card(DECLINED), actor=alice)
+    payment_method_add(account=acme, token=card(DECLINED), actor=alice)
     clock.set(utc(2026, 2, 1))
     bill_run()
-    payment_method_add(account=acme, card=card(), actor=alice)
+    payment_method_add(account=acme, token=card(), actor=alice)
     invoice_id = Subscription.objects.get(account=acme).invoice_id
     # when the first attempt to record the payment meets a lock held by another writer
     real, calls = renewals.renewal_attempt_create, []

@@ -31,7 +31,7 @@ def _declining(account, user) -> None:
     """The card on file now declines."""
     PaymentMethod.objects.filter(account=account).update(removed_at=utc(2026, 1, 2),
                                                          is_default=False)
-    payment_method_add(account=account, card=card(DECLINED), actor=user)
+    payment_method_add(account=account, token=card(DECLINED), actor=user)
 
 
 def _text(message: OutboxMessage, language: str = "en") -> str:
@@ -52,7 +52,7 @@ def test_dunning_retries_then_voids_the_invoice_and_expires_the_subscription(
 ):
     clock.set(utc(2026, 1, 1))
     bistro, jeanne = customer("Bistro Numérique", "FR", "jeanne@bistro.example", currency="EUR")
-    buy(bistro, jeanne, "lite", "monthly", 5, new_card=card())
+    buy(bistro, jeanne, "lite", "monthly", 5, card_token=card())
     _declining(bistro, jeanne)
     OutboxMessage.objects.all().delete()
     client.force_login(jeanne)
@@ -133,7 +133,7 @@ def test_the_credit_an_unpaid_renewal_took_comes_back_when_it_is_voided(clock, d
     credit included, and the ledger and documents agree."""
     clock.set(utc(2026, 3, 1))
     bistro, jeanne = customer("Bistro Numérique", "FR", "jeanne@bistro.example", currency="EUR")
-    buy(bistro, jeanne, "lite", "monthly", 5, new_card=card())
+    buy(bistro, jeanne, "lite", "monthly", 5, card_token=card())
     clock.set(utc(2026, 3, 11))
     buy(bistro, jeanne, "lite", "monthly", 3)
     assert credit_balance(bistro) == eur("25.55")

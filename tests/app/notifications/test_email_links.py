@@ -111,7 +111,7 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
     alice.save()
     agent = staff("agent@prorata.example", "support_agent")
 
-    buy(acme, alice, "lite", "monthly", 5, new_card=card())  # a purchase with a new card
+    buy(acme, alice, "lite", "monthly", 5, card_token=card())  # a purchase with a new card
     clock.set(utc(2026, 1, 15))
     buy(acme, alice, "lite", "monthly", 7)  # a change: two more licenses, a new period from now
     clock.set(utc(2026, 2, 15))
@@ -119,7 +119,7 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
     # the card now declines: the next renewal fails, is retried, and the subscription expires
     PaymentMethod.objects.filter(account=acme).update(is_default=False,
                                                       removed_at=utc(2026, 2, 16))
-    payment_method_add(account=acme, card=card(DECLINED_CARD), actor=alice)
+    payment_method_add(account=acme, token=card(DECLINED_CARD), actor=alice)
     for day in (15, 16, 18, 22):
         clock.set(utc(2026, 3, day))
         bill_run()
@@ -133,7 +133,7 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
     initech, carol = customer("Initech", "US", "carol@initech.example", currency="USD")
     carol.set_password(PASSWORD)
     carol.save()
-    purchase = buy(initech, carol, "lite", "monthly", 5, new_card=card()).invoice
+    purchase = buy(initech, carol, "lite", "monthly", 5, card_token=card()).invoice
     subscription_cancel_renewal(account=initech, user=carol, product_code="webinar")
     subscription_resume_renewal(account=initech, user=carol, product_code="webinar")
     buy(initech, carol, "lite", "monthly", 2)  # the same instant: 3 licenses back as credit

@@ -52,7 +52,7 @@ def test_a_purchase_and_a_change_list_their_item_with_its_period(clock, demo_cat
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
                            time_zone="UTC")
-    buy(acme, alice, "lite", "monthly", 5, new_card=card())
+    buy(acme, alice, "lite", "monthly", 5, card_token=card())
     clock.set(utc(2026, 1, 15))
     buy(acme, alice, "pro", "monthly", 5)
     purchase, change = receipts()
@@ -86,7 +86,7 @@ def test_a_change_with_its_renewal_cancelled_says_it_is_not_renewed(clock, demo_
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
                            time_zone="UTC")
-    buy(acme, alice, "lite", "monthly", 5, new_card=card())
+    buy(acme, alice, "lite", "monthly", 5, card_token=card())
     subscription_cancel_renewal(account=acme, user=alice, product_code="webinar")
     clock.set(utc(2026, 1, 15))
     buy(acme, alice, "pro", "monthly", 5)
@@ -105,7 +105,7 @@ def test_renewal_receipts_list_the_renewed_item_whichever_road_writes_them(clock
     for name in ("card", "credit", "services"):
         account, user = customer(f"{name.title()} Corp", "US", f"{name}@acme.example",
                                  currency="USD", time_zone="UTC")
-        buy(account, user, "lite", "monthly", 5, new_card=card())
+        buy(account, user, "lite", "monthly", 5, card_token=card())
         if name == "credit":
             buy(account, user, "lite", "monthly", 2)  # 3 licenses back as credit
         rows[name] = Subscription.objects.get(account=account).pk
@@ -142,13 +142,13 @@ def test_pay_now_and_a_transfer_send_receipts_with_their_items(clock, demo_catal
     clock.set(utc(2026, 1, 1))
     acme, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
                            time_zone="UTC")
-    buy(acme, alice, "lite", "annual", 2, new_card=card())
+    buy(acme, alice, "lite", "annual", 2, card_token=card())
     PaymentMethod.objects.filter(account=acme).update(removed_at=utc(2026, 1, 2),
                                                       is_default=False)
-    payment_method_add(account=acme, card=card(DECLINED_CARD), actor=alice)
+    payment_method_add(account=acme, token=card(DECLINED_CARD), actor=alice)
     clock.set(utc(2027, 1, 1))
     bill_run()  # declined: past due
-    payment_method_add(account=acme, card=card(), actor=alice)
+    payment_method_add(account=acme, token=card(), actor=alice)
     invoice_id = Subscription.objects.get(account=acme).invoice_id
     assert renewal_pay_now(account=acme, user=alice, invoice_id=invoice_id) == "paid"
     pay_now = receipts()[-1]

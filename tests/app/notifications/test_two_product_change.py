@@ -29,7 +29,7 @@ def acme(clock, demo_catalog):
     clock.set(utc(2026, 1, 1))
     account, user = customer("Acme Corp", "US", "alice@acme.example", currency="USD",
                              time_zone="UTC")
-    buy(account, user, "standard", "monthly", 2, new_card=card())
+    buy(account, user, "standard", "monthly", 2, card_token=card())
     buy(account, user, "storage_basic", "monthly", 3, product="storage")
     clock.set(utc(2026, 1, 16, 12))
     OutboxMessage.objects.all().delete()

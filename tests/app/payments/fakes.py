@@ -13,7 +13,7 @@ from datetime import datetime
 
 from prorata.payments.gateway import (
     OUTCOME_MESSAGES,
-    CardDetails,
+    CardForm,
     ChargeOutcome,
     ChargeResult,
     TokenizedCard,
@@ -28,14 +28,18 @@ class FakeGateway:
     refunds: dict[str, tuple[str, Money, ChargeResult]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
 
-    def tokenize(self, *, card: CardDetails, at: datetime) -> TokenizedCard:
-        self.calls.append("tokenize")
-        digits = card.number.replace(" ", "").replace("-", "")
-        return TokenizedCard(f"tok_fake_{len(self.calls)}", "Visa", digits[-4:],
-                             card.exp_month, card.exp_year)
+    def card_form(self, *, locale: str) -> CardForm:
+        return CardForm(script_url="/fake/gateway.js", integrity="", options={"locale": locale})
+
+    def payment_method_create(self, *, token: str, at: datetime) -> TokenizedCard:
+        """Any token is a Visa whose last four digits are the token's (``tok_4242`` → 4242)."""
+        self.calls.append("payment_method_create")
+        return TokenizedCard(f"pm_fake_{len(self.calls)}", "Visa", token[-4:].rjust(4, "0"),
+                             12, 2030)
 
     def charge(
-        self, *, token: str, amount: Money, idempotency_key: str, description: str
+        self, *, token: str, amount: Money, idempotency_key: str, description: str,
+        off_session: bool = False, return_url: str = "",
     ) -> ChargeResult:
         self.calls.append(f"charge {idempotency_key}")
         if idempotency_key not in self.charges:

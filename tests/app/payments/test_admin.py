@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from prorata.accounts.models import User
 from prorata.accounts.services import account_create
-from prorata.payments.gateway import CardDetails
+from prorata.payments.sandbox import sandbox_token
 from prorata.payments.services import payment_method_add
 from tests.app.console_auth import console_login
 
@@ -17,8 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_staff_see_cards_read_only(client, clock):
     console_login(client, User.objects.create_superuser("ops@prorata.example", "pw"))
     account = account_create(name="Acme", country="US")
-    method = payment_method_add(account=account, card=CardDetails(
-        number="4242424242424242", exp_month=12, exp_year=2030, cvc="123"))
+    method = payment_method_add(account=account, token=sandbox_token("4242424242424242"))
     listing = client.get(reverse("admin:payments_paymentmethod_changelist"))
     assert listing.status_code == 200 and b"4242" in listing.content
     detail = client.get(reverse("admin:payments_paymentmethod_change", args=[method.pk]))

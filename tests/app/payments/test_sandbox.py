@@ -8,14 +8,14 @@ import pytest
 
 from prorata.payments.errors import CardRejected, IdempotencyKeyReused
 from prorata.payments.gateway import (
-    CardDetails,
     ChargeOutcome,
     ChargeResult,
     Gateway,
+    TokenizedCard,
     get_gateway,
 )
 from prorata.payments.models import SandboxCard, SandboxCharge, SandboxRefund
-from prorata.payments.sandbox import SandboxGateway, luhn_valid
+from prorata.payments.sandbox import CardDetails, SandboxGateway, card_token, luhn_valid
 from prorata_core.errors import InvalidAmount
 from prorata_core.money import Money
 from tests.app.payments import fakes
@@ -24,6 +24,11 @@ pytestmark = pytest.mark.django_db
 
 AT = datetime(2026, 3, 11, tzinfo=UTC)
 EUR_25 = Money(2555, "EUR")
+
+
+def tokenize(sandbox: SandboxGateway, details: CardDetails, at: datetime) -> TokenizedCard:
+    """The card form's token for ``details``, exchanged for a payment method (as Prorata does)."""
+    return sandbox.payment_method_create(token=card_token(details, at), at=at)
 
 
 def card(number: str, exp_month: int = 12, exp_year: int = 2030, cvc: str = "123") -> CardDetails:
@@ -46,7 +51,7 @@ def sandbox(clock) -> SandboxGateway:
     ],
 )
 def test_each_test_card_charges_with_its_outcome(sandbox, number, outcome, message):
-    token = sandbox.tokenize(card=card(number), at=AT).token
+    token = tokenize(sandbox, card(number), at=AT).token
     result = sandbox.charge(token=token, amount=EUR_25, idempotency_key="k1", description="Lite")
     assert (result.outcome, result.message) == (outcome, message)
     assert result.reference.startswith("ch_sandbox_")
@@ -54,12 +59,12 @@ def test_each_test_card_charges_with_its_outcome(sandbox, number, outcome, messa
 
 
 def test_tokenizing_keeps_brand_last_four_and_expiry_only(sandbox):
-    tokenized = sandbox.tokenize(card=card("4242 4242 4242 4242", 7, 30, "123"), at=AT)
+    tokenized = tokenize(sandbox, card("4242 4242 4242 4242", 7, 30, "123"), at=AT)
     assert (tokenized.brand, tokenized.last4, tokenized.exp_month, tokenized.exp_year) == (
         "Visa", "4242", 7, 2030
     )
-    amex = sandbox.tokenize(card=card("3782 822463 10005", cvc="1234"), at=AT)
-    master = sandbox.tokenize(card=card("5555 5555 5555 4444"), at=AT)
+    amex = tokenize(sandbox, card("3782 822463 10005", cvc="1234"), at=AT)
+    master = tokenize(sandbox, card("5555 5555 5555 4444"), at=AT)
     assert (amex.brand, amex.last4, master.brand) == ("American Express", "0005", "Mastercard")
     row = SandboxCard.objects.get(token=tokenized.token)
     assert (row.behaviour, row.last4) == ("succeed", "4242")
@@ -89,7 +94,7 @@ def test_bad_card_details_are_refused_with_what_to_fix_and_nothing_is_kept(
     sandbox, details, field, message
 ):
     with pytest.raises(CardRejected) as refused:
-        sandbox.tokenize(card=details, at=AT)
+        tokenize(sandbox, details, at=AT)
     assert (refused.value.code, refused.value.message) == ("card_rejected", message)
     assert refused.value.params["field"] == field
     assert refused.value.http_status == 422
@@ -98,14 +103,14 @@ def test_bad_card_details_are_refused_with_what_to_fix_and_nothing_is_kept(
 
 def test_a_card_is_valid_through_the_last_day_of_its_expiry_month(sandbox):
     last_day = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
-    assert sandbox.tokenize(card=card("4242424242424242", 3, 2026), at=last_day).exp_year == 2026
+    assert tokenize(sandbox, card("4242424242424242", 3, 2026), at=last_day).exp_year == 2026
     with pytest.raises(CardRejected):
-        sandbox.tokenize(card=card("4242424242424242", 3, 2026),
+        tokenize(sandbox, card("4242424242424242", 3, 2026),
                          at=datetime(2026, 4, 1, tzinfo=UTC))
 
 
 def test_the_same_idempotency_key_charges_once_and_answers_the_same(sandbox):
-    token = sandbox.tokenize(card=card("4242424242424242"), at=AT).token
+    token = tokenize(sandbox, card("4242424242424242"), at=AT).token
     first = sandbox.charge(token=token, amount=EUR_25, idempotency_key="order-1", description="x")
     again = sandbox.charge(token=token, amount=EUR_25, idempotency_key="order-1", description="x")
     assert first == again
@@ -116,7 +121,7 @@ def test_the_same_idempotency_key_charges_once_and_answers_the_same(sandbox):
 
 
 def test_a_declined_charge_replays_as_declined(sandbox):
-    token = sandbox.tokenize(card=card("4000000000000002"), at=AT).token
+    token = tokenize(sandbox, card("4000000000000002"), at=AT).token
     first = sandbox.charge(token=token, amount=EUR_25, idempotency_key="k", description="x")
     assert sandbox.charge(token=token, amount=EUR_25, idempotency_key="k", description="x") == first
     assert first.outcome == ChargeOutcome.DECLINED
@@ -124,7 +129,7 @@ def test_a_declined_charge_replays_as_declined(sandbox):
 
 
 def test_reusing_a_key_for_another_payment_is_refused(sandbox):
-    token = sandbox.tokenize(card=card("4242424242424242"), at=AT).token
+    token = tokenize(sandbox, card("4242424242424242"), at=AT).token
     sandbox.charge(token=token, amount=EUR_25, idempotency_key="k", description="x")
     with pytest.raises(IdempotencyKeyReused) as refused:
         sandbox.charge(token=token, amount=Money(2556, "EUR"), idempotency_key="k", description="x")
@@ -134,7 +139,7 @@ def test_reusing_a_key_for_another_payment_is_refused(sandbox):
 
 
 def test_a_timed_out_charge_is_unknown_then_reconciled_as_succeeded(sandbox):
-    token = sandbox.tokenize(card=card("4000 0000 0000 0119"), at=AT).token
+    token = tokenize(sandbox, card("4000 0000 0000 0119"), at=AT).token
     first = sandbox.charge(token=token, amount=EUR_25, idempotency_key="k", description="x")
     assert first.outcome == ChargeOutcome.UNKNOWN
     assert first.message.startswith("We could not confirm the payment with your bank.")
@@ -158,7 +163,7 @@ def test_charging_a_token_the_gateway_does_not_know_is_declined(sandbox):
 
 
 def test_amounts_must_be_above_zero(sandbox):
-    token = sandbox.tokenize(card=card("4242424242424242"), at=AT).token
+    token = tokenize(sandbox, card("4242424242424242"), at=AT).token
     with pytest.raises(InvalidAmount):
         sandbox.charge(token=token, amount=Money(0, "EUR"), idempotency_key="k", description="x")
     with pytest.raises(InvalidAmount):
@@ -167,7 +172,7 @@ def test_amounts_must_be_above_zero(sandbox):
 
 
 def test_refunds_give_back_at_most_what_was_charged_once_per_key(sandbox):
-    token = sandbox.tokenize(card=card("4242424242424242"), at=AT).token
+    token = tokenize(sandbox, card("4242424242424242"), at=AT).token
     charge = sandbox.charge(token=token, amount=Money(10000, "EUR"), idempotency_key="c",
                             description="x")
     part = sandbox.refund(reference=charge.reference, amount=Money(6000, "EUR"),
@@ -193,7 +198,7 @@ def test_refunds_give_back_at_most_what_was_charged_once_per_key(sandbox):
 
 
 def test_a_declined_or_unknown_charge_cannot_be_refunded(sandbox):
-    token = sandbox.tokenize(card=card("4000000000000002"), at=AT).token
+    token = tokenize(sandbox, card("4000000000000002"), at=AT).token
     declined = sandbox.charge(token=token, amount=EUR_25, idempotency_key="c", description="x")
     for reference in (declined.reference, "ch_does_not_exist"):
         result = sandbox.refund(reference=reference, amount=EUR_25, idempotency_key=reference)

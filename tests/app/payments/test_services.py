@@ -9,9 +9,11 @@ from django.db import IntegrityError, connection, transaction
 
 from prorata.accounts.models import AuditEntry, User
 from prorata.accounts.services import account_create
-from prorata.payments.errors import CardRejected, PaymentMethodNotFound
-from prorata.payments.gateway import CardDetails, get_gateway
+from prorata.common.clock import now
+from prorata.payments.errors import CardRejected, CardTokenInvalid, PaymentMethodNotFound
+from prorata.payments.gateway import get_gateway
 from prorata.payments.models import PaymentMethod
+from prorata.payments.sandbox import CardDetails, card_token
 from prorata.payments.services import (
     default_payment_method,
     payment_method_add,
@@ -26,6 +28,11 @@ pytestmark = pytest.mark.django_db
 VISA = CardDetails(number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
 MASTERCARD = CardDetails(number="5555-5555-5555-4444", exp_month=1, exp_year=2028, cvc="321")
 DECLINING = CardDetails(number="4000 0000 0000 0002", exp_month=6, exp_year=2029, cvc="456")
+
+
+def tok(card: CardDetails) -> str:
+    """The single-use token the sandbox's card form gets for ``card``."""
+    return card_token(card, now())
 
 
 @pytest.fixture
@@ -44,12 +51,12 @@ def alice(db):
 
 
 def test_the_first_card_is_the_default_even_when_not_asked(acme, alice, clock):
-    method = payment_method_add(account=acme, card=VISA, make_default=False, actor=alice)
+    method = payment_method_add(account=acme, token=tok(VISA), make_default=False, actor=alice)
     assert (method.brand, method.last4, method.expiry, method.is_default) == (
         "Visa", "4242", "12/2030", True
     )
     assert method.created_at == clock.now()
-    assert method.token.startswith("tok_sandbox_")
+    assert method.token.startswith("pm_sandbox_")  # the reusable method, not the form's token
     assert str(method) == "Visa •••• 4242 (12/2030)"
     entry = AuditEntry.objects.get(action="payment_method.add")
     assert (entry.account, entry.actor, entry.object_id) == (acme, alice, str(method.pk))
@@ -58,9 +65,9 @@ def test_the_first_card_is_the_default_even_when_not_asked(acme, alice, clock):
 
 
 def test_a_new_default_replaces_the_old_one_and_the_default_is_listed_first(acme):
-    visa = payment_method_add(account=acme, card=VISA)
-    kept = payment_method_add(account=acme, card=DECLINING, make_default=False)
-    master = payment_method_add(account=acme, card=MASTERCARD)
+    visa = payment_method_add(account=acme, token=tok(VISA))
+    kept = payment_method_add(account=acme, token=tok(DECLINING), make_default=False)
+    master = payment_method_add(account=acme, token=tok(MASTERCARD))
     assert [m.pk for m in payment_methods_for(account=acme)] == [master.pk, kept.pk, visa.pk]
     assert default_payment_method(account=acme) == master
     assert PaymentMethod.objects.filter(account=acme, is_default=True).count() == 1
@@ -75,8 +82,8 @@ def test_a_new_default_replaces_the_old_one_and_the_default_is_listed_first(acme
 
 
 def test_removing_the_default_promotes_the_newest_remaining_card(acme, alice, clock):
-    visa = payment_method_add(account=acme, card=VISA)
-    master = payment_method_add(account=acme, card=MASTERCARD, make_default=False)
+    visa = payment_method_add(account=acme, token=tok(VISA))
+    master = payment_method_add(account=acme, token=tok(MASTERCARD), make_default=False)
     payment_method_remove(account=acme, payment_method_id=visa.pk, actor=alice)
     visa.refresh_from_db()
     assert (visa.removed_at, visa.is_default) == (clock.now(), False)
@@ -93,8 +100,8 @@ def test_removing_the_default_promotes_the_newest_remaining_card(acme, alice, cl
 
 
 def test_another_accounts_card_is_not_found_and_left_untouched(acme, bistro):
-    theirs = payment_method_add(account=bistro, card=VISA)
-    payment_method_add(account=acme, card=MASTERCARD)
+    theirs = payment_method_add(account=bistro, token=tok(VISA))
+    payment_method_add(account=acme, token=tok(MASTERCARD))
     audited = AuditEntry.objects.count()
     for action in (payment_method_set_default, payment_method_remove):
         with pytest.raises(PaymentMethodNotFound) as refused:
@@ -115,13 +122,13 @@ def test_another_accounts_card_is_not_found_and_left_untouched(acme, bistro):
 def test_a_refused_card_saves_and_records_nothing(acme):
     expired = CardDetails(number="4242424242424242", exp_month=1, exp_year=2026, cvc="123")
     with pytest.raises(CardRejected):
-        payment_method_add(account=acme, card=expired)
+        tok(expired)  # refused by the gateway's form: no token to send
     assert PaymentMethod.objects.count() == 0
     assert not AuditEntry.objects.filter(action__startswith="payment_method").exists()
 
 
 def test_the_database_refuses_two_defaults_for_one_account(acme, clock):
-    payment_method_add(account=acme, card=VISA)
+    payment_method_add(account=acme, token=tok(VISA))
     with pytest.raises(IntegrityError), transaction.atomic():
         PaymentMethod.objects.create(account=acme, token="t", brand="Visa", last4="1111",
                                      exp_month=1, exp_year=2030, is_default=True,
@@ -147,7 +154,7 @@ def test_no_card_number_or_security_code_is_stored_anywhere(acme, alice):
                "4000000000000119"]
     for index, number in enumerate(numbers):
         details = CardDetails(number=number, exp_month=12, exp_year=2030, cvc=CVC)
-        method = payment_method_add(account=acme, card=details, actor=alice)
+        method = payment_method_add(account=acme, token=tok(details), actor=alice)
         get_gateway().charge(token=method.token, amount=Money(100, "EUR"),
                              idempotency_key=f"k-{index}", description=f"card {method.last4}")
     found = []
@@ -159,3 +166,20 @@ def test_no_card_number_or_security_code_is_stored_anywhere(acme, alice):
             if CVC in _words_except_ids(row):
                 found.append((model.__name__, "cvc"))
     assert found == []
+
+
+def test_a_bad_a_used_or_an_expired_token_is_refused_and_changes_nothing(acme, alice, clock):
+    from datetime import timedelta
+
+    token = tok(VISA)
+    payment_method_add(account=acme, token=token, actor=alice)
+    before = (PaymentMethod.objects.count(), AuditEntry.objects.count())
+    stale = tok(MASTERCARD)
+    clock.advance(timedelta(minutes=61))
+    for bad, reason in ((token, "used"), ("tok_sandbox_nope", "unknown"), ("", "unknown"),
+                        (stale, "expired")):
+        with pytest.raises(CardTokenInvalid) as refused:
+            payment_method_add(account=acme, token=bad, actor=alice)
+        assert (refused.value.code, refused.value.params["reason"]) == (
+            "card_token_invalid", reason)
+    assert (PaymentMethod.objects.count(), AuditEntry.objects.count()) == before

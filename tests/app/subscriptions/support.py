@@ -11,7 +11,7 @@ from prorata.accounts.services import account_create, membership_set_roles
 from prorata.billing.models import Document, DocumentKind, LedgerEntry
 from prorata.billing.queries import books_imbalances_sql
 from prorata.billing.selectors import books_balance
-from prorata.payments.gateway import CardDetails
+from prorata.payments.sandbox import sandbox_token
 from prorata.payments.services import payment_method_add
 from prorata.subscriptions.selectors import order_quote
 from prorata.subscriptions.services import CheckoutItem, CheckoutResult, checkout_place
@@ -33,8 +33,9 @@ def eur(text: str) -> Money:
     return Money.of(text, "EUR")
 
 
-def card(number: str = GOOD_CARD) -> CardDetails:
-    return CardDetails(number=number, exp_month=12, exp_year=2030, cvc="123")
+def card(number: str = GOOD_CARD) -> str:
+    """A single-use token of the sandbox's card form for ``number`` (as the browser gets it)."""
+    return sandbox_token(number)
 
 
 def customer(
@@ -59,7 +60,7 @@ def staff(email: str, role: str) -> User:
 
 
 def save_card(account: Account, user: User, number: str = GOOD_CARD) -> int:
-    return payment_method_add(account=account, card=card(number), actor=user).pk
+    return payment_method_add(account=account, token=card(number), actor=user).pk
 
 
 def key() -> str:

@@ -109,7 +109,7 @@ def test_a_first_purchase_fixes_the_account_currency_and_saves_the_new_card(cloc
     clock.set(utc(2026, 1, 1))
     account, alice = customer("Initech", "US", "peter@initech.example")
     assert account.currency == ""
-    result = buy(account, alice, "lite", "monthly", 3, new_card=card())
+    result = buy(account, alice, "lite", "monthly", 3, card_token=card())
     account.refresh_from_db()
     assert account.currency == "USD"
     assert result.amount_charged == usd("177.00") and result.invoice.number == "2026-000001"
@@ -138,7 +138,7 @@ def test_a_mistyped_card_is_refused_before_anything_is_written(acme):
     from prorata.payments.errors import CardRejected
 
     with pytest.raises(CardRejected):
-        buy(account, alice, "lite", "monthly", 1, new_card=card("4242 4242 4242 4241"))
+        buy(account, alice, "lite", "monthly", 1, card_token=card("4242 4242 4242 4241"))
     assert Order.objects.count() == 0 and PaymentMethod.objects.count() == 0
 
 
@@ -281,8 +281,9 @@ def test_a_refused_card_changes_nothing_and_another_card_then_works(
     account, alice = acme_standard
     quote = quote_of(account, alice, PRO_2)
     before = state(account)
+    token = card(number)
     with pytest.raises(PaymentFailed) as refused:
-        place(account, alice, PRO_2, quote, new_card=card(number), idempotency_key="try-1")
+        place(account, alice, PRO_2, quote, card_token=token, idempotency_key="try-1")
     assert (refused.value.code, refused.value.message, refused.value.http_status) == (
         code, message, 402)
     assert state(account) == before  # the refused card is not saved either
@@ -291,10 +292,10 @@ def test_a_refused_card_changes_nothing_and_another_card_then_works(
     assert order.payments.get().status == PaymentStatus.FAILED
     # the same request again answers the same, without a second attempt
     with pytest.raises(PaymentFailed):
-        place(account, alice, PRO_2, quote, new_card=card(number), idempotency_key="try-1")
+        place(account, alice, PRO_2, quote, card_token=token, idempotency_key="try-1")
     assert SandboxCharge.objects.count() == 2
     # the same summary, placed again with a good card, goes through; numbers have no gap
-    result = place(account, alice, PRO_2, quote, new_card=card(), idempotency_key="try-2")
+    result = place(account, alice, PRO_2, quote, card_token=card(), idempotency_key="try-2")
     assert result.status == OrderStatus.PAID and result.amount_charged == usd("2985.86")
     assert numbers(DocumentKind.INVOICE) == ["2026-000001", "2026-000002"]
     assert numbers(DocumentKind.CREDIT_NOTE) == ["CN-2026-000001"]
@@ -507,7 +508,7 @@ def test_a_free_trial_is_followed_by_a_purchase_of_the_same_subscription(acme, c
     clock.set(utc(2026, 1, 10))
     quote = quote_of(account, alice, STANDARD_2)
     assert quote.kind == "purchase" and len(quote.order.lines) == 1  # no credit for a trial
-    result = place(account, alice, STANDARD_2, quote, new_card=card())
+    result = place(account, alice, STANDARD_2, quote, card_token=card())
     subscription = Subscription.objects.get(account=account)
     assert subscription.pk == trial.pk and subscription.status == "active"
     assert (subscription.period_start, subscription.period_end) == (utc(2026, 1, 10), utc(2027, 1, 10))

@@ -14,9 +14,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("demo_catalog")]
 @pytest.mark.parametrize("codes", [["webinar"], ["webinar", "nothing"], ["nothing"]])
 def test_the_subscription_states_are_the_orm_s(clock, codes, django_assert_num_queries):
     account, user = customer("Bistro Lyon", "FR", "jeanne@bistro.example")
-    buy(account, user, "lite", "monthly", 5, new_card=card())
+    buy(account, user, "lite", "monthly", 5, card_token=card())
     other, other_user = customer("Acme", "US", "alice@acme.example")
-    buy(other, other_user, "standard", "annual", 2, new_card=card())
+    buy(other, other_user, "standard", "annual", 2, card_token=card())
     with django_assert_num_queries(1):
         found = subscription_states(account_id=account.pk, product_codes=codes)
     assert found == subscription_states_orm(account_id=account.pk, product_codes=codes)
@@ -30,7 +30,7 @@ def test_the_subscription_states_are_the_orm_s(clock, codes, django_assert_num_q
 
 def test_without_a_balance_row_the_balance_is_none_in_both(clock):
     account, user = customer("Bistro Lyon", "FR", "jeanne@bistro.example")
-    buy(account, user, "lite", "monthly", 5, new_card=card())
+    buy(account, user, "lite", "monthly", 5, card_token=card())
     AccountBalance.objects.filter(account=account).delete()
     found = subscription_states(account_id=account.pk, product_codes=["webinar"])
     assert found == subscription_states_orm(account_id=account.pk, product_codes=["webinar"])

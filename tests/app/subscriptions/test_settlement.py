@@ -83,7 +83,7 @@ def gateway_behind(monkeypatch):
 
 def test_the_timed_out_charge_is_settled_right_after_the_call(acme_standard):
     account, alice = acme_standard
-    result = place(account, alice, PRO_2, new_card=card(TIMEOUT_CARD))
+    result = place(account, alice, PRO_2, card_token=card(TIMEOUT_CARD))
     assert result.status == OrderStatus.PAID and result.amount_charged == usd("2985.86")
     assert SandboxCharge.objects.filter(idempotency_key__startswith="prorata:order").count() == 2
     assert Subscription.objects.get(account=account).plan.code == "pro"
@@ -95,7 +95,7 @@ def test_the_job_settles_an_unknown_payment_within_minutes_and_the_account_order
     acme_standard, clock, gateway_behind
 ):
     account, alice = acme_standard
-    result = place(account, alice, PRO_2, new_card=card(TIMEOUT_CARD))
+    result = place(account, alice, PRO_2, card_token=card(TIMEOUT_CARD))
     assert result.status == OrderStatus.PLACED
     assert Payment.objects.get(order=result.order).status == PaymentStatus.UNKNOWN
 
@@ -117,7 +117,7 @@ def test_a_payment_the_gateway_never_saw_is_abandoned_after_the_grace_and_the_cu
 ):
     account, alice = acme_standard
     version = Subscription.objects.get(account=account).version
-    result = place(account, alice, PRO_2, new_card=card(TIMEOUT_CARD))
+    result = place(account, alice, PRO_2, card_token=card(TIMEOUT_CARD))
     SandboxCharge.objects.all().delete()  # the gateway never received it
     clock.advance(timedelta(minutes=1))
     assert payments_reconcile_due()["still_placed"] == 1  # too early to say it never arrived
@@ -189,7 +189,7 @@ def test_a_paid_order_is_refunded_not_applied_when_a_renewal_moved_the_subscript
     buy(account, jeanne, "lite", "monthly", 5)
     clock.set(utc(2026, 3, 31, 12))
     result = place(account, jeanne, CheckoutItem("webinar", "lite", "monthly", 6),
-                   new_card=card(TIMEOUT_CARD))
+                   card_token=card(TIMEOUT_CARD))
     assert result.status == OrderStatus.PLACED
     clock.set(utc(2026, 4, 1))
     bill_run()
@@ -241,7 +241,7 @@ def test_support_sees_every_order_not_settled_in_the_console_and_settles_it(
     from django.test import Client
 
     account, alice = acme_standard
-    waiting = place(account, alice, PRO_2, new_card=card(TIMEOUT_CARD)).order
+    waiting = place(account, alice, PRO_2, card_token=card(TIMEOUT_CARD)).order
     client = console_login(Client(), support)
     page = client.get("/console/subscriptions/order/?settlement=unsettled")
     assert page.status_code == 200

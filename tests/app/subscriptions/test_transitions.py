@@ -172,7 +172,7 @@ def test_the_history_is_events_and_renewals_in_one_timeline(acme, clock):
 
 def test_a_renewal_comes_before_an_event_of_the_same_instant(acme):
     account, _user = acme
-    buy(account, _user, "lite", "monthly", 1, new_card=card())
+    buy(account, _user, "lite", "monthly", 1, card_token=card())
     subscription = Subscription.objects.get(account=account)
     event = subscription.events.get()
     Renewal.objects.create(subscription=subscription, account=account, period_start=AT,
@@ -201,7 +201,7 @@ def test_trial_purchase_and_change_go_through_the_one_writer(acme, clock):
     account, user = acme
     subscription = subscription_start_trial(account=account, product_code="webinar", actor=user)
     clock.set(utc(2026, 1, 5))
-    buy(account, user, "lite", "monthly", 2, new_card=card())
+    buy(account, user, "lite", "monthly", 2, card_token=card())
     clock.set(utc(2026, 1, 20))
     buy(account, user, "standard", "monthly", 2)
     history = subscription_history(subscription=subscription)

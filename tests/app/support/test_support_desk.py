@@ -35,7 +35,7 @@ def bistro(clock, demo_catalog):
     account, bea = customer("Bistro Numérique", "FR", "bea@bistro.example", language="fr")
     bea.language = "fr"  # her pages in French too, not only the account's e-mails
     bea.save(update_fields=["language"])
-    invoice = buy(account, bea, "pro", "monthly", 2, new_card=card()).invoice
+    invoice = buy(account, bea, "pro", "monthly", 2, card_token=card()).invoice
     return account, bea, invoice
 
 
@@ -62,7 +62,7 @@ def test_a_refund_request_names_its_invoice_and_reaches_the_support_queue(bistro
 def test_a_refund_request_without_an_invoice_of_the_account_is_refused_and_saves_nothing(bistro):
     account, bea, _invoice = bistro
     other, olga = customer("Other", "FR", "olga@other.example")
-    theirs = buy(other, olga, "lite", "monthly", 1, new_card=card()).invoice
+    theirs = buy(other, olga, "lite", "monthly", 1, card_token=card()).invoice
     for invoice in ("", str(theirs.pk), "not-a-number"):
         response = signed_in(bea).post(f"/billing/{account.pk}/support/", {
             "kind": "refund_request", "invoice": invoice, "message": "Refund please"})

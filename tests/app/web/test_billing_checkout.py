@@ -12,6 +12,7 @@ from prorata.billing.models import Document, DocumentKind, Payment, PaymentStatu
 from prorata.billing.selectors import credit_balance
 from prorata.notifications.outbox import outbox_deliver
 from prorata.payments.models import SandboxCharge
+from prorata.payments.sandbox import sandbox_token
 from prorata.subscriptions.models import Order, OrderStatus, Subscription
 from prorata_core.periods import utc
 from tests.app.subscriptions.support import eur
@@ -21,9 +22,13 @@ from tests.app.web.conftest import page_text
 pytestmark = pytest.mark.usefixtures("demo_catalog")
 
 PRO = {"plan": "pro", "cycle": "annual", "quantity": "2", "action": "checkout"}
-NEW_CARD = {"payment_method": "new", "card_number": "4242 4242 4242 4242",
-            "card_expiry": "12/30", "card_cvc": "123"}
-DECLINED = NEW_CARD | {"card_number": "4000 0000 0000 0002"}
+def new_card(number: str = "4242 4242 4242 4242") -> dict[str, str]:
+    """The checkout's fields for a new card: the token the gateway's card form put there."""
+    return {"payment_method": "new", "card_token": sandbox_token(number)}
+
+
+def declined() -> dict[str, str]:
+    return new_card("4000 0000 0000 0002")
 
 
 @pytest.fixture
@@ -64,7 +69,7 @@ def test_place_order_with_a_new_card_then_the_confirmation(acme):
     client = acme.client()
     _, form = open_checkout(acme, client)
     # when Alice places the order with a new card
-    response = client.post(acme.url + "checkout/", form | NEW_CARD)
+    response = client.post(acme.url + "checkout/", form | new_card())
     # then she sees the confirmation: what changed, paid, next billing date, receipts
     order = Order.objects.get(status=OrderStatus.PAID, idempotency_key=form["idempotency_key"])
     assert response["Location"] == f"{acme.url}orders/{order.pk}/"
@@ -103,7 +108,7 @@ def test_a_declined_card_says_so_keeps_the_form_and_changes_nothing(acme):
     _, form = open_checkout(acme, client)
     before = Subscription.objects.get(account=acme.account)
     # when Alice pays with a card that is declined
-    response = client.post(acme.url + "checkout/", form | DECLINED)
+    response = client.post(acme.url + "checkout/", form | declined())
     # then she sees the gateway's message, the form again with a new key, and nothing changed
     text = page_text(response)
     assert response.status_code == 200
@@ -116,7 +121,7 @@ def test_a_declined_card_says_so_keeps_the_form_and_changes_nothing(acme):
     # and another card works with the new form
     retry = {"idempotency_key": hidden(response.content.decode(), "idempotency_key"),
              "expected": hidden(response.content.decode(), "expected")}
-    assert client.post(acme.url + "checkout/", retry | NEW_CARD).status_code == 302
+    assert client.post(acme.url + "checkout/", retry | new_card()).status_code == 302
     assert Subscription.objects.get(account=acme.account).plan.code == "pro"
 
 
@@ -180,7 +185,7 @@ def test_a_first_purchase_goes_through_the_same_pages(clock):
     response, form = open_checkout(world, client, {"plan": "lite", "cycle": "monthly",
                                                     "quantity": "3", "action": "checkout"})
     assert "A new card" in page_text(response)
-    done = client.post(world.url + "checkout/", form | NEW_CARD)
+    done = client.post(world.url + "checkout/", form | new_card())
     # then the subscription is active from today, paid 177.00
     confirmation = page_text(client.get(done["Location"]))
     assert "Now: Lite, 3 licenses, monthly" in confirmation

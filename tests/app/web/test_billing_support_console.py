@@ -18,7 +18,7 @@ from tests.app.subscriptions.support import buy, card, customer, staff
 @pytest.mark.django_db
 def test_a_support_agent_lists_and_answers_a_request(clock, demo_catalog):
     account, user = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
-    invoice = buy(account, user, "standard", "monthly", 1, new_card=card()).invoice
+    invoice = buy(account, user, "standard", "monthly", 1, card_token=card()).invoice
     request = support_request_create(account=account, user=user, kind="refund_request",
                                      invoice_id=invoice.pk,
                                      message="Please refund invoice 2026-000001.")

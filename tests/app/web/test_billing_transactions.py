@@ -6,6 +6,7 @@ import pytest
 
 from prorata.billing.models import Document, LedgerEntry
 from prorata.payments.models import PaymentMethod
+from prorata.payments.sandbox import sandbox_token
 from prorata_core.periods import utc
 from tests.app.subscriptions.support import buy, customer
 from tests.app.web.billing_support import World, acme_world, bistro_world
@@ -128,8 +129,8 @@ def test_payment_methods_add_make_default_remove(clock):
     client = acme.client()
     url = acme.url + "payment-methods/"
     # add a second card, not default
-    response = client.post(url, {"card_number": "5555 5555 5555 4444", "card_expiry": "11/31",
-                                 "card_cvc": "321", "make_default": "1"})
+    response = client.post(url, {"card_token": sandbox_token("5555 5555 5555 4444"),
+                                 "make_default": "1"})
     assert response.status_code == 302
     cards = list(PaymentMethod.objects.filter(account=acme.account).order_by("id"))
     assert [c.last4 for c in cards] == ["4242", "4444"]
@@ -139,11 +140,17 @@ def test_payment_methods_add_make_default_remove(clock):
     client.post(f"{url}{cards[1].pk}/remove/")
     text = page_text(client.get(url))
     assert "Saved cards Visa ending in 4242 (expires 12/2030) Default Remove Renewals" in text
-    # a mistyped card is a field error, nothing saved
-    bad = client.post(url, {"card_number": "4242 4242 4242 4241", "card_expiry": "12/30",
-                            "card_cvc": "123"})
-    assert bad.status_code == 422
-    assert "This card number is not valid" in page_text(bad)
+    # a token already used (or unknown, or missing) is a field error, nothing saved
+    used = PaymentMethod.objects.filter(account=acme.account).first()
+    token = sandbox_token()
+    assert client.post(url, {"card_token": token}).status_code == 302
+    client.post(f"{url}{PaymentMethod.objects.latest('id').pk}/remove/")
+    for posted in ({"card_token": token}, {"card_token": "tok_sandbox_nope"}, {}):
+        bad = client.post(url, posted)
+        assert bad.status_code == 422
+        assert ("The card details could not be used" in page_text(bad)
+                or "Enter your card in the card form." in page_text(bad))
+    assert used is not None
     assert PaymentMethod.objects.filter(account=acme.account, removed_at__isnull=True).count() == 1
 
 

@@ -11,6 +11,7 @@ from prorata.billing.models import Document, DocumentKind, DocumentStatus, Payme
 from prorata.notifications.models import OutboxMessage
 from prorata.payments.errors import CardNotForCorporate
 from prorata.payments.models import PaymentMethod
+from prorata.payments.sandbox import sandbox_token
 from prorata.payments.services import payment_method_add
 from prorata.support.models import SupportRequest
 from prorata_core.periods import utc
@@ -22,8 +23,9 @@ from tests.app.web.conftest import page_text
 
 pytestmark = pytest.mark.usefixtures("demo_catalog")
 
-CARD_FORM = {"card_number": "4242 4242 4242 4242", "card_expiry": "12/30", "card_cvc": "123",
-             "make_default": "1"}
+def card_form() -> dict[str, str]:
+    """An add-card form as posted: the sandbox card form's token, never the card."""
+    return {"card_token": sandbox_token(), "make_default": "1"}
 
 
 def _client(world, language: str = "en") -> Client:
@@ -51,7 +53,7 @@ def test_the_payment_methods_page_offers_no_card_and_names_the_advisor(
     assert response.status_code == 200
     assert names in text and paid_by_transfer in text and write in text
     assert "Add a card" not in text and "Ajouter une carte" not in text
-    assert 'name="card_number"' not in response.content.decode()
+    assert 'name="card_token"' not in response.content.decode()
     assert f'href="/billing/{globex.account.pk}/support/#new-request-heading"' in (
         response.content.decode())
 
@@ -59,14 +61,14 @@ def test_the_payment_methods_page_offers_no_card_and_names_the_advisor(
 def test_a_card_posted_anyway_is_refused_and_nothing_is_saved_or_tokenised(clock):
     globex = globex_world(clock)
     audits = AuditEntry.objects.count()
-    response = _client(globex).post(globex.url + "payment-methods/", CARD_FORM)
+    response = _client(globex).post(globex.url + "payment-methods/", card_form())
     assert response.status_code == 422
     assert "This account pays its invoices by bank transfer: no card is needed." in (
         page_text(response))
     assert not PaymentMethod.objects.filter(account=globex.account).exists()
     assert AuditEntry.objects.count() == audits
     with pytest.raises(CardNotForCorporate):
-        payment_method_add(account=globex.account, card=card(), actor=globex.user)
+        payment_method_add(account=globex.account, token=card(), actor=globex.user)
     assert not PaymentMethod.objects.filter(account=globex.account).exists()
 
 
@@ -74,7 +76,7 @@ def test_the_api_refuses_a_card_on_a_corporate_account_with_its_code(clock):
     globex = globex_world(clock)
     response = ApiClient(token_for(globex.user)).post(
         f"/api/v1/accounts/{globex.account.pk}/payment-methods",
-        {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"})
+        {"token": sandbox_token()})
     assert response.status_code == 409
     assert response.json()["code"] == "corporate_pays_by_transfer"
     assert not PaymentMethod.objects.filter(account=globex.account).exists()
@@ -98,7 +100,7 @@ def test_pay_now_of_a_corporate_invoice_says_bank_transfer_and_never_charges(
     text = page_text(page)
     assert page.status_code == 200 and transfer in text and invoice.number in text
     assert "Ada Advisor" in text
-    for offered in ("Add a card", "Ajouter une carte", "Use another card", "card_number"):
+    for offered in ("Add a card", "Ajouter une carte", "Use another card", "card_token"):
         assert offered not in page.content.decode()
     payments = Payment.objects.count()
     response = client.post(f"{globex.url}invoices/{invoice.pk}/pay/")
@@ -112,11 +114,11 @@ def test_the_checkout_is_not_offered_to_a_corporate_account(clock):
     globex = globex_world(clock)
     client = _client(globex)
     for response in (client.get(globex.url + "checkout/"),
-                     client.post(globex.url + "checkout/", {"payment_method": "new", **CARD_FORM})):
+                     client.post(globex.url + "checkout/", {"payment_method": "new", **card_form()})):
         assert response.status_code == 302 and response["Location"] == globex.url
     assert not PaymentMethod.objects.filter(account=globex.account).exists()
     page = client.get(globex.url, follow=True).content.decode()
-    assert "Add a card" not in page and 'name="card_number"' not in page
+    assert "Add a card" not in page and 'name="card_token"' not in page
 
 
 @pytest.mark.parametrize("path", ["", "subscriptions/webinar/modify/"])

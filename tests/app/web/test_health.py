@@ -169,13 +169,13 @@ def test_a_request_id_is_kept_when_sent_made_when_not_and_echoed(log_lines):
 @pytest.mark.django_db
 def test_a_journey_logs_its_account_and_never_card_data_secrets_or_one_time_links(
         clock, log_lines, settings, demo_catalog):
-    from tests.app.web.test_billing_checkout import NEW_CARD, PRO, open_checkout
+    from tests.app.web.test_billing_checkout import PRO, new_card, open_checkout
 
     acme = acme_world(clock)
     clock.set(utc(2026, 4, 1))
     client = acme.client()
     _, fields = open_checkout(acme, client, PRO)
-    response = client.post(acme.url + "checkout/", {**fields, **NEW_CARD,
+    response = client.post(acme.url + "checkout/", {**fields, **new_card(),
                                                      "payment_method": "new"})
     assert response.status_code == 302
     outbox_deliver()

@@ -25,7 +25,7 @@ def test_a_purchase_writes_its_events_and_one_delivery_per_listening_endpoint(cl
     everything, _ = endpoint("https://a.example/hooks")
     invoices, _ = endpoint("https://b.example/hooks", ["invoice.paid"])
     account, user = customer("Acme", "FR", "billing@acme.example", currency="EUR")
-    result = buy(account, user, "pro", "monthly", 3, new_card=card())
+    result = buy(account, user, "pro", "monthly", 3, card_token=card())
     assert types() == ["customer.created", "subscription.created", "invoice.created",
                        "invoice.paid"]
     paid = WebhookEvent.objects.get(type="invoice.paid")
@@ -90,7 +90,7 @@ def test_cancel_and_resume_renewal_change_and_expiry(clock, demo_catalog):
     )
 
     account, user = customer("Acme", "FR", "billing@acme.example", currency="EUR")
-    buy(account, user, "pro", "monthly", 1, new_card=card())
+    buy(account, user, "pro", "monthly", 1, card_token=card())
     endpoint("https://a.example/hooks")
     subscription_cancel_renewal(account=account, user=user, product_code="webinar")
     subscription_resume_renewal(account=account, user=user, product_code="webinar")
@@ -114,7 +114,7 @@ def test_a_declined_renewal_charge_is_invoice_payment_failed_with_the_attempt(cl
     from tests.app.subscriptions.support import DECLINED_CARD, save_card
 
     account, user = customer("Acme", "FR", "billing@acme.example", currency="EUR")
-    buy(account, user, "pro", "monthly", 1, new_card=card())
+    buy(account, user, "pro", "monthly", 1, card_token=card())
     save_card(account, user, DECLINED_CARD)  # the new default card
     endpoint("https://a.example/hooks", ["invoice.created", "invoice.payment_failed"])
     clock.advance(parse_duration("1month"))
