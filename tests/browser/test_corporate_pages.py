@@ -12,7 +12,7 @@ from prorata.billing.models import Document, DocumentKind
 from prorata.catalog.services import catalog_load_demo
 from prorata_core.periods import utc
 from tests.app.web.billing_support import globex_world
-from tests.browser.test_customer_pages import check_all
+from tests.browser.test_customer_pages import check_all, signed_in_state
 from tests.browser.test_support_desk import staff_roles_restored
 
 pytestmark = pytest.mark.browser
@@ -26,15 +26,7 @@ def test_a_corporate_accounts_pages_fit_a_phone_and_pass_axe(browser, live_serve
     globex = globex_world(clock)  # Enterprise annual × 20, invoiced net 30, still open
     clock.set(utc(2026, 3, 11))
     invoice = Document.objects.get(account=globex.account, kind=DocumentKind.INVOICE)
-    login = browser.new_context(base_url=live_server.url)
-    page = login.new_page()
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", "hans@globex.example")
-    page.fill("input[name=password]", "pw")
-    page.click("button[type=submit].button-wide")
-    page.wait_for_url("**/billing/**")
-    storage = login.storage_state()
-    login.close()
+    storage = signed_in_state(browser, live_server, "hans@globex.example")
     base = globex.url
     failures = check_all(browser, live_server, [
         base, f"{base}subscriptions/webinar/modify/", f"{base}payment-methods/",

@@ -56,6 +56,21 @@ def problems(page, *, axe: bool) -> dict[str, object]:
     return found
 
 
+def signed_in_state(browser, live_server, email: str):
+    """The cookies of ``email`` (the test customers' password) signed in through the sign-in
+    page, for new contexts (``storage_state=``) that open the billing center as that customer."""
+    login = browser.new_context(base_url=live_server.url)
+    page = login.new_page()
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", email)
+    page.fill("input[name=password]", "pw")
+    page.click("button[type=submit].button-wide")
+    page.wait_for_url("**/billing/**")
+    storage = login.storage_state()
+    login.close()
+    return storage
+
+
 def check_all(browser, live_server, urls: list[str], language: str,
               storage: dict | None = None) -> dict[str, object]:
     failures: dict[str, object] = {}
@@ -93,15 +108,7 @@ def test_every_customer_page_fits_a_phone_and_passes_axe(browser, live_server, c
              cycle_code="monthly", quantity=4)
     failures = check_all(browser, live_server, PUBLIC, language)
 
-    login = browser.new_context(base_url=live_server.url)
-    page = login.new_page()
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", "jeanne@bistro.example")
-    page.fill("input[name=password]", "pw")
-    page.click("button[type=submit].button-wide")
-    page.wait_for_url("**/billing/**")
-    storage = login.storage_state()
-    login.close()
+    storage = signed_in_state(browser, live_server, "jeanne@bistro.example")
     failures |= check_all(browser, live_server,
                           pages_of(bistro.account.pk, order.pk, document.pk), language, storage)
     assert failures == {}, json.dumps(failures, indent=1, ensure_ascii=False)
