@@ -37,7 +37,7 @@ from prorata.common.clock import clock_advance
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.notifications.outbox import outbox_enqueue
 from prorata_core.periods import utc
-from tests.app.api.billing_support import CARD, acme_with_standard_annual, item
+from tests.app.api.billing_support import acme_with_standard_annual, item
 from tests.app.jobs.support import test_database_url
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -178,10 +178,17 @@ def test_an_order_over_http_is_followed_by_its_receipt_with_readyz_green_and_met
             status, quote = http("POST", f"{base}/api/v1/accounts/{account.pk}/quote",
                                  item("pro", "annual", 2), **auth)
             assert status == 200, quote
+            # The card goes to the gateway's own endpoint, as the card form sends it; the
+            # checkout gets only its single-use token.
+            status, token = http("POST", f"{base}/sandbox-gateway/v1/tokens",
+                                 {"number": "4242 4242 4242 4242", "expiry": "12/30",
+                                  "cvc": "123"})
+            assert status == 201, token
             status, answer = http(
                 "POST", f"{base}/api/v1/accounts/{account.pk}/checkout",
                 {"items": [item("pro", "annual", 2)],
-                 "expected": [json.loads(quote)["fingerprint"]], "card": CARD},
+                 "expected": [json.loads(quote)["fingerprint"]],
+                 "card_token": json.loads(token)["token"]},
                 **auth, **{"Idempotency-Key": f"e2e-{uuid.uuid4().hex}", "X-Request-ID": "e2e-1"})
             assert status == 201, answer
             receipt = until(lambda: [m for m in sink.messages if "receipt" in str(m["Subject"])],
