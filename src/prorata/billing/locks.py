@@ -3,8 +3,9 @@
 1. the **account** row (:func:`lock_account`): every write to an account's subscriptions, orders,
    documents, payments and ledger happens under it, so those rows need no lock of their own;
 2. the account's **subscription** rows, by ascending id (:func:`lock_subscriptions`);
-3. the **document counters**, by (series, year) (:func:`lock_counters`): shared by all accounts,
-   held only in the transaction that finalises documents.
+3. the **document counters**, by (series, year) (:func:`lock_counters`, or
+   :func:`counters_take`, which locks and moves them in one statement each): shared by all
+   accounts, held only in the transaction that finalises documents.
 
 Taking them in this order everywhere means two transactions never wait for each other in a cycle.
 On SQLite, ``FOR UPDATE`` is a no-op: transactions begin ``IMMEDIATE`` (settings) and so already
@@ -15,13 +16,14 @@ Call these inside ``transaction.atomic()``; a lock lasts until that transaction 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from prorata.accounts.models import Account
 from prorata.billing.models import DocumentCounter
+from prorata.billing.queries import counter_take
 from prorata.subscriptions.models import Subscription
 
 
@@ -81,3 +83,12 @@ def lock_counters(keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Docu
         else:
             raise RuntimeError(f"Could not create the document counter {series}{year}.")
     return counters
+
+
+def counters_take(counts: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """Reserve ``counts[(series, year)]`` numbers of each counter, locking them in sorted order
+    (call last, after the account and subscription locks); returns the first number reserved of
+    each. Gapless: the numbers are given back if the caller's transaction rolls back."""
+    _require_transaction()
+    return {(series, year): counter_take(series=series, year=year, count=count) - count + 1
+            for (series, year), count in sorted(counts.items()) if count > 0}

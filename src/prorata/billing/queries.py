@@ -6,7 +6,8 @@ Each reads the same rows, into the same model instances, as the ORM form written
 (``<name>_orm``, or :func:`prorata.billing.selectors.books_balance` for the books' check): the
 reference that ``tests/app/billing/test_ledger_page.py`` and ``test_books.py`` compare it with and
 that ``benchmarks/queries.py`` measures it against (figures in ``benchmarks/README.md``). Who may
-call: :mod:`prorata.billing.selectors` and the tests' books check.
+call: :mod:`prorata.billing.selectors`, :mod:`prorata.billing.locks` (the document counters) and
+the tests' books check.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 
-from prorata.billing.models import Document, LedgerEntry, Payment
+from prorata.billing.models import Document, DocumentCounter, LedgerEntry, Payment
 from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
 
 _ENTRY_COLUMNS = ", ".join(f"e.{c}" for c in concrete_columns(LedgerEntry))
@@ -138,3 +139,35 @@ def books_imbalances_sql() -> list[tuple[int, str, int, int, int]]:
     with connection.cursor() as cursor:
         cursor.execute(BOOKS_IMBALANCES_SQL)
         return [tuple(row) for row in cursor.fetchall()]
+
+
+# --- document numbers ----------------------------------------------------------------------------
+
+_COUNTER = DocumentCounter._meta.db_table
+#: One statement per (series, year): creates the counter at ``n`` or moves it by ``n``, and locks
+#: the row until the transaction ends (PostgreSQL and SQLite ≥ 3.35 both read ``ON CONFLICT …
+#: RETURNING``). It replaces the ORM's locked read, savepoint, insert and update (5 statements).
+_TAKE_SQL = (
+    f"INSERT INTO {_COUNTER} (series, year, last) VALUES (%s, %s, %s) "  # noqa: S608
+    f"ON CONFLICT (series, year) DO UPDATE SET last = {_COUNTER}.last + excluded.last "
+    "RETURNING last"
+)
+
+
+def counter_take(*, series: str, year: int, count: int) -> int:
+    """Reserve the next ``count`` numbers of (``series``, ``year``); returns the last of them
+    (the first is ``last − count + 1``). Inside the caller's transaction, which holds the
+    counter's row lock until it ends: a rollback gives the numbers back (gapless). Who may call:
+    :func:`prorata.billing.locks.counters_take` (it orders the counters)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_SQL, [series, year, count])
+        return int(cursor.fetchone()[0])
+
+
+def counter_take_orm(*, series: str, year: int, count: int) -> int:
+    """:func:`counter_take` through the ORM (the reference of the parity test)."""
+    counter, _created = DocumentCounter.objects.select_for_update().get_or_create(
+        series=series, year=year)
+    counter.last += count
+    counter.save(update_fields=["last"])
+    return counter.last

@@ -8,7 +8,7 @@ them that way. Amounts are integer minor units; the ledger's sign is the custome
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +22,7 @@ from prorata.accounts.billing_details import zone_name
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
 from prorata.billing.errors import RefundRefused
-from prorata.billing.locks import lock_account, lock_counters
+from prorata.billing.locks import counters_take, lock_account
 from prorata.billing.models import (
     AccountBalance,
     Document,
@@ -62,7 +62,7 @@ from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import now
 from prorata.common.db import retry_transient
 from prorata.jobs.models import Renewal
-from prorata.notifications.outbox import outbox_save
+from prorata.notifications.outbox import outbox_save_many
 from prorata.webhooks.events import WebhookBatch, webhook_emit
 from prorata.webhooks.payloads import document_object, payment_object, refund_object
 from prorata_core.errors import InvalidAmount, ValidationError
@@ -180,26 +180,80 @@ def document_snapshot(document: Document, lines: Sequence[DocumentLine]) -> dict
     return snapshot_with_number(snapshot, document.number or "")
 
 
+@dataclass(frozen=True)
+class DocumentDraft:
+    """A document built by :func:`~prorata.billing.writer.document_build`, with the rows it
+    points to, before :func:`documents_issue` numbers and saves it."""
+
+    rows: DocumentRows
+    account: Account
+    order: Any = None
+    refers_to: Document | None = None
+
+
+def documents_issue(drafts: Sequence[DocumentDraft], *,
+                    webhooks: WebhookBatch | None = None) -> list[Document]:
+    """Number, freeze and save ``drafts`` at once, in the order given: their gapless numbers
+    (:func:`~prorata.billing.locks.counters_take`: one statement per counter, locked until the
+    caller's transaction ends), then every document with its number and snapshot in one insert
+    and every line in another. What :func:`document_draft` then :func:`documents_finalize` do,
+    in 2 + counters statements instead of 3 per document + 3 to 5 per counter: the road of the
+    checkout and of every staff order. Events as :func:`documents_finalize`. Inside the
+    caller's transaction, under the account lock."""
+    keys = [(draft.rows.head.series, draft.rows.head.year) for draft in drafts]
+    following = counters_take(Counter(keys))
+    documents = []
+    for draft, key in zip(drafts, keys, strict=True):
+        head = draft.rows.head
+        sequence = following[key]
+        following[key] += 1
+        number = format_number(head.series, head.year, sequence)
+        fields = head._asdict()
+        del fields["account_id"], fields["order_id"], fields["refers_to_id"]
+        snapshot = build_snapshot(
+            draft.rows, seller=seller_details(), buyer=buyer_details(draft.account),
+            refers_to_number=draft.refers_to.number if draft.refers_to is not None else None)
+        documents.append(Document(
+            account=draft.account, order=draft.order, refers_to=draft.refers_to,
+            sequence=sequence, number=number, snapshot=snapshot_with_number(snapshot, number),
+            **fields))
+    Document.objects.bulk_create(documents)
+    lines = DocumentLine.objects.bulk_create([
+        DocumentLine(document=document, **line._asdict())
+        for document, draft in zip(documents, drafts, strict=True) for line in draft.rows.lines
+    ])
+    batch = webhooks if webhooks is not None else WebhookBatch()
+    for document in documents:
+        document._draft_lines = [line for line in lines  # type: ignore[attr-defined]
+                                 if line.document_id == document.pk]
+        document_events(batch, document_id=document.pk, number=document.number or "",
+                        head=document, lines=document._draft_lines)  # type: ignore[attr-defined]
+    if webhooks is None:
+        batch.save()
+    return documents
+
+
 def documents_finalize(*, documents: Sequence[Document],
                        webhooks: WebhookBatch | None = None) -> None:
     """Give each draft its gapless number and freeze it with its snapshot (DESIGN §3, §8).
 
-    Locks the counters of every (series, year) involved, in sorted order (after the account and
-    subscription locks the caller holds), and increments them in this transaction: if it rolls
-    back, so do the numbers. Documents are numbered in the order given. Each issued document is
-    a webhook event (``invoice.created`` or ``credit_note.created``, and ``invoice.paid`` for an
-    invoice paid when issued: :func:`document_events`), written in the same transaction: added
-    to ``webhooks`` when given (the caller saves it with the rest of its transaction's events).
+    Reserves the numbers of every (series, year) involved, in sorted order (after the account and
+    subscription locks the caller holds), in this transaction: if it rolls back, so do the
+    numbers. Documents are numbered in the order given. Each issued document is a webhook event
+    (``invoice.created`` or ``credit_note.created``, and ``invoice.paid`` for an invoice paid when
+    issued: :func:`document_events`), written in the same transaction: added to ``webhooks`` when
+    given (the caller saves it with the rest of its transaction's events). Documents built in
+    this transaction are better issued by :func:`documents_issue` (fewer statements).
     """
     if any(document.number is not None for document in documents):
         raise ValidationError("A finalised document keeps its number.")
-    counters = lock_counters((document.series, document.year) for document in documents)
+    following = counters_take(Counter((document.series, document.year) for document in documents))
     batch = webhooks if webhooks is not None else WebhookBatch()
     for document in documents:
-        counter = counters[(document.series, document.year)]
-        counter.last += 1
-        document.sequence = counter.last
-        document.number = format_number(document.series, document.year, counter.last)
+        key = (document.series, document.year)
+        document.sequence = following[key]
+        following[key] += 1
+        document.number = format_number(document.series, document.year, document.sequence)
         lines = getattr(document, "_draft_lines", None)
         if lines is None:
             lines = list(document.lines.all())
@@ -207,8 +261,6 @@ def documents_finalize(*, documents: Sequence[Document],
         document.save(update_fields=["sequence", "number", "snapshot"])
         document_events(batch, document_id=document.pk, number=document.number,
                         head=document, lines=lines)
-    for counter in counters.values():
-        counter.save(update_fields=["last"])
     if webhooks is None:
         batch.save()
 
@@ -275,11 +327,11 @@ def notify_billing_contacts(
     """Queue ``template`` to every active billing contact of ``account`` in the outbox, inside the
     caller's transaction, each in their language (else the account's). ``dedupe_key`` names the
     event; the recipient's user id is appended to it (:func:`prorata.billing.writer.event_key`)."""
-    for message in contact_messages(
+    # One insert for every reader (a key queued before keeps its first row).
+    outbox_save_many(list(contact_messages(
         recipients=billing_contacts([account.pk]).get(account.pk, []), template=template,
         context=context, event=dedupe_key, at=now(), attachments=attachments,
-    ):
-        outbox_save(message)
+    )))
 
 
 def receipt_enqueue(
@@ -289,12 +341,12 @@ def receipt_enqueue(
     """Queue the receipt of ``document`` (context: :func:`~prorata.billing.writer.receipt_context`)
     to the account's billing contacts, the document and ``credit_notes`` attached; once per
     document and reader (S12). Inside the caller's transaction."""
-    for message in receipt_messages(
+    # One insert for every reader (a key queued before keeps its first row).
+    outbox_save_many(list(receipt_messages(
         recipients=billing_contacts([account.pk]).get(account.pk, []), account_id=account.pk,
         document_kind=document.kind, document_id=document.pk, context=context, at=now(),
         credit_note_ids=[note.pk for note in credit_notes],
-    ):
-        outbox_save(message)
+    )))
 
 
 # --- payments received outside the gateway (corporate bank transfers) -------------------------

@@ -47,10 +47,10 @@ from prorata.billing.models import (
 )
 from prorata.billing.selectors import credit_balance, default_currency, payments_to_reconcile
 from prorata.billing.services import (
+    DocumentDraft,
     DraftLine,
     Movement,
-    document_draft,
-    documents_finalize,
+    documents_issue,
     ledger_append,
     notify_billing_contacts,
     receipt_enqueue,
@@ -58,6 +58,7 @@ from prorata.billing.services import (
 from prorata.billing.writer import (
     ReceiptConfiguration,
     ReceiptItem,
+    document_build,
     ledger_memo,
     receipt_context,
 )
@@ -807,8 +808,8 @@ def _save_card(*, account: Account, card: TokenizedCard, user: User, payment: Pa
 
 @dataclass(frozen=True)
 class _Drafts:
-    """An order's documents before they are numbered: the credit notes (one per invoice whose
-    unused time they credit, by invoice id) and the invoice of the new periods."""
+    """An order's documents as issued: the credit notes (one per invoice whose unused time they
+    credit, by invoice id) and the invoice of the new periods."""
 
     credit_notes: list[Document]
     invoice: Document
@@ -832,13 +833,12 @@ def _apply(
         order=order, account=account, subscriptions=subscriptions, at=at, actor=actor,
         webhooks=webhooks,
     )
-    drafts = _draft_documents(order=order, account=account, subscriptions=subscriptions,
-                              payment=payment, at=at)
+    drafts = _issue_documents(order=order, account=account, subscriptions=subscriptions,
+                              payment=payment, at=at, webhooks=webhooks)
     credit_notes, invoice = drafts.credit_notes, drafts.invoice
     if payment is not None:
         payment.invoice = invoice
         payment.save(update_fields=["status", "reference", "message", "completed_at", "invoice"])
-    documents_finalize(documents=[*credit_notes, invoice], webhooks=webhooks)
     _post_ledger(account=account, currency=order.currency, at=at, drafts=drafts, payment=payment)
     _commit_subscriptions(order=order, subscriptions=subscriptions, before=before,
                           invoice=invoice, at=at, actor=actor, webhooks=webhooks)
@@ -849,13 +849,14 @@ def _apply(
     return [*credit_notes, invoice]
 
 
-def _draft_documents(
+def _issue_documents(
     *, order: Order, account: Account, subscriptions: dict[str, Subscription],
-    payment: Payment | None, at: datetime,
+    payment: Payment | None, at: datetime, webhooks: WebhookBatch,
 ) -> _Drafts:
-    """The credit notes for the unused time of each subscription (grouped by the invoice they
-    correct) and the invoice of the new periods, with the credit balance (the new credit notes
-    included) applied first (S8) and ``payment`` for the rest."""
+    """Issue the credit notes for the unused time of each subscription (grouped by the invoice
+    they correct) and the invoice of the new periods, with the credit balance (the new credit
+    notes included) applied first (S8) and ``payment`` for the rest: numbered and saved together
+    (:func:`~prorata.billing.services.documents_issue`)."""
     summary = order.summary
     currency = order.currency
     credits: dict[int, list[DraftLine]] = defaultdict(list)
@@ -872,27 +873,33 @@ def _draft_documents(
             else:
                 charges.append(DraftLine(line, subscription.pk if subscription else None))
     credit_notes = [
-        document_draft(account=account, kind=DocumentKind.CREDIT_NOTE, lines=lines, at=at,
-                       tax=summary.tax, currency=currency, order=order,
-                       refers_to=invoices[invoice_id])
+        DocumentDraft(document_build(
+            account_id=account.pk, kind=DocumentKind.CREDIT_NOTE.value, lines=lines, at=at,
+            tax=summary.tax, currency=currency, order_id=order.pk, refers_to_id=invoice_id,
+        ), account=account, order=order, refers_to=invoices[invoice_id])
         for invoice_id, lines in sorted(credits.items())
     ]
     charge_total = sum(d.line.amount.amount + d.line.tax.amount for d in charges)
-    available = credit_balance(account, currency).amount - sum(cn.total for cn in credit_notes)
+    available = (credit_balance(account, currency).amount
+                 - sum(note.rows.head.total for note in credit_notes))
     credit_applied = max(0, min(charge_total, available))
     paid = payment.amount if payment is not None else 0
     if paid > charge_total - credit_applied:
         logger.error("Order %s: paid %s for %s due", order.pk, paid, charge_total - credit_applied)
         paid = charge_total - credit_applied
-    invoice = document_draft(
-        account=account, kind=DocumentKind.INVOICE, lines=charges, at=at, tax=summary.tax,
-        currency=currency, order=order, credit_applied=credit_applied, amount_paid=paid,
+    rows = document_build(
+        account_id=account.pk, kind=DocumentKind.INVOICE.value, lines=charges, at=at,
+        tax=summary.tax, currency=currency, order_id=order.pk, credit_applied=credit_applied,
+        amount_paid=paid,
         due_at=at + timedelta(days=account.payment_terms_days) if account.is_corporate else None,
     )
+    invoice = rows.head
     if invoice.amount_due + invoice.amount_paid != order.amount_due:
         logger.error("Order %s: the invoice leaves %s due, the quote said %s", order.pk,
                      invoice.amount_due + invoice.amount_paid, order.amount_due)
-    return _Drafts(credit_notes=credit_notes, invoice=invoice)
+    *notes, issued = documents_issue(
+        [*credit_notes, DocumentDraft(rows, account=account, order=order)], webhooks=webhooks)
+    return _Drafts(credit_notes=notes, invoice=issued)
 
 
 def _post_ledger(
