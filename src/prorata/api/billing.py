@@ -35,6 +35,7 @@ from prorata.billing.history import STATUSES
 from prorata.billing.models import Document, DocumentKind, LedgerEntry, LedgerKind
 from prorata.billing.receipts import document_pdf
 from prorata.billing.selectors import document_for_account, transactions_for_account
+from prorata.common.clock import instant_from_json
 from prorata_core.errors import ValidationError
 
 router = Router(tags=["billing"])
@@ -117,8 +118,8 @@ class DocumentDetailOut(DocumentOut):
         lines = [
             DocumentLineOut(
                 kind=line["kind"], description=line["description"],
-                period_start=datetime.fromisoformat(line["period_start"]),
-                period_end=datetime.fromisoformat(line["period_end"]),
+                period_start=instant_from_json(line["period_start"]),
+                period_end=instant_from_json(line["period_end"]),
                 quantity=line["quantity"], unit_amount=money(line["unit_amount"], currency),
                 ratio=line["ratio"], amount=money(line["amount"], currency),
                 tax_rate_bp=line["tax_rate_bp"], tax=money(line["tax"], currency),

@@ -29,6 +29,7 @@ from prorata.api.billing import DocumentOut
 from prorata.api.errors import IdempotencyKeyRequired
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.schemas import errors
+from prorata.common.clock import instant_from_json
 from prorata.subscriptions.errors import QuoteChanged
 from prorata.subscriptions.models import OrderStatus, Subscription
 from prorata.subscriptions.selectors import (
@@ -331,7 +332,7 @@ class CheckoutOut(Out):
             amount_charged=MoneyOut.of(result.amount_charged),
             credit_created=MoneyOut.of(result.credit_created),
             next_billing_dates={
-                product: datetime.fromisoformat(instant)
+                product: instant_from_json(instant)
                 for product, instant in result.next_billing_dates.items()
             },
             message=result.message,

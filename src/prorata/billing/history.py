@@ -33,6 +33,7 @@ from prorata.billing.models import (
     PaymentStatus,
     Refund,
 )
+from prorata.common.clock import instant_from_json
 
 STATUSES = ("paid", "credit_applied", "refunded", "open", "void")
 
@@ -84,7 +85,7 @@ def _filtered(*, account: Account, kinds: list[str] | None, statuses: list[str] 
 def _parse_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     try:
         at, pk = str(cursor).rsplit("|", 1)
-        return datetime.fromisoformat(at), int(pk)
+        return instant_from_json(at), int(pk)
     except (ValueError, AttributeError):
         return None
 

@@ -49,6 +49,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
+from prorata.common.clock import instant_from_json
 from prorata.notifications.formatting import format_day, format_money
 from prorata_core.money import Money
 from prorata_core.tax import REVERSE_CHARGE_MENTION
@@ -441,7 +442,7 @@ class _Document(FPDF):
 
 
 def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+    return instant_from_json(text)
 
 
 def _cycle(code: str) -> str:

@@ -25,6 +25,7 @@ from prorata.billing.models import (
     Refund,
 )
 from prorata.billing.queries import ledger_page
+from prorata.common.clock import instant_from_json
 from prorata_core.money import Money
 from prorata_core.tax import EU_COUNTRIES
 
@@ -70,7 +71,7 @@ def _cursor(entry: LedgerEntry) -> str:
 def _parse_cursor(cursor: str) -> tuple[datetime, int] | None:
     try:
         at, pk = cursor.rsplit("|", 1)
-        return datetime.fromisoformat(at), int(pk)
+        return instant_from_json(at), int(pk)
     except (ValueError, AttributeError):
         return None
 

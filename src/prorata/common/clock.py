@@ -217,3 +217,15 @@ def format_instant(instant: datetime) -> str:
     """The canonical form of a UTC instant: ``2026-03-11T00:00:00Z``."""
     text = instant.astimezone(UTC).isoformat()
     return text.removesuffix("+00:00") + "Z"
+
+
+def instant_from_json(text: str) -> datetime:
+    """An instant the project wrote (:func:`format_instant`'s ``…Z``, or ``isoformat()``'s
+    ``+00:00``: snapshots, e-mail contexts, cursors, job arguments), as an aware UTC datetime.
+    Raises ``ValueError`` for anything else, a naive instant included. The one reader of the
+    project's own instants; a person's input goes through :func:`parse_instant` (its errors say
+    what to write)."""
+    instant = datetime.fromisoformat(str(text))
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{text!r} is an instant without a time zone")
+    return instant.astimezone(UTC)

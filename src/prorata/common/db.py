@@ -17,6 +17,7 @@ import functools
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import DatabaseError, connection
@@ -191,3 +192,12 @@ def model_from_row(model: type[M], values: Sequence[object], deferred: Collectio
             value = converter(value, column, connection)
         row[index] = value
     return model.from_db(connection.alias, names, row)
+
+
+def instant_from_db(value: datetime | str) -> datetime:
+    """A timestamp column read by a hand-written query, as the ORM would return it: aware, UTC
+    (PostgreSQL's cursor gives aware datetimes; SQLite's, naive UTC text or datetimes). The one
+    converter of the apps' ``queries`` modules."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

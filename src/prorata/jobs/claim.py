@@ -20,7 +20,7 @@ from typing import NamedTuple
 from django.db import connection
 
 from prorata.common.bulk import sqlite_value
-from prorata.common.db import prepared_cursor
+from prorata.common.db import instant_from_db, prepared_cursor
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
 
 
@@ -189,5 +189,4 @@ def claim_due(
 
 
 def _aware(value: datetime | str) -> datetime:
-    instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+    return instant_from_db(value)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-from datetime import datetime
 from typing import Any
+
+from prorata.common.clock import instant_from_json
 
 #: Linux's prctl option: the signal the kernel sends this process when its parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -47,7 +48,7 @@ def renew_worker(
 
     stats = RunStats()
     try:
-        renew_due(at=datetime.fromisoformat(at), chunk_size=chunk_size, partition=partition,
+        renew_due(at=instant_from_json(at), chunk_size=chunk_size, partition=partition,
                   stats=stats, claim=Claim(by_id=by_id), keep_going=lambda: os.getppid() == parent)
     finally:
         connections.close_all()

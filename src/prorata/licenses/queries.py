@@ -15,11 +15,11 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prorata.accounts.models import User
-from prorata.common.db import prepared_cursor
+from prorata.common.db import instant_from_db, prepared_cursor
 from prorata.licenses.models import EntitlementKey, LicenseAssignment
 from prorata.subscriptions.models import Subscription
 
@@ -91,9 +91,7 @@ def _aware(value: Any) -> datetime | None:
     """An instant as the ORM returns it: aware, UTC (SQLite's cursor gives naive UTC)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return instant_from_db(value)
 
 
 def entitlement_lookup(*, email: str, key: str, product: str) -> Lookup:

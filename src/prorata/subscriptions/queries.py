@@ -10,14 +10,13 @@ compares it with and that ``benchmarks/queries.py`` measures it against; figures
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 from django.db.models import F, OuterRef, Subquery
-from django.utils.dateparse import parse_datetime
 
 from prorata.billing.models import AccountBalance
-from prorata.common.db import prepared_cursor
+from prorata.common.db import instant_from_db, prepared_cursor
 from prorata.subscriptions.models import Subscription
 
 
@@ -78,12 +77,7 @@ def subscription_states(*, account_id: int, product_codes: Sequence[str]) -> lis
 
 
 def _instant(value: datetime | str) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not UTC else value
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValueError(f"Not an instant: {value!r}")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return instant_from_db(value)
 
 
 def subscription_states_orm(

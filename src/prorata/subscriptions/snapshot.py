@@ -19,16 +19,11 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from prorata.common.clock import format_instant
+from prorata.common.clock import format_instant, instant_from_json
 from prorata_core.money import Money
 from prorata_core.orders import LineKind, OrderKind, OrderLine, Totals
 from prorata_core.periods import Period
 from prorata_core.tax import TaxDecision, TaxRule
-
-
-def instant_from_json(text: str) -> datetime:
-    """An instant written by :func:`~prorata.common.clock.format_instant` (``…Z``), as UTC."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def line_json(line: OrderLine) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.utils.translation import get_language, gettext, ngettext
 
 from prorata.common import urls
+from prorata.common.clock import instant_from_json
 from prorata.notifications.formatting import format_day, format_money
 from prorata_core.money import Money
 
@@ -40,7 +41,7 @@ def amount(value: Any) -> str:
 def day(value: Any) -> str:
     if not value:
         return ""
-    instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    instant = value if isinstance(value, datetime) else instant_from_json(value)
     return format_day(instant, _language())
 
 

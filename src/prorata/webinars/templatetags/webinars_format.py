@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 from django.utils.translation import get_language
 
+from prorata.common.clock import instant_from_json
 from prorata.webinars.formatting import format_start
 
 register = template.Library()
@@ -25,5 +26,5 @@ def start_in_json(value: Any, time_zone: str) -> str:
     """For e-mail contexts: ``value`` is an ISO 8601 UTC string."""
     if not value:
         return ""
-    return format_start(datetime.fromisoformat(str(value)), time_zone or "UTC",
+    return format_start(instant_from_json(str(value)), time_zone or "UTC",
                         get_language() or "en")
