@@ -12,8 +12,6 @@ import os
 import signal
 from typing import Any
 
-from prorata.common.clock import instant_from_json
-
 #: Linux's prctl option: the signal the kernel sends this process when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -42,6 +40,7 @@ def renew_worker(
     django.setup()
     from django.db import connections
 
+    from prorata.common.clock import instant_from_json
     from prorata.jobs.billing_run import RunStats
     from prorata.jobs.claim import Claim
     from prorata.jobs.invoicing import renew_due

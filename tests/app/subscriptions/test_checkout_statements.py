@@ -24,8 +24,9 @@ pytestmark = pytest.mark.django_db
 #: called as a service: the billing contact's membership is read once here, where a request
 #: would have it from its request-scoped access already. 45 until the documents were numbered at
 #: insert (one statement per counter, the documents and their lines in one insert each), the
-#: receipts queued in one insert without a dedupe read.
-PAID_CHANGE_STATEMENTS = 33
+#: receipts queued in one insert without a dedupe read. One more since issue 16: the account's
+#: billing e-mail, which gets the receipt too.
+PAID_CHANGE_STATEMENTS = 34
 
 
 def transactions(statements: list[str]) -> int:
