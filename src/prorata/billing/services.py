@@ -223,11 +223,14 @@ def documents_issue(drafts: Sequence[DocumentDraft], *,
         for document, draft in zip(documents, drafts, strict=True) for line in draft.rows.lines
     ])
     batch = webhooks if webhooks is not None else WebhookBatch()
-    for document in documents:
-        document._draft_lines = [line for line in lines  # type: ignore[attr-defined]
-                                 if line.document_id == document.pk]
+    start = 0
+    for document, draft in zip(documents, drafts, strict=True):
+        # bulk_create keeps the order given: each document's lines follow one another.
+        mine = lines[start:start + len(draft.rows.lines)]
+        start += len(mine)
+        document._draft_lines = mine  # type: ignore[attr-defined]
         document_events(batch, document_id=document.pk, number=document.number or "",
-                        head=document, lines=document._draft_lines)  # type: ignore[attr-defined]
+                        head=document, lines=mine)
     if webhooks is None:
         batch.save()
     return documents
