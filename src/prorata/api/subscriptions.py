@@ -29,6 +29,7 @@ from prorata.api.billing import DocumentOut
 from prorata.api.errors import IdempotencyKeyRequired
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.schemas import errors
+from prorata.billing.models import PaymentStatus
 from prorata.common.clock import instant_from_json
 from prorata.subscriptions.errors import QuoteChanged
 from prorata.subscriptions.models import OrderStatus, Subscription
@@ -312,7 +313,9 @@ class CheckoutIn(Schema):
 
 class CheckoutOut(Out):
     """What the checkout did. ``status``: ``paid``; ``invoiced`` (an invoice left open, paid by
-    transfer); ``placed`` (HTTP 202: the bank's answer is being confirmed, do not pay again)."""
+    transfer); ``placed`` (HTTP 202: the bank's answer is being confirmed, do not pay again);
+    ``requires_action`` (HTTP 202: the bank asks the customer to authenticate the payment, 3-D
+    Secure: open ``action_url`` in their browser; the order waits, nothing is charged yet)."""
 
     order_id: int
     status: str
@@ -322,6 +325,10 @@ class CheckoutOut(Out):
     credit_created: MoneyOut
     next_billing_dates: dict[str, datetime]
     message: str
+    action_url: str = Field("", description=(
+        "With status requires_action: the bank's page where the customer authenticates the "
+        "payment (open it in their browser; it brings them back to the billing center's order "
+        "page). Empty otherwise."))
 
     @staticmethod
     def of(result: CheckoutResult) -> CheckoutOut:
@@ -336,6 +343,7 @@ class CheckoutOut(Out):
                 for product, instant in result.next_billing_dates.items()
             },
             message=result.message,
+            action_url=result.action_url,
         )
 
 
@@ -367,7 +375,12 @@ def checkout(
     they saw (``expected``), else 409 ``quote_changed`` with the new summary in
     ``params.summary`` and nothing written. A refused card is a 402 (``payment_declined``,
     ``insufficient_funds``) with the bank's message; nothing changed and the order can be placed
-    again (with a new key). Answers 201 (``paid`` or ``invoiced``) or 202 (``placed``)."""
+    again (with a new key). Answers 201 (``paid`` or ``invoiced``) or 202 (``placed``, or
+    ``requires_action``: the customer opens ``action_url`` to authenticate the payment with
+    their bank, then the same request sent again, with the same key, answers the outcome:
+    201 ``paid``, a 402 ``authentication_failed`` when it failed or expired, or 202 again while
+    they have not finished; an order left unauthenticated fails after 30 minutes,
+    ``authentication_abandoned``)."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
     key = (idempotency_key or "").strip()
     if not key:
@@ -383,6 +396,7 @@ def checkout(
             payment_method_id=body.payment_method_id,
             card_token=body.card_token,
             vat_number=body.vat_number,
+            site_url=request.build_absolute_uri("/"),
         )
     except QuoteChanged as exc:
         # The new summary in the API's own shape (amounts as money objects), like a quote's.
@@ -390,8 +404,11 @@ def checkout(
         raise
     if result.replayed:
         response[REPLAYED_HEADER] = "true"
-    status = 202 if result.status == OrderStatus.PLACED else 201
-    return Status(status, CheckoutOut.of(result))
+    status = 202 if result.status in (OrderStatus.PLACED, PaymentStatus.REQUIRES_ACTION) else 201
+    out = CheckoutOut.of(result)
+    if out.action_url:  # the gateway's page, absolute (the sandbox's is on this host)
+        out.action_url = request.build_absolute_uri(out.action_url)
+    return Status(status, out)
 
 
 # --- subscriptions ----------------------------------------------------------------------------

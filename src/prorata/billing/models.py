@@ -264,6 +264,8 @@ class PaymentStatus(models.TextChoices):
     UNKNOWN = "unknown", _("unknown")
     #: The bank asks the customer to authenticate (3-D Secure) at ``Payment.action_url``: nothing
     #: charged yet; the answer is read by the idempotency key when they come back (or expire).
+    #: ``completed_at`` empty: the customer is authenticating (an order's checkout, Pay now);
+    #: set: an off-session attempt (a renewal) that ended there, nobody being present.
     REQUIRES_ACTION = "requires_action", _("requires authentication")
 
 
@@ -321,7 +323,9 @@ class Payment(models.Model):
             models.Index(fields=["order"], condition=Q(order__isnull=False), name="payment_order"),
             # The reconciliation job: payments still pending or unknown, oldest first.
             models.Index(
-                fields=["created_at", "id"], condition=Q(status__in=["pending", "unknown"]),
+                fields=["created_at", "id"],
+                condition=Q(status__in=["pending", "unknown"])
+                | Q(status="requires_action", completed_at__isnull=True),
                 name="payment_unsettled",
             ),
         ]

@@ -178,9 +178,13 @@ def books_balance() -> list[Imbalance]:
 
 def payments_to_reconcile(*, before: datetime) -> list[Payment]:
     """Card payments whose outcome is unknown, or still pending since before ``before`` (a crash
-    between recording the payment and hearing from the gateway)."""
+    between recording the payment and hearing from the gateway), or waiting since before
+    ``before`` for the customer to authenticate them (3-D Secure with the customer present:
+    ``requires_action`` and not completed; an off-session attempt that required it is over)."""
     return list(
         Payment.objects.filter(
             Q(status=PaymentStatus.UNKNOWN) | Q(status=PaymentStatus.PENDING, created_at__lt=before)
+            | Q(status=PaymentStatus.REQUIRES_ACTION, completed_at__isnull=True,
+                created_at__lt=before)
         ).order_by("created_at", "id")
     )

@@ -225,6 +225,10 @@ class Order(models.Model):
     )
     failure_code = models.CharField(max_length=64, blank=True, default="")
     failure_message = models.TextField(blank=True, default="")
+    #: The card typed at checkout, as the gateway made it a payment method (its id, brand, last
+    #: four digits, expiry: never the card number): saved on the account once it has paid (a
+    #: 3-D Secure payment pays after the request that placed the order).
+    new_card = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(_("created at"))
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
 

@@ -26,13 +26,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
+from django.utils.translation import gettext_noop
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
@@ -66,10 +67,17 @@ from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
+from prorata.common.urls import absolute_url
 from prorata.licenses.receipts import license_receipt_context
 from prorata.licenses.services import licenses_apply_order, licenses_check_order
 from prorata.notifications.context import money_json
-from prorata.payments.gateway import ChargeOutcome, Gateway, TokenizedCard, get_gateway
+from prorata.payments.gateway import (
+    OUTCOME_MESSAGES,
+    ChargeOutcome,
+    Gateway,
+    TokenizedCard,
+    get_gateway,
+)
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.errors import (
     CheckoutInProgress,
@@ -146,6 +154,14 @@ PAYMENT_REFUSED = (
     "The payment provider refused this payment request and nothing was charged. Check your card "
     "or use another one, then place the order again."
 )
+AUTHENTICATION_UNAVAILABLE = gettext_noop(
+    "Your bank asks you to authenticate this payment, but its page could not be opened, so "
+    "nothing was charged. Place the order again, or use another card."
+)
+AUTHENTICATION_ABANDONED = gettext_noop(
+    "The authentication of your payment with your bank was not completed, so nothing was charged "
+    "and the order was not placed. Place the order again when you are ready."
+)
 _FAILURE_CODES = {
     ChargeOutcome.DECLINED: "payment_declined",
     ChargeOutcome.INSUFFICIENT_FUNDS: "insufficient_funds",
@@ -155,8 +171,11 @@ _FAILURE_CODES = {
 @dataclass(frozen=True)
 class CheckoutResult:
     """What a checkout did. ``status`` is the order's: ``paid``, ``invoiced`` (corporate: the
-    invoice awaits a transfer) or ``placed`` (the payment's outcome is being confirmed).
-    ``replayed`` is true when this is the stored answer to an earlier request with the same key."""
+    invoice awaits a transfer) or ``placed`` (the payment's outcome is being confirmed); or
+    ``requires_action`` (the order is placed and waits: the customer's bank asks them to
+    authenticate the payment at ``action_url``, the gateway's page, which sends them back to
+    :func:`order_return_url`). ``replayed`` is true when this is the stored answer to an earlier
+    request with the same key."""
 
     order: Order
     status: str
@@ -166,6 +185,7 @@ class CheckoutResult:
     credit_created: Money
     replayed: bool = False
     message: str = ""
+    action_url: str = ""
 
     @property
     def next_billing_dates(self) -> dict[str, str]:
@@ -279,6 +299,7 @@ def checkout_place(
     card_token: str | None = None,
     vat_number: str | None = None,
     by_staff: bool = False,
+    site_url: str = "",
 ) -> CheckoutResult:
     """Place the order the customer confirmed: ``items`` (by default the cart) priced now, which
     must be exactly what they saw (``expected``: the quotes' fingerprints, in item order).
@@ -300,6 +321,12 @@ def checkout_place(
     :class:`PaymentFailed` (``payment_declined`` / ``insufficient_funds``; nothing changed but the
     failed order and payment) when the card is refused, the policy's refusals, and
     :class:`OrderInProgress` while another order of the account awaits its payment.
+
+    When the bank asks the customer to authenticate (3-D Secure), the order is placed and waits:
+    the result's ``status`` is ``requires_action`` and ``action_url`` the gateway's page, which
+    sends the customer back to :func:`order_return_url` (under ``site_url``, the address the
+    customer is using, by default ``PRORATA_BASE_URL``); :func:`order_payment_confirm` then
+    settles it. A replay of the request settles it the same way.
     """
     require_may_order(user, account, by_staff=by_staff)
     request = _checkout_request(
@@ -314,22 +341,65 @@ def checkout_place(
         # without a new card, step 1 finds the replay under the lock, with the pending orders).
         stored = Order.objects.filter(account=account, idempotency_key=request.key).first()
         if stored is not None:
-            return _replay(stored, request.fingerprint)
+            return _replay_confirmed(_replay(stored, request.fingerprint), account, user)
         # Exchanged before anything is written: a bad token is refused with nothing saved.
         new_card = get_gateway().payment_method_create(token=card_token, at=now())
         token = new_card.token
     placed = _place(account=account, user=user, request=request,
-                    payment_method_id=payment_method_id, token=token, by_staff=by_staff)
+                    payment_method_id=payment_method_id, token=token, by_staff=by_staff,
+                    new_card=new_card)
     if placed.result is not None:
-        return placed.result
+        return _replay_confirmed(placed.result, account, user)
     payment = placed.payment
     if payment is None:
         raise RuntimeError("An order placed without a result has a payment to send.")
-    answer = _charge(payment=payment, token=placed.token)
-    result = _settle(order_id=placed.order.pk, account_id=account.pk, answer=answer, actor=user)
-    if result.status == OrderStatus.PAID and new_card is not None:
-        _save_card(account=account, card=new_card, user=user, payment=payment)
-    return result
+    answer = _charge(payment=payment, token=placed.token, return_url=order_return_url(
+        account_id=account.pk, order_id=placed.order.pk, site_url=site_url))
+    return _settle(order_id=placed.order.pk, account_id=account.pk, answer=answer, actor=user)
+
+
+def order_return_url(*, account_id: int, order_id: int, site_url: str = "") -> str:
+    """Where the gateway sends the customer back after authenticating the payment of an order:
+    the billing center's return page (:func:`order_payment_confirm`), absolute, under
+    ``site_url`` (``"https://billing.example"``), by default ``PRORATA_BASE_URL``."""
+    path = reverse("billing:order_return", args=[account_id, order_id])
+    return f"{site_url.rstrip('/')}{path}" if site_url else absolute_url(path)
+
+
+def order_payment_confirm(*, account: Account, order: Order, actor: User | None,
+                          replayed: bool = False) -> CheckoutResult:
+    """The customer is back from authenticating the payment of ``order`` (one of ``account``'s),
+    or asks again for its outcome: the gateway is asked by the payment's idempotency key
+    (outside any transaction) and the order is settled, exactly once whoever comes first (this
+    page loaded twice, the API's replay, the reconciliation job: under the account's lock).
+
+    - authenticated and charged: the order is applied (its new card saved as the default);
+    - authentication failed or expired: :class:`PaymentFailed` (``authentication_failed``, the
+      bank's message) and nothing is left of the order but the failed order and payment;
+    - not answered yet (still ``requires_action``, or the gateway does not know): the result
+      says ``requires_action`` with the same ``action_url``; the reconciliation job gives up on
+      it after :data:`AUTHENTICATION_TIMEOUT`.
+
+    An order that is settled already answers its outcome (a failed one: :class:`PaymentFailed`).
+    """
+    payment = order.payments.order_by("-id").first()
+    if (order.status != OrderStatus.PLACED or payment is None
+            or payment.status != PaymentStatus.REQUIRES_ACTION):
+        result = _finished(order)
+        return _result(order, replayed=True) if replayed else result
+    answer = _look_up(get_gateway(), payment)
+    if answer is None or answer.outcome in (ChargeOutcome.UNKNOWN, ChargeOutcome.REQUIRES_ACTION):
+        return _result(order, replayed=replayed)
+    result = _settle(order_id=order.pk, account_id=account.pk, answer=answer, actor=actor)
+    return _result(result.order, replayed=True) if replayed else result
+
+
+def _replay_confirmed(result: CheckoutResult, account: Account, user: User) -> CheckoutResult:
+    """A replay of an order waiting for authentication asks the gateway what became of it."""
+    if result.status != PaymentStatus.REQUIRES_ACTION:
+        return result
+    return order_payment_confirm(account=account, order=result.order, actor=user,
+                                 replayed=True)
 
 
 def _checkout_request(
@@ -368,22 +438,25 @@ class _Answer:
     reference: str = ""
     message: str = ""
     failure_code: str = ""
+    action_url: str = ""
 
 
-def _charge(*, payment: Payment, token: str) -> _Answer:
+def _charge(*, payment: Payment, token: str, return_url: str = "") -> _Answer:
     """Step 2, outside any transaction: the gateway charge under the payment's idempotency key.
 
     A gateway that refuses the request itself (a :class:`ProrataError`: the key reused, the amount
     or card refused before any money moved) is a definite failure, not an unknown outcome. Any
     other exception (a timeout, a lost connection) is unknown: the gateway is asked at once, by
     the same key, what became of the charge (:func:`_look_up`); only when it cannot say does the
-    order wait for :func:`payments_reconcile_due`."""
+    order wait for :func:`payments_reconcile_due`. The customer is present: a bank that asks
+    them to authenticate answers ``requires_action`` with its page, which returns to
+    ``return_url``."""
     gateway = get_gateway()
     try:
         charge = gateway.charge(
             token=token, amount=Money(payment.amount, payment.currency),
             idempotency_key=payment.idempotency_key,
-            description=f"Order {payment.order_id}",
+            description=f"Order {payment.order_id}", off_session=False, return_url=return_url,
         )
     except ProrataError as refused:
         logger.warning("Gateway refused payment %s: %s (%s)", payment.pk, refused.message,
@@ -393,7 +466,8 @@ def _charge(*, payment: Payment, token: str) -> _Answer:
         logger.exception("Gateway charge for payment %s did not answer", payment.pk)
         answer = _Answer(ChargeOutcome.UNKNOWN, "", PAYMENT_UNCONFIRMED)
     else:
-        answer = _Answer(charge.outcome, charge.reference, charge.message)
+        answer = _Answer(charge.outcome, charge.reference, charge.message,
+                         action_url=charge.action_url)
     if answer.outcome == ChargeOutcome.UNKNOWN:
         return _look_up(gateway, payment) or answer
     return answer
@@ -409,7 +483,7 @@ def _look_up(gateway: Gateway, payment: Payment) -> _Answer | None:
         return None
     if found is None or found.outcome == ChargeOutcome.UNKNOWN:
         return None
-    return _Answer(found.outcome, found.reference, found.message)
+    return _Answer(found.outcome, found.reference, found.message, action_url=found.action_url)
 
 
 def _replay(order: Order, request: str) -> CheckoutResult:
@@ -447,10 +521,16 @@ def _result(
     charged = sum(
         payment.amount for payment in payments if payment.status == PaymentStatus.SUCCEEDED
     )
-    if order.status == OrderStatus.PLACED and not message:
-        message = PAYMENT_UNCONFIRMED
+    status, action_url = order.status, ""
+    if order.status == OrderStatus.PLACED:
+        waiting = next((payment for payment in payments
+                        if payment.status == PaymentStatus.REQUIRES_ACTION), None)
+        if waiting is not None:
+            status, action_url = PaymentStatus.REQUIRES_ACTION.value, waiting.action_url
+            message = message or OUTCOME_MESSAGES[ChargeOutcome.REQUIRES_ACTION]
+        message = message or PAYMENT_UNCONFIRMED
     return CheckoutResult(
-        order=order, status=order.status, invoice=invoice,
+        order=order, status=status, invoice=invoice, action_url=action_url,
         credit_notes=tuple(doc for doc in documents if doc.kind == DocumentKind.CREDIT_NOTE),
         amount_charged=Money(charged, order.currency),
         credit_created=Money(order.credit_created, order.currency),
@@ -467,8 +547,10 @@ def _place(
     payment_method_id: int | None,
     token: str,
     by_staff: bool,
+    new_card: TokenizedCard | None = None,
 ) -> _Placed:
-    """Step 1 (and step 3 too when nothing is charged): one transaction."""
+    """Step 1 (and step 3 too when nothing is charged): one transaction. ``new_card``, the payment
+    method made from the card typed at checkout, is kept with the order until it has paid."""
     with transaction.atomic():
         account = lock_account(account.pk)
         # The same key's first request may have committed while we waited for the lock; and while
@@ -494,7 +576,8 @@ def _place(
         charge_card = due > 0 and not account.is_corporate
         method = _payment_method(account, payment_method_id, token) if charge_card else None
         order = _order_create(account=account, user=user, request=request, quote=quote,
-                              subscriptions=subscriptions, by_staff=by_staff)
+                              subscriptions=subscriptions, by_staff=by_staff,
+                              new_card=new_card if method is not None else None)
         if method is None:
             documents = _apply(order=order, account=account, subscriptions=subscriptions,
                                payment=None, actor=user)
@@ -547,9 +630,10 @@ def _price_locked(
 
 def _order_create(
     *, account: Account, user: User, request: _Request, quote: CheckoutQuote,
-    subscriptions: dict[str, Subscription], by_staff: bool,
+    subscriptions: dict[str, Subscription], by_staff: bool, new_card: TokenizedCard | None = None,
 ) -> Order:
-    """Record the order ``placed`` with the quote's snapshot and the versions it was priced at."""
+    """Record the order ``placed`` with the quote's snapshot and the versions it was priced at
+    (and the new card that is to pay it: saved on the account once it has)."""
     kinds = {quote_item.kind.value for quote_item in quote.items}
     totals = quote.totals
     return Order.objects.create(
@@ -565,6 +649,7 @@ def _order_create(
         },
         idempotency_key=request.key, request_fingerprint=request.fingerprint, placed_by=user,
         by_staff=by_staff, created_at=quote.at,
+        new_card=asdict(new_card) if new_card is not None else None,
     )
 
 
@@ -640,7 +725,22 @@ def _finish(
                 payment.message = answer.message
                 payment.save(update_fields=["status", "message"])
             return _result(order, message=PAYMENT_UNCONFIRMED)
+        elif answer.outcome == ChargeOutcome.REQUIRES_ACTION and (
+                answer.action_url or payment.action_url):
+            # The order waits (placed, nothing applied) while the customer authenticates.
+            payment.status = PaymentStatus.REQUIRES_ACTION
+            payment.reference = answer.reference[:255]
+            payment.action_url = (answer.action_url or payment.action_url)[:1000]
+            payment.message = answer.message
+            payment.save(update_fields=["status", "reference", "action_url", "message"])
+            return _result(order, payments=[payment])
         else:
+            if payment.status == PaymentStatus.REQUIRES_ACTION and not answer.failure_code and (
+                    answer.outcome == ChargeOutcome.DECLINED):
+                answer = replace(answer, failure_code="authentication_failed")
+            elif answer.outcome == ChargeOutcome.REQUIRES_ACTION:  # and no page to do it on
+                answer = replace(answer, failure_code="authentication_failed",
+                                 message=AUTHENTICATION_UNAVAILABLE)
             _fail(order=order, account=account, payment=payment, answer=answer, at=at,
                   notify=notify_failure)
     return _finished(order)
@@ -744,14 +844,18 @@ def _settle(
     *, order_id: int, account_id: int, answer: _Answer, actor: User | None,
     notify_failure: bool = False,
 ) -> CheckoutResult:
-    """:func:`_finish`, then the refund of an order that could not be applied as priced."""
+    """:func:`_finish`, then the new card of a paid order saved (:func:`_save_card`), or the
+    refund of an order that could not be applied as priced."""
     try:
-        return _finish(order_id=order_id, account_id=account_id, answer=answer, actor=actor,
-                       notify_failure=notify_failure)
+        result = _finish(order_id=order_id, account_id=account_id, answer=answer, actor=actor,
+                         notify_failure=notify_failure)
     except PaymentFailed as failed:
         if failed.code == "order_outdated":
             _refund_set_aside(order_id)
         raise
+    if result.status == OrderStatus.PAID:
+        _save_card(order_id=order_id, user=actor)
+    return result
 
 
 def _fail(
@@ -792,16 +896,28 @@ def _finished(order: Order) -> CheckoutResult:
     return _result(order)
 
 
-def _save_card(*, account: Account, card: TokenizedCard, user: User, payment: Payment) -> None:
-    """Keep the card that just paid as the account's default (only the gateway had it so far)."""
+def _save_card(*, order_id: int, user: User | None) -> None:
+    """Keep the new card that paid order ``order_id`` as the account's default (only the gateway
+    had it so far), once: the payment then names the saved card (under the account's lock, so
+    that a double return saves one card)."""
     from prorata.payments.services import payment_method_save
 
     try:
-        method = payment_method_save(account=account, card=card, make_default=True, actor=user)
+        with transaction.atomic():
+            order = Order.objects.get(pk=order_id)
+            if not order.new_card:
+                return
+            account = lock_account(order.account_id)
+            payment = (Payment.objects.filter(order_id=order_id, status=PaymentStatus.SUCCEEDED)
+                       .order_by("-id").first())
+            if payment is None or payment.payment_method_id is not None:
+                return
+            method = payment_method_save(account=account, card=TokenizedCard(**order.new_card),
+                                         make_default=True, actor=user)
+            Payment.objects.filter(pk=payment.pk).update(payment_method=method,
+                                                         method_label=str(method))
     except Exception:  # the order is paid; failing to save the card must not undo that
-        logger.exception("Could not save the card of payment %s", payment.pk)
-        return
-    Payment.objects.filter(pk=payment.pk).update(payment_method=method, method_label=str(method))
+        logger.exception("Could not save the new card of order %s", order_id)
 
 
 # --- applying a paid (or fully credited, or invoiced) order -----------------------------------------
@@ -1110,6 +1226,11 @@ def _send_receipt(
 #: call included) or unknown to the gateway before the reconciliation job acts on it: longer than
 #: any gateway timeout, so that a charge still in flight is never declared "not received".
 RECONCILE_AFTER = timedelta(minutes=2)
+#: How long Prorata waits for a customer to authenticate a payment (3-D Secure) before the
+#: reconciliation job gives up on the order (failed: ``authentication_abandoned``, nothing
+#: charged), so that the account can order again. Longer than a gateway's own expiry of the
+#: authentication (the sandbox's: 10 minutes), after which its ``lookup`` answers declined.
+AUTHENTICATION_TIMEOUT = timedelta(minutes=30)
 
 
 def payment_reconcile(
@@ -1125,7 +1246,11 @@ def payment_reconcile(
     - it says refused: the order fails; the customer is e-mailed;
     - it never saw the key, and the payment is older than ``older_than``: nothing was charged,
       the order is abandoned and the customer is e-mailed to place it again;
-    - it still does not know: the order stays placed (looked at again next time).
+    - it still does not know: the order stays placed (looked at again next time);
+    - the customer was asked to authenticate (3-D Secure) and has not come back: the gateway's
+      answer settles it as above (authenticated: applied; failed or expired: failed, e-mailed);
+      still waiting after :data:`AUTHENTICATION_TIMEOUT`, the order fails
+      (``authentication_abandoned``) and the customer is e-mailed.
 
     Each order is settled exactly once, whoever gets there first (under the account's lock).
     ``at`` is the instant to judge ages by (default: the project clock). Returns what became of
@@ -1143,6 +1268,15 @@ def payment_reconcile(
         if order_id is None:  # a renewal's: the billing run settles its own
             continue
         answer = _look_up(gateway, payment)
+        if payment.status == PaymentStatus.REQUIRES_ACTION and (
+                answer is None or answer.outcome == ChargeOutcome.REQUIRES_ACTION):
+            if payment.created_at > at - AUTHENTICATION_TIMEOUT:
+                results.append(_result(Order.objects.get(pk=order_id)))  # still authenticating
+                continue
+            logger.warning("Payment %s: authentication abandoned after %s", payment.pk,
+                           AUTHENTICATION_TIMEOUT)
+            answer = _Answer(ChargeOutcome.DECLINED, "", AUTHENTICATION_ABANDONED,
+                             "authentication_abandoned")
         if answer is None:
             if payment.created_at > at - older_than:
                 # Unknown but recent: the gateway may still be working on it.
@@ -1169,7 +1303,7 @@ def payments_reconcile_due(*, at: datetime | None = None) -> dict[str, int]:
     for result in results:
         if result.status in (OrderStatus.PAID, OrderStatus.INVOICED):
             counts["paid"] += 1
-        elif result.status == OrderStatus.PLACED:
+        elif result.status in (OrderStatus.PLACED, PaymentStatus.REQUIRES_ACTION):
             counts["still_placed"] += 1
         elif result.order.failure_code == "order_outdated":
             counts["refunded"] += 1

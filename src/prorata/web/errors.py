@@ -86,6 +86,7 @@ MESSAGES: dict[str, Any] = {
     "payment_refused": None,
     "not_received": None,
     "order_outdated": None,
+    "authentication_abandoned": None,  # 3-D Secure never completed (subscriptions.services)
     "card_rejected": None,
     "not_permitted": _(
         "Only the account's billing contact buys or changes its subscriptions; ask them."

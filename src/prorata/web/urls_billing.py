@@ -19,6 +19,8 @@ urlpatterns = [
     path("<int:account_id>/cart/", views.cart, name="cart"),
     path("<int:account_id>/checkout/", views.checkout, name="checkout"),
     path("<int:account_id>/orders/<int:order_id>/", views.order_page, name="order"),
+    path("<int:account_id>/orders/<int:order_id>/authenticated/", views.order_return,
+         name="order_return"),
     path("<int:account_id>/transactions/", views_transactions.transactions, name="transactions"),
     path("<int:account_id>/transactions.csv", views_transactions.transactions_csv,
          name="transactions_csv"),

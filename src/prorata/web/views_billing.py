@@ -29,7 +29,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.permissions import Action, account_for, accounts_of, can
 from prorata.billing.history import document_history
-from prorata.billing.models import LedgerKind
+from prorata.billing.models import LedgerKind, PaymentStatus
 from prorata.billing.receipts import document_pdf
 from prorata.billing.renewals import renewal_pay_now, renewal_payable, voided_by
 from prorata.billing.selectors import (
@@ -69,6 +69,7 @@ from prorata.subscriptions.services import (
     cart_add,
     cart_remove,
     checkout_place,
+    order_payment_confirm,
     subscription_cancel_renewal,
     subscription_resume_renewal,
 )
@@ -523,6 +524,7 @@ def _checkout_post(request: HttpRequest, account: Account, user: User, vat_numbe
             expected=[f for f in data.get("expected", "").split(",") if f],
             payment_method_id=_int(method, 0) or None if method not in ("", "new") else None,
             card_token=card_token, vat_number=vat_number or None,
+            site_url=request.build_absolute_uri("/"),
         )
     except (QuoteChanged, PaymentFailed) as refused:
         return _Attempt(errors={}, alert=error_message(refused))
@@ -532,6 +534,10 @@ def _checkout_post(request: HttpRequest, account: Account, user: User, vat_numbe
         return _Attempt(errors={"number": error_message(rejected)})
     except ProrataError as refused:
         return _Attempt(errors={}, alert=error_message(refused))
+    if result.status == PaymentStatus.REQUIRES_ACTION and result.action_url:
+        # The bank's authentication page (the gateway's), which sends the customer back to
+        # order_return; the order waits meanwhile.
+        return _Attempt(redirect_to=HttpResponseRedirect(result.action_url))
     if result.message:
         messages.warning(request, gettext(result.message))
     return _Attempt(redirect_to=redirect("billing:order", account_id=account.pk,
@@ -640,7 +646,38 @@ def order_page(request: HttpRequest, account_id: int, order_id: int) -> HttpResp
         "total": Money(order.total, order.currency),
         "done": order.status in (OrderStatus.PAID, OrderStatus.INVOICED),
         "failed": order.status == OrderStatus.FAILED,
+        "authenticate": next((p for p in order.payments.all()
+                              if p.status == PaymentStatus.REQUIRES_ACTION and p.action_url
+                              and order.status == OrderStatus.PLACED), None),
     })
+
+
+@login_required
+@never_cache
+def order_return(request: HttpRequest, account_id: int, order_id: int) -> HttpResponse:
+    """Where the gateway sends the customer back after authenticating an order's payment
+    (3-D Secure): its outcome is asked of the gateway and the order settled once
+    (:func:`~prorata.subscriptions.services.order_payment_confirm`; loading this page again
+    changes nothing). Paid: the confirmation page. Refused: back to the checkout with the bank's
+    message (nothing was applied: the cart is as it was). Not answered yet: the order's page,
+    with the way back to the bank's page."""
+    user = _user(request)
+    account = account_for(user, account_id, Action.MANAGE_BILLING)
+    order = Order.objects.filter(account=account, pk=order_id).first()
+    if order is None:
+        raise Http404("No such order")
+    try:
+        result = order_payment_confirm(account=account, order=order, actor=user)
+    except PaymentFailed as refused:
+        messages.error(request, error_message(refused))
+        if cart_items(account=account):
+            return redirect("billing:checkout", account_id=account.pk)
+        return redirect("billing:order", account_id=account.pk, order_id=order.pk)
+    if result.status == PaymentStatus.REQUIRES_ACTION:
+        messages.warning(request, gettext(
+            "Your bank has not confirmed the payment yet: nothing was charged. Authenticate it "
+            "to complete your order."))
+    return redirect("billing:order", account_id=account.pk, order_id=order.pk)
 
 
 # --- View all transactions and receipts (S10, S12) -------------------------------------------------
