@@ -853,7 +853,7 @@ def _settle(
         if failed.code == "order_outdated":
             _refund_set_aside(order_id)
         raise
-    if result.status == OrderStatus.PAID:
+    if result.status == OrderStatus.PAID and result.order.new_card:
         _save_card(order_id=order_id, user=actor)
     return result
 
