@@ -420,6 +420,9 @@ ACCESS: dict[str, Rule] = {
     "billing/<int:account_id>/checkout/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"idempotency_key": f"matrix-page-{s.label}"}))),
     "billing/<int:account_id>/orders/<int:order_id>/": Rule(action=Action.VIEW_BILLING),
+    # Where the bank's 3-D Secure page sends the customer back after the checkout.
+    "billing/<int:account_id>/orders/<int:order_id>/authenticated/": Rule(
+        action=Action.MANAGE_BILLING),
     "billing/<int:account_id>/transactions/": Rule(action=Action.VIEW_BILLING),
     "billing/<int:account_id>/transactions.csv": Rule(action=Action.VIEW_BILLING),
     "billing/<int:account_id>/documents/<int:document_id>.pdf": Rule(
