@@ -207,7 +207,7 @@ def test_a_gateway_that_never_expires_the_authentication_is_given_up_after_30_mi
     acme, clock, monkeypatch
 ):
     client = acme.client()
-    challenge, _ = place_with_sca_card(acme, client)
+    place_with_sca_card(acme, client)
     order = assert_waiting(acme)
     SandboxCharge.objects.filter(idempotency_key=Payment.objects.get(order=order).idempotency_key
                                  ).update(action_expires_at=utc(2027, 1, 1))
@@ -252,7 +252,7 @@ def test_the_return_page_coming_first_leaves_the_job_nothing_to_do(acme, clock, 
     from prorata.subscriptions import services
 
     stale = services.payments_to_reconcile(before=clock.now() + timedelta(hours=1))
-    assert client.get(back)["Location"].endswith("/orders/%d/" % stale[0].order_id)
+    assert client.get(back)["Location"].endswith(f"/orders/{stale[0].order_id}/")
     monkeypatch.setattr(services, "payments_to_reconcile", lambda before: stale)
     clock.advance(timedelta(minutes=3))
     counts = payments_reconcile_due()
