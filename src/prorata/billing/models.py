@@ -60,9 +60,10 @@ class Document(models.Model):
     ``amount_due = total − credit_applied − amount_paid``.
     """
 
-    #: What a finalised document may still change: its payment state.
+    #: What a finalised document may still change: its payment state. ``credit_applied`` grows
+    #: when credit created later settles an invoice still open (:class:`CreditApplication`).
     PAYMENT_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"status", "amount_paid", "amount_due", "paid_at"}
+        {"status", "amount_paid", "amount_due", "paid_at", "credit_applied"}
     )
 
     kind = models.CharField(_("kind"), max_length=16, choices=DocumentKind.choices)
@@ -358,6 +359,32 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"Refund {self.pk}: {self.amount} {self.currency} ({self.status})"
+
+
+class CreditApplication(models.Model):
+    """Credit created on an account (``credit_note``'s) that settled ``amount`` (minor units, tax
+    included) of an invoice issued earlier and still open, at ``at`` (issue 12: old debt is never
+    offset silently). The invoice's ``credit_applied`` grew by ``amount``; the ledger has no row of
+    its own for it: the credit note posted the credit, the invoice its charge, and the balance
+    already nets them. The invoice's PDF, the credit note's "where it went" and the e-mail that
+    announces the credit read these rows."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    credit_note = models.ForeignKey(Document, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="credit_applications")
+    invoice = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="credit_settled")
+    amount = models.BigIntegerField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_application_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Credit {self.amount} {self.currency} on document {self.invoice_id}"
 
 
 class LedgerKind(models.TextChoices):

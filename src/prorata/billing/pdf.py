@@ -23,7 +23,8 @@ Read at render time beside the snapshot (:func:`prorata.billing.receipts.documen
 all optional: each line's ``plan_code``, ``plan_name`` and ``cycle_code`` (the line text is then
 written in the document's language, else the stored English ``description`` is printed);
 ``payments`` (``[{"method": "card" | "bank_transfer", "brand", "last4", "reference", "at",
-"amount"}]``); for a credit note ``credit_applied_to`` (``[{"number", "amount"}]``), ``refunded`` and
+"amount"}]``) and ``credit_settled`` (``[{"amount", "at", "credit_note"}]``: credit created
+after issue that paid part of it, already counted in ``credit_applied``); for a credit note ``credit_applied_to`` (``[{"number", "amount"}]``), ``refunded`` and
 ``kept_as_credit``; ``time_zone`` (IANA, the zone dates are shown in; UTC by default). The
 operator's logo (``PRORATA_SELLER_LOGO``, a PNG or JPEG path) and legal footer
 (``PRORATA_SELLER_LEGAL_FOOTER``) come from settings.
@@ -298,10 +299,20 @@ class _Document(FPDF):
             else:
                 text = _("%(amount)s paid by card on %(date)s.") % values
             notes.append(text)
-        if self.snapshot.get("credit_applied"):
+        settled = self.snapshot.get("credit_settled") or []
+        at_issue = int(self.snapshot.get("credit_applied") or 0) - sum(
+            int(row["amount"]) for row in settled)
+        if at_issue > 0:
             notes.append(_("%(amount)s paid from your account's credit on %(date)s.") % {
-                "amount": self._money(int(self.snapshot["credit_applied"])),
+                "amount": self._money(at_issue),
                 "date": self._day(str(self.snapshot["issued_at"]))})
+        for row in settled:  # credit created after the invoice was issued (billing.credit)
+            values = {"amount": self._money(int(row["amount"])), "date": self._day(str(row["at"])),
+                      "number": row.get("credit_note") or ""}
+            notes.append(
+                _("%(amount)s paid from your account's credit (credit note %(number)s) on "
+                  "%(date)s.") % values if values["number"] else
+                _("%(amount)s paid from your account's credit on %(date)s.") % values)
         return notes
 
     def _tax_notes(self) -> list[str]:

@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from prorata.accounts.billing_details import account_time_zone
 from prorata.billing.models import (
+    CreditApplication,
     Document,
     DocumentKind,
     Payment,
@@ -37,11 +38,18 @@ def document_pdf_snapshot(document: Document) -> dict[str, Any]:
         "status": document.status,
         "amount_paid": document.amount_paid,
         "amount_due": document.amount_due,
+        # grown since issue when credit created later paid part of it (billing.credit)
+        "credit_applied": document.credit_applied,
         "time_zone": account_time_zone(document.account),
     }
     snapshot["lines"] = _lines(document, snapshot.get("lines") or [])
     if document.kind == DocumentKind.INVOICE:
         snapshot["payments"] = _payments(document)
+        snapshot["credit_settled"] = [
+            {"amount": row.amount, "at": format_instant(row.at),
+             "credit_note": row.credit_note.number if row.credit_note else ""}
+            for row in CreditApplication.objects.filter(invoice=document)
+            .select_related("credit_note").order_by("at", "id")]
     else:
         snapshot.update(_credit_destination(document))
     return snapshot
@@ -95,8 +103,12 @@ def _credit_destination(document: Document) -> dict[str, Any]:
             share = max(0, min(amount, invoice.credit_applied - earlier))
             if share:
                 applied.append({"number": invoice.number, "amount": share})
+    # then the open invoices it paid later (billing.credit), oldest first
+    applied += [{"number": row.invoice.number, "amount": row.amount}
+                for row in CreditApplication.objects.filter(credit_note=document)
+                .select_related("invoice").order_by("at", "id")]
     used = sum(item["amount"] for item in applied)
-    return {"credit_applied_to": applied, "kept_as_credit": amount - used}
+    return {"credit_applied_to": applied, "kept_as_credit": max(amount - used, 0)}
 
 
 def document_filename(document: Document) -> str:

@@ -134,19 +134,35 @@ def renewal_payment_succeeded(*, payment_id: int, reference: str, at: datetime) 
                      memo=ledger_memo(LedgerKind.PAYMENT.value, number=invoice.number or "",
                                       label=payment.method_label)),
         ])
-        renewal = renewal_of_payment(payment)
-        renewal.status, renewal.next_attempt_at = RenewalStatus.PAID, None
-        renewal.save(update_fields=["status", "next_attempt_at"])
-        (subscription,) = lock_subscriptions(account_id=account.pk, ids=[renewal.subscription_id])
-        if subscription.status == SubscriptionStatus.PAST_DUE:
-            subscription_transition(subscription=subscription, to=Status.ACTIVE,
-                                    event=Event.RENEWAL_PAID, at=at,
-                                    before={"invoice": invoice.number},
-                                    after={"invoice": invoice.number})
-        if invoice.amount_due == 0:
-            receipt_enqueue(account=account, document=invoice, context=renewal_receipt(
-                invoice, Period(renewal.period_start, renewal.period_end)))
+        _renewal_paid(account=account, invoice=invoice, renewal=renewal_of_payment(payment),
+                      at=at)
     return True
+
+
+def renewal_settled(*, account: Account, invoice: Document, at: datetime) -> bool:
+    """A renewal invoice paid in full otherwise than by its card attempts (by credit created
+    later, :mod:`prorata.billing.credit`): its dunning ends as if the retry had been paid (the
+    renewal paid, the subscription ``active`` again if ``past_due``, the receipt). Returns False
+    when ``invoice`` is no renewal's. Inside the caller's transaction, under the account lock."""
+    renewal = Renewal.objects.filter(invoice_id=invoice.pk).first()
+    if renewal is None:
+        return False
+    _renewal_paid(account=account, invoice=invoice, renewal=renewal, at=at)
+    return True
+
+
+def _renewal_paid(*, account: Account, invoice: Document, renewal: Renewal, at: datetime) -> None:
+    renewal.status, renewal.next_attempt_at = RenewalStatus.PAID, None
+    renewal.save(update_fields=["status", "next_attempt_at"])
+    (subscription,) = lock_subscriptions(account_id=account.pk, ids=[renewal.subscription_id])
+    if subscription.status == SubscriptionStatus.PAST_DUE:
+        subscription_transition(subscription=subscription, to=Status.ACTIVE,
+                                event=Event.RENEWAL_PAID, at=at,
+                                before={"invoice": invoice.number},
+                                after={"invoice": invoice.number})
+    if invoice.amount_due == 0:
+        receipt_enqueue(account=account, document=invoice, context=renewal_receipt(
+            invoice, Period(renewal.period_start, renewal.period_end)))
 
 
 def renewal_payable(*, account_id: int, invoice: Document) -> bool:

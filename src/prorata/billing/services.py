@@ -417,12 +417,13 @@ def invoice_record_payment(
                             "currency": amount.currency, "reference": reference})
         if invoice.amount_due == 0:  # now a receipt (S12)
             receipt_enqueue(account=account, document=invoice,
-                            context=_transfer_receipt(invoice))
+                            context=invoice_receipt_context(invoice))
     return payment
 
 
-def _transfer_receipt(invoice: Document) -> dict[str, Any]:
-    """The receipt of an invoice paid by transfer: a renewal's as the billing run words it
+def invoice_receipt_context(invoice: Document) -> dict[str, Any]:
+    """The receipt of an invoice paid after it was issued (by transfer, by credit created later):
+    a renewal's as the billing run words it
     (:func:`~prorata.billing.writer.receipt_context_for_renewal`), else a purchase's; each with
     its items and their periods, from its charge lines."""
     catalog, lines = catalog_snapshot(), list(invoice.lines.all())

@@ -35,6 +35,7 @@ from django.utils.translation import gettext_noop
 from prorata.accounts.models import Account, StaffRole, User
 from prorata.accounts.permissions import staff_roles
 from prorata.accounts.services import audit_record
+from prorata.billing.credit import credit_settle_open_invoices, settlements_json
 from prorata.billing.locks import lock_account
 from prorata.billing.models import (
     Document,
@@ -46,6 +47,7 @@ from prorata.billing.models import (
     PaymentStatus,
     Refund,
 )
+from prorata.billing.selectors import credit_balance
 from prorata.billing.services import (
     DraftLine,
     Movement,
@@ -494,11 +496,17 @@ def credit_adjust(*, account: Account, amount: Money, reason: str, actor: User,
         audit_record(actor=actor, action="credit.adjust", account=account, obj=adjustment, ip=ip,
                      after={"amount": amount.amount, "currency": amount.currency,
                             "reason": text, "credit_note": credit_note.number, "cap": cap})
+        # The credit first pays what the account still owes, and the e-mail says so.
+        settled = credit_settle_open_invoices(account=account, currency=invoice.currency,
+                                              at=credit_note.issued_at, credit_note=credit_note)
+        balance = credit_balance(account, invoice.currency)
         notify_billing_contacts(
             account=account, template="credit_granted",
             dedupe_key=f"credit:adjustment:{adjustment.pk}",
             attachments=[{"kind": "credit_note", "id": credit_note.pk}],
             context={"credit": money_json(amount.amount, amount.currency),
+                     "balance": money_json(balance.amount, balance.currency),
+                     "applied_to": settlements_json(settled),
                      "document_number": credit_note.number,
                      "url": reverse("billing:transactions", args=[account.pk])})
     return adjustment

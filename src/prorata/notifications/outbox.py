@@ -72,7 +72,8 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # A change that left credit on the account (S8): credit created, balance, when it is used.
     "credit_created": (
         frozenset({"credit"}),
-        frozenset({"name", "document_number", "balance", "items", "next_billing_date", "url"}),
+        frozenset({"name", "document_number", "balance", "items", "next_billing_date", "url",
+                   "applied_to"}),
     ),
     # The next renewal cancelled (S2): active until period_end, then it expires.
     "renewal_cancelled": (
@@ -100,12 +101,14 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # was being confirmed): the payment refunded (refunded true) or kept as credit (balance).
     "order_not_applied": (
         frozenset({"amount", "refunded"}),
-        frozenset({"name", "items", "balance", "url"}),
+        frozenset({"name", "items", "balance", "url", "applied_to"}),
     ),
     # Credit granted by staff (prorata.console), with the credit note attached.
+    # applied_to (here and in credit_created, order_not_applied): the open invoices the new
+    # credit paid first (prorata.billing.credit), each number, amount and what is still due.
     "credit_granted": (
         frozenset({"credit", "document_number"}),
-        frozenset({"name", "url"}),
+        frozenset({"name", "url", "balance", "applied_to"}),
     ),
     # Support (prorata.support): a staff message to the customer's people; kind is the request's.
     "support_reply": (

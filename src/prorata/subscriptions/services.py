@@ -37,6 +37,7 @@ from django.utils.translation import gettext_noop
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
+from prorata.billing.credit import Settlement, credit_settle_open_invoices, settlements_json
 from prorata.billing.locks import lock_account, lock_subscriptions
 from prorata.billing.models import (
     Document,
@@ -830,12 +831,17 @@ def _refund_set_aside(order_id: int) -> None:
         logger.exception("Could not refund payment %s of order %s", payment.pk, order.pk)
         refunded = False
     with transaction.atomic():
-        balance = credit_balance(order.account, order.currency)
-        _notify(order=order, account=order.account, template="order_not_applied",
+        account = lock_account(order.account_id)
+        # Kept as credit, the payment first pays what the account still owes, in the open.
+        settled = ([] if refunded else credit_settle_open_invoices(
+            account=account, currency=order.currency, at=now()))
+        balance = credit_balance(account, order.currency)
+        _notify(order=order, account=account, template="order_not_applied",
                 attachments=[], context={
                     "amount": money_json(payment.amount, payment.currency),
                     "refunded": refunded, "items": _email_items(order),
                     "balance": money_json(balance.amount, balance.currency),
+                    "applied_to": settlements_json(settled),
                     "url": f"/billing/{order.account_id}/",
                 })
 
@@ -956,12 +962,17 @@ def _apply(
         payment.invoice = invoice
         payment.save(update_fields=["status", "reference", "message", "completed_at", "invoice"])
     _post_ledger(account=account, currency=order.currency, at=at, drafts=drafts, payment=payment)
+    # Credit left by the order first pays what the account still owes, in the open.
+    settled = (credit_settle_open_invoices(account=account, currency=order.currency, at=at,
+                                           credit_note=credit_notes[0] if credit_notes else None)
+               if order.credit_created else [])
     _commit_subscriptions(order=order, subscriptions=subscriptions, before=before,
                           invoice=invoice, at=at, actor=actor, webhooks=webhooks)
     licenses_apply_order(order=order, subscriptions=subscriptions.values(), actor=actor)
     webhooks.save()
     _complete_order(order=order, account=account, drafts=drafts, at=at, actor=actor)
-    _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes)
+    _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes,
+                  settled=settled)
     return [*credit_notes, invoice]
 
 
@@ -1185,10 +1196,13 @@ def _notify(
 
 
 def _send_receipt(
-    *, order: Order, account: Account, invoice: Document, credit_notes: list[Document]
+    *, order: Order, account: Account, invoice: Document, credit_notes: list[Document],
+    settled: list[Settlement],
 ) -> None:
     """The confirmation e-mail with its receipts (S6, S12). An invoice left open (corporate terms)
-    is not a receipt yet: its receipt goes out when the transfer is recorded."""
+    is not a receipt yet: its receipt goes out when the transfer is recorded. ``settled``: the
+    open invoices the order's credit paid (:mod:`prorata.billing.credit`), which the credit
+    e-mail names."""
     if invoice.amount_due:
         return
     first = order.summary.items[0]
@@ -1204,6 +1218,7 @@ def _send_receipt(
         _notify(order=order, account=account, template="credit_created", attachments=attachments,
                 context={**common, "credit": money_json(order.credit_created, order.currency),
                          "balance": money_json(balance.amount, balance.currency),
+                         "applied_to": settlements_json(settled),
                          "document_number": credit_notes[0].number if credit_notes else
                          invoice.number,
                          # the billing activity (the credit note and the balance), as the
