@@ -137,6 +137,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'prorata
 # Persistent connections: reopening one per request cost 42-53 % of throughput (DESIGN §8).
 _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
 if _default_db["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, with this process's writers queued on a lock rather than on SQLite's
+    # polling busy handler (prorata.common.sqlite.base: stalls and unfair waits under load).
+    _default_db["ENGINE"] = "prorata.common.sqlite"
     _default_db["OPTIONS"] = {
         # WAL lets readers run beside the writer; NORMAL is durable across application crashes.
         # A 64 MB page cache (SQLite's default is 2 MB) and reads through mmap: the billing
