@@ -140,6 +140,9 @@ if _default_db["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, with this process's writers queued on a lock rather than on SQLite's
     # polling busy handler (prorata.common.sqlite.base: stalls and unfair waits under load).
     _default_db["ENGINE"] = "prorata.common.sqlite"
+    # Tests run on SQLite's in-memory database, as with Django's own backend (which test runners
+    # such as pytest-django recognise only by its module name).
+    _default_db["TEST"] = {"NAME": ":memory:"}
     _default_db["OPTIONS"] = {
         # WAL lets readers run beside the writer; NORMAL is durable across application crashes.
         # A 64 MB page cache (SQLite's default is 2 MB) and reads through mmap: the billing
