@@ -16,6 +16,8 @@ urlpatterns = [
     path("profile/tokens/", include("prorata.api.urls")),
     # The built-in sandbox gateway's own pages, as a provider's host (prorata.payments.sandbox).
     path("sandbox-gateway/", include("prorata.payments.sandbox_urls")),
+    # The Stripe gateway's card-form script and webhook endpoint (prorata.payments.stripe_views).
+    path("payments/stripe/", include("prorata.payments.stripe_urls")),
     # For load balancers, systemd and Prometheus (prorata.web.health).
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

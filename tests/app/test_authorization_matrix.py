@@ -338,6 +338,11 @@ ACCESS: dict[str, Rule] = {
     "healthz": Rule(public=True),
     "readyz": Rule(public=True),
     "metrics": Rule(public=True),
+    # The Stripe gateway's card-form script (static) and webhook: Stripe's signature is the
+    # webhook's credential (a POST without it is a 400 with nothing done:
+    # tests/app/payments/test_stripe_journey.py).
+    "payments/stripe/v1/card.js": Rule(public=True),
+    "payments/stripe/v1/webhook": Rule(public=True, probes=(Probe("POST", data=lambda s: {}),)),
     # Signed-in pages about the user themself.
     "profile/": Rule(),
     "profile/password/": Rule(probes=(POST,)),  # forms posted from the profile page

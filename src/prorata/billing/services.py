@@ -8,6 +8,7 @@ them that way. Amounts are integer minor units; the ledger's sign is the custome
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ from prorata_core.periods import Period
 from prorata_core.tax import TaxDecision
 
 __all__ = ["DraftLine"]  # re-exported: the checkout builds its lines with it
+
+logger = logging.getLogger(__name__)
 
 
 # --- the ledger ---------------------------------------------------------------------------------
@@ -448,13 +451,55 @@ def payment_refund(*, payment: Payment, amount: Money, actor: User, memo: str = 
     refund is recorded pending, sent to the gateway outside any transaction with its own
     idempotency key, then completed: ledger entry ``−amount`` and audit entry.
     """
-    from prorata.payments.gateway import get_gateway
+    from prorata.payments.gateway import ChargeOutcome, get_gateway
 
     refund = _refund_begin(payment=payment, amount=amount, actor=actor, memo=memo)
     result = get_gateway().refund(reference=payment.reference, amount=amount,
                                   idempotency_key=refund.idempotency_key)
+    if result.outcome == ChargeOutcome.UNKNOWN:
+        # No answer yet: the refund stays pending (its amount reserved), completed by
+        # :func:`refunds_settle` when the gateway tells (a Stripe ``charge.refunded`` event).
+        return refund
     return _refund_complete(refund_id=refund.pk, succeeded=result.succeeded,
                             reference=result.reference, message=result.message, actor=actor)
+
+
+def refunds_settle(*, reference: str) -> str:
+    """Complete the refunds still pending on the card payment the gateway knows as
+    ``reference``, from what the gateway says of each (``lookup`` by the refund's idempotency
+    key): a provider's webhook announced a refund (:mod:`prorata.payments.stripe_webhooks`).
+    The writers are the ones that record a refund's answer (:func:`_refund_complete`; a staff
+    refund's: :func:`prorata.console.services.staff_refund_answered`), each once, under the
+    account's lock. Never refunds. Returns ``no_pending_refund``, ``settled`` (with the count)
+    or ``not_known_yet``."""
+    from prorata.console.services import staff_refund_answered
+    from prorata.payments.gateway import ChargeOutcome, get_gateway
+
+    pending = list(Refund.objects.filter(payment__reference=str(reference or "")[:255],
+                                         status=PaymentStatus.PENDING).order_by("id"))
+    if not pending:
+        return "no_pending_refund"
+    gateway, settled = get_gateway(), 0
+    for refund in pending:
+        try:
+            found = gateway.lookup(idempotency_key=refund.idempotency_key)
+        except Exception:
+            logger.exception("Gateway lookup for refund %s did not answer", refund.pk)
+            continue
+        if found is None or found.outcome == ChargeOutcome.UNKNOWN:
+            continue
+        if staff_refund_answered(refund=refund, succeeded=found.succeeded,
+                                 reference=found.reference, message=found.message):
+            settled += 1
+            continue
+        try:
+            _refund_complete(refund_id=refund.pk, succeeded=found.succeeded,
+                             reference=found.reference, message=found.message,
+                             actor=refund.actor)  # type: ignore[arg-type]
+        except RefundRefused:
+            pass  # recorded as failed: the refusal is the answer
+        settled += 1
+    return f"settled:{settled}" if settled else "not_known_yet"
 
 
 @retry_transient

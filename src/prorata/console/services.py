@@ -68,6 +68,7 @@ from prorata.console.models import (
     StaffRefundStatus,
 )
 from prorata.notifications.context import money_json
+from prorata.payments.gateway import ChargeOutcome
 from prorata.support.models import SupportRequest
 from prorata.support.services import support_request_resolve
 from prorata_core.errors import ValidationError
@@ -328,8 +329,23 @@ def _refund_send(staff_refund: StaffRefund) -> StaffRefund:
     except Exception as error:  # no answer: the refund stays pending, to be sent again by its key
         return _refund_record(staff_refund.pk, succeeded=None, reference="",
                               message=f"The payment provider did not answer ({error}).")
+    if result.outcome == ChargeOutcome.UNKNOWN:  # likewise, said by the gateway
+        return _refund_record(staff_refund.pk, succeeded=None, reference=result.reference,
+                              message=result.message)
     return _refund_record(staff_refund.pk, succeeded=result.succeeded, reference=result.reference,
                           message=result.message)
+
+
+def staff_refund_answered(*, refund: Refund, succeeded: bool, reference: str,
+                          message: str) -> bool:
+    """Record the gateway's late answer for the gateway refund of a staff refund still pending
+    (:func:`prorata.billing.services.refunds_settle`), as :func:`_refund_send` records a prompt
+    one. ``False`` when ``refund`` is no staff refund's."""
+    staff_refund = StaffRefund.objects.filter(refund=refund).first()
+    if staff_refund is None:
+        return False
+    _refund_record(staff_refund.pk, succeeded=succeeded, reference=reference, message=message)
+    return True
 
 
 @retry_transient

@@ -66,7 +66,7 @@ def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | No
         result = gateway.charge(
             token=payment.payment_method.token, amount=Money(payment.amount, payment.currency),
             idempotency_key=payment.idempotency_key,
-            description=f"Invoice {payment.invoice.number}",
+            description=f"Invoice {payment.invoice.number}", off_session=True,
         )
         if result.outcome is ChargeOutcome.SUCCEEDED:
             if renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at):

@@ -53,6 +53,15 @@ class AuthenticationFailed(ProrataError):
     http_status = 402
 
 
+class StripeSignatureInvalid(ProrataError):
+    """A delivery to the Stripe webhook endpoint that is not Stripe's: no or a wrong
+    ``Stripe-Signature``, a timestamp outside the tolerance, or no secret configured. Nothing is
+    done. ``params["reason"]``: ``signature``, ``timestamp``, ``malformed``, ``no_secret``."""
+
+    code = "stripe_signature_invalid"
+    http_status = 400
+
+
 MESSAGES = {
     "card_token_invalid": _(
         "The card details could not be used (the form expired or was already sent). Type the "
@@ -61,5 +70,8 @@ MESSAGES = {
     "authentication_failed": _(
         "The payment was not authenticated with your bank, so nothing was charged. Try again, "
         "or use another card."
+    ),
+    "stripe_signature_invalid": _(
+        "This request does not carry a valid Stripe signature: nothing was done."
     ),
 }

@@ -6,10 +6,10 @@ to the gateway and gives the page a **single-use token**; Prorata's forms and AP
 token. :meth:`Gateway.payment_method_create` turns it into a reusable payment method (what a
 :class:`~prorata.payments.models.PaymentMethod` keeps: the gateway's id, brand, last four digits and
 expiry). :class:`Gateway` is the contract; :func:`get_gateway` returns the configured implementation:
-``settings.PRORATA_PAYMENT_GATEWAY``, a dotted path to a class or a zero-argument factory, by default
-the offline :class:`prorata.payments.sandbox.SandboxGateway`. A real provider (Stripe's
-PaymentMethods, SetupIntents and PaymentIntents, say) is another implementation of the same
-protocol: docs/payments.md says which exist and what ran against what.
+``settings.PRORATA_PAYMENT_GATEWAY`` (``sandbox``, ``stripe`` or a dotted path to a class or a
+zero-argument factory), by default the offline :class:`prorata.payments.sandbox.SandboxGateway`.
+:class:`prorata.payments.stripe_gateway.StripeGateway` implements the same protocol on Stripe's
+SetupIntents and PaymentIntents: docs/payments.md says what ran against what.
 
 Rules every implementation keeps, and every caller relies on:
 
@@ -59,6 +59,11 @@ __all__ = [
 ]
 
 DEFAULT_GATEWAY = "prorata.payments.sandbox.SandboxGateway"
+#: The names ``PRORATA_PAYMENT_GATEWAY`` accepts besides a dotted path.
+GATEWAYS = {
+    "sandbox": DEFAULT_GATEWAY,
+    "stripe": "prorata.payments.stripe_gateway.StripeGateway",
+}
 
 
 @dataclass(frozen=True)
@@ -165,10 +170,18 @@ class Gateway(Protocol):
         ...
 
 
+def gateway_path() -> str:
+    """The dotted path of the configured gateway: ``settings.PRORATA_PAYMENT_GATEWAY`` is
+    ``sandbox``, ``stripe`` (:data:`GATEWAYS`) or a dotted path."""
+    name = str(getattr(settings, "PRORATA_PAYMENT_GATEWAY", "") or "sandbox").strip()
+    return GATEWAYS.get(name.lower(), name)
+
+
 def get_gateway() -> Gateway:
-    """The configured gateway: ``settings.PRORATA_PAYMENT_GATEWAY`` (a dotted path to a class or a
-    zero-argument factory), by default the offline sandbox. Built on every call: the sandbox keeps
-    its state in the database, so a new instance is cheap and sees everything."""
-    factory = import_string(getattr(settings, "PRORATA_PAYMENT_GATEWAY", DEFAULT_GATEWAY))
+    """The configured gateway: ``settings.PRORATA_PAYMENT_GATEWAY`` (``sandbox``, ``stripe``, or a
+    dotted path to a class or a zero-argument factory), by default the offline sandbox. Built on
+    every call: the sandbox keeps its state in the database and the Stripe gateway its attempts,
+    so a new instance is cheap and sees everything."""
+    factory = import_string(gateway_path())
     gateway: Gateway = factory()
     return gateway

@@ -145,3 +145,57 @@ class SandboxRefund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reference} {self.amount} {self.currency} {self.outcome}"
+
+
+class StripeAttemptKind(models.TextChoices):
+    CHARGE = "charge", "charge"
+    REFUND = "refund", "refund"
+
+
+class StripeAttempt(models.Model):
+    """One charge or refund the Stripe gateway sent, recorded *before* the request leaves
+    (:mod:`prorata.payments.stripe_gateway`), keyed by Prorata's idempotency key.
+
+    It is what lets ``lookup`` find an attempt whose answer was lost (a timeout) without Stripe's
+    search, which is only eventually consistent: the customer is listed, whose PaymentIntents carry
+    the key in their metadata. No row: the request never left, so Stripe never saw it. Once
+    Stripe's id of what was made (``pi_…``, ``re_…``) is known it is kept, so that the same key
+    sent again, even after Stripe forgets its idempotency keys (24 hours), reads that object back
+    instead of creating another."""
+
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=8, choices=StripeAttemptKind.choices)
+    #: A charge's Stripe customer and PaymentMethod (``cus_…``, ``pm_…``).
+    customer = models.CharField(max_length=255, blank=True, default="")
+    payment_method = models.CharField(max_length=255, blank=True, default="")
+    #: A refund's PaymentIntent (``pi_…``).
+    refunded_intent = models.CharField(max_length=255, blank=True, default="")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    #: What Stripe made: the PaymentIntent or Refund id (empty until an answer names it).
+    stripe_id = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "Stripe attempt"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.idempotency_key} {self.stripe_id or '(no answer)'}"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event received and handled, by Stripe's event id (unique): a replayed or
+    re-delivered event is answered at once without being handled again."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    #: The Stripe object the event is about (``pi_…``, ``ch_…``) and what Prorata did with it.
+    object_id = models.CharField(max_length=255, blank=True, default="")
+    outcome = models.CharField(max_length=100, blank=True, default="")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "Stripe event"
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type} ({self.outcome})"

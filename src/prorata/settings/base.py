@@ -243,11 +243,19 @@ PRORATA_SELLER_ADDRESS = os.environ.get(
     "PRORATA_SELLER_ADDRESS", "12 rue de la Paix\n75002 Paris\nFrance"
 ).replace("\\n", "\n")
 
-#: The payment gateway: a dotted path to a Gateway class (prorata.payments.gateway); by default the
-#: built-in offline sandbox, which takes test card numbers.
-PRORATA_PAYMENT_GATEWAY = os.environ.get(
-    "PRORATA_PAYMENT_GATEWAY", "prorata.payments.sandbox.SandboxGateway"
-)
+#: The payment gateway (prorata.payments.gateway): ``sandbox`` (the built-in offline gateway, which
+#: takes test card numbers), ``stripe`` (prorata.payments.stripe_gateway, with the keys below), or
+#: a dotted path to a Gateway class or factory.
+PRORATA_PAYMENT_GATEWAY = os.environ.get("PRORATA_PAYMENT_GATEWAY", "sandbox")
+#: Stripe (docs/payments.md): the secret API key (sk_live_… / sk_test_… / a restricted rk_…), the
+#: publishable key for Stripe.js (pk_…), the webhook endpoint's signing secret (whsec_…), the API's
+#: address (another one only for a local fake Stripe in tests), and the seconds a call may take.
+PRORATA_STRIPE_SECRET_KEY = os.environ.get("PRORATA_STRIPE_SECRET_KEY", "")
+PRORATA_STRIPE_PUBLISHABLE_KEY = os.environ.get("PRORATA_STRIPE_PUBLISHABLE_KEY", "")
+PRORATA_STRIPE_WEBHOOK_SECRET = os.environ.get("PRORATA_STRIPE_WEBHOOK_SECRET", "")
+PRORATA_STRIPE_API_BASE = os.environ.get(
+    "PRORATA_STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+PRORATA_STRIPE_TIMEOUT = float(os.environ.get("PRORATA_STRIPE_TIMEOUT", "30"))
 #: Where people reach this server; links in e-mails are made absolute with it.
 PRORATA_BASE_URL = os.environ.get("PRORATA_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Web server worker processes (prorata serve); 0: one per core.

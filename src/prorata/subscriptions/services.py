@@ -470,19 +470,23 @@ def _charge(*, payment: Payment, token: str, return_url: str = "") -> _Answer:
         answer = _Answer(charge.outcome, charge.reference, charge.message,
                          action_url=charge.action_url)
     if answer.outcome == ChargeOutcome.UNKNOWN:
-        return _look_up(gateway, payment) or answer
+        found = _look_up(gateway, payment)
+        if found is not None and found.outcome != ChargeOutcome.UNKNOWN:
+            return found
     return answer
 
 
 def _look_up(gateway: Gateway, payment: Payment) -> _Answer | None:
-    """The gateway's definite answer for ``payment`` (by its idempotency key), or ``None`` when
-    it does not know (yet): it never saw the key, still says unknown, or did not answer."""
+    """What the gateway says of ``payment`` (by its idempotency key): ``None`` when it never saw
+    the key; an ``UNKNOWN`` answer when it does not know yet *or did not answer* (a lookup that
+    fails proves nothing: the payment may have been charged, so it is never taken for "not
+    received"); else its definite answer."""
     try:
         found = gateway.lookup(idempotency_key=payment.idempotency_key)
     except Exception:
         logger.exception("Gateway lookup for payment %s did not answer", payment.pk)
-        return None
-    if found is None or found.outcome == ChargeOutcome.UNKNOWN:
+        return _Answer(ChargeOutcome.UNKNOWN, "", PAYMENT_UNCONFIRMED)
+    if found is None:
         return None
     return _Answer(found.outcome, found.reference, found.message, action_url=found.action_url)
 
@@ -1261,7 +1265,8 @@ def payment_reconcile(
     - it says refused: the order fails; the customer is e-mailed;
     - it never saw the key, and the payment is older than ``older_than``: nothing was charged,
       the order is abandoned and the customer is e-mailed to place it again;
-    - it still does not know: the order stays placed (looked at again next time);
+    - it still does not know, or does not answer: the order stays placed (looked at again
+      next time), whatever its age (a failed lookup proves nothing);
     - the customer was asked to authenticate (3-D Secure) and has not come back: the gateway's
       answer settles it as above (authenticated: applied; failed or expired: failed, e-mailed);
       still waiting after :data:`AUTHENTICATION_TIMEOUT`, the order fails
@@ -1283,6 +1288,10 @@ def payment_reconcile(
         if order_id is None:  # a renewal's: the billing run settles its own
             continue
         answer = _look_up(gateway, payment)
+        if answer is not None and answer.outcome == ChargeOutcome.UNKNOWN:
+            # Not known yet, or the gateway did not answer: looked at again next time.
+            results.append(_result(Order.objects.get(pk=order_id)))
+            continue
         if payment.status == PaymentStatus.REQUIRES_ACTION and (
                 answer is None or answer.outcome == ChargeOutcome.REQUIRES_ACTION):
             if payment.created_at > at - AUTHENTICATION_TIMEOUT:
@@ -1325,6 +1334,52 @@ def payments_reconcile_due(*, at: datetime | None = None) -> dict[str, int]:
         else:
             counts["failed"] += 1
     return counts
+
+
+def payment_settle(*, idempotency_key: str) -> str:
+    """Settle the card payment sent with ``idempotency_key`` now, from what the gateway says of
+    it (a provider's webhook announced an outcome: :mod:`prorata.payments.stripe_webhooks`). The
+    gateway is asked again (``lookup``) rather than the event believed: its answer is the current
+    state, whatever order the events arrive in. Never charges.
+
+    The writers are the reconciliation's: an order's payment goes through :func:`_settle` (applied
+    once under the account's lock, or failed; an order already settled keeps its first answer); a
+    renewal's success through :func:`~prorata.billing.renewals.renewal_payment_succeeded` (once:
+    only a pending payment); a renewal's refusal is left to the billing run, which drives the
+    payment again with the same key and records the refusal with its dunning. An answer not
+    final yet (unknown, authentication under way) changes nothing.
+
+    Returns what was done, for the event's record: ``no_such_payment``, ``settled_before``,
+    ``not_known_yet``, ``never_received``, ``requires_action``, ``paid``, ``failed``,
+    ``left_to_billing_run``.
+    """
+    from prorata.billing.renewals import renewal_payment_succeeded
+
+    payment = Payment.objects.filter(idempotency_key=str(idempotency_key or "")[:255]).first()
+    if payment is None:
+        return "no_such_payment"
+    if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED):
+        return "settled_before"
+    answer = _look_up(get_gateway(), payment)
+    if answer is None:
+        return "never_received"
+    if answer.outcome == ChargeOutcome.UNKNOWN:
+        return "not_known_yet"
+    if answer.outcome == ChargeOutcome.REQUIRES_ACTION:
+        return "requires_action"
+    if payment.order_id is None:
+        if answer.outcome != ChargeOutcome.SUCCEEDED:
+            return "left_to_billing_run"
+        recorded = renewal_payment_succeeded(payment_id=payment.pk, reference=answer.reference,
+                                             at=now())
+        return "paid" if recorded else "settled_before"
+    try:
+        result = _settle(order_id=payment.order_id, account_id=payment.account_id,
+                         answer=answer, actor=None, notify_failure=True)
+    except PaymentFailed:
+        return "failed"
+    return "paid" if result.status in (OrderStatus.PAID, OrderStatus.INVOICED) else str(
+        result.status)
 
 
 # --- renewal on or off (S2) -------------------------------------------------------------------------
