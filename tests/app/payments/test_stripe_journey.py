@@ -210,20 +210,21 @@ def test_a_signed_succeeded_event_settles_an_unknown_payment_once(acme, fake_str
 
 def test_an_event_is_believed_only_as_far_as_stripe_confirms_it(acme, fake_stripe, clock,
                                                                 client):
-    """A forged-looking but signed 'succeeded' for an intent that Stripe says still needs
-    authentication applies nothing: the writer reads the current state."""
+    """A signed "succeeded" event about an intent that Stripe now says was declined applies
+    nothing: the writer reads the intent's current state, whatever the event says."""
     account, alice = acme
-    fake_stripe.mode = "authenticate"
-    fake_stripe.reads_fail = False
-    try:
-        buy(account, alice, "standard", "annual", 2, card_token="pm_card_visa")
-    except PaymentFailed:
-        pass  # until the 3-D Secure flow lands, requires_action at checkout fails the order
+    fake_stripe.mode, fake_stripe.reads_fail = "timeout", True
+    result = buy(account, alice, "standard", "annual", 2, card_token="pm_card_visa")
+    fake_stripe.mode, fake_stripe.reads_fail = "", False
     intent = next(iter(fake_stripe.intents.values()))
-    answer = deliver(client, fake_stripe, "payment_intent.succeeded",
-                     {**intent, "status": "succeeded"}, clock=clock)
-    assert answer.status_code == 200
-    assert answer.json()["outcome"] in ("requires_action", "settled_before")
+    stale = dict(intent)
+    intent.update(status="requires_payment_method", last_payment_error={
+        "type": "card_error", "code": "card_declined", "decline_code": "generic_decline"})
+
+    answer = deliver(client, fake_stripe, "payment_intent.succeeded", stale, clock=clock)
+    assert answer.status_code == 200 and answer.json()["outcome"] == "failed"
+    order = Order.objects.get(pk=result.order.pk)
+    assert (order.status, order.failure_code) == (OrderStatus.FAILED, "payment_declined")
     assert not Subscription.objects.filter(account=account).exists()
 
 
@@ -268,3 +269,20 @@ def test_payment_settle_never_abandons_what_stripe_cannot_confirm(acme, fake_str
     assert payment_settle(idempotency_key=payment.idempotency_key) == "not_known_yet"
     assert Order.objects.get(pk=result.order.pk).status == OrderStatus.PLACED
     assert payment_settle(idempotency_key="no-such-key") == "no_such_payment"
+
+
+def test_the_payment_methods_page_loads_the_stripe_adapter_and_saves_a_pm_id(acme, fake_stripe,
+                                                                            client):
+    account, alice = acme
+    client.force_login(alice)
+    url = reverse("billing:payment_methods", args=[account.pk])
+    page = client.get(url).content.decode()
+    assert 'src="/payments/stripe/v1/card.js"' in page
+    assert "js.stripe.com" in page and "pk_test_fake" in page  # the adapter's options
+    assert "sandbox-gateway" not in page
+
+    # the form sends only the PaymentMethod id Stripe.js made
+    answer = client.post(url, {"card_token": "pm_card_visa"})
+    assert answer.status_code in (200, 302, 303)
+    card = PaymentMethod.objects.get(account=account)
+    assert card.token.endswith("/pm_card_visa") and card.last4 == "4242"
