@@ -31,6 +31,9 @@ How the protocol maps to Stripe:
   metadata carries the key. No record, or no such PaymentIntent: ``None`` (Stripe never saw it).
 - **the same key again** (a renewal driven again, a reconciliation): the PaymentIntent already
   made is read back, never created twice, even after Stripe's 24 hours of idempotency keys.
+- **an authentication abandoned**: a PaymentIntent still ``requires_action`` after
+  :data:`AUTHENTICATION_MINUTES` is cancelled when next looked at and answered ``declined``, so
+  that it cannot be confirmed after Prorata failed its order.
 - **refund**: a Refund of the PaymentIntent with its own idempotency key, recorded the same way.
 
 Calls are made outside any database transaction (the protocol's rule); each record is written in
@@ -42,7 +45,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,7 @@ from prorata.payments.gateway import (
 )
 from prorata.payments.models import StripeAttempt, StripeAttemptKind
 from prorata.payments.sandbox import (
+    AUTHENTICATION_EXPIRED,
     AUTHENTICATION_FAILED,
     CARD_NOT_ON_FILE,
     NOTHING_TO_REFUND,
@@ -82,6 +86,11 @@ PREFIX = "/payments/stripe/v1"
 STRIPE_JS = "https://js.stripe.com/v3/"
 #: The metadata key that carries Prorata's idempotency key on every PaymentIntent and Refund.
 METADATA_KEY = "prorata_idempotency_key"
+#: How long a customer has to authenticate a payment (project clock): a PaymentIntent still
+#: awaiting authentication after that is cancelled when next looked at, and answered declined, so
+#: that it cannot be confirmed after Prorata gave up on its order (30 minutes,
+#: ``subscriptions.services.AUTHENTICATION_TIMEOUT``).
+AUTHENTICATION_MINUTES = 15
 #: How many of a customer's PaymentIntents (newest first) ``lookup`` reads to find a lost answer.
 LIST_LIMIT = 300
 
@@ -206,10 +215,10 @@ class StripeGateway:
             # Sent before: read back what it made, never make a second one.
             try:
                 intent = self._intent_of(attempt)
+                if intent is not None:
+                    return self._expired_or(attempt, intent)
             except stripe.StripeError as error:
                 return _unknown(error, idempotency_key)
-            if intent is not None:
-                return _intent_result(intent)
         if not customer or not method:
             return ChargeResult(ChargeOutcome.DECLINED, "", CARD_NOT_ON_FILE)
         params: dict[str, Any] = {
@@ -290,7 +299,24 @@ class StripeGateway:
             found = self._refund_of(attempt)
             return _refund_result(found) if found is not None else None
         intent = self._intent_of(attempt)
-        return _intent_result(intent) if intent is not None else None
+        return self._expired_or(attempt, intent) if intent is not None else None
+
+    def _expired_or(self, attempt: StripeAttempt, intent: Any) -> ChargeResult:
+        """``intent``'s outcome; one still awaiting authentication after
+        :data:`AUTHENTICATION_MINUTES` is cancelled first (``abandoned``) and answered declined.
+        If Stripe refuses the cancel (it succeeded meanwhile), its new state is the answer."""
+        if (str(_field(intent, "status") or "") != "requires_action"
+                or attempt.created_at + timedelta(minutes=AUTHENTICATION_MINUTES) > now()):
+            return _intent_result(intent)
+        try:
+            cancelled = self._api.payment_intents.cancel(
+                str(intent.id), params={"cancellation_reason": "abandoned"},
+                options={"idempotency_key": f"{attempt.idempotency_key}:cancel"})
+        except stripe.InvalidRequestError:
+            return _intent_result(self._api.payment_intents.retrieve(str(intent.id)))
+        if str(_field(cancelled, "status") or "") == "canceled":
+            return ChargeResult(ChargeOutcome.DECLINED, str(intent.id), AUTHENTICATION_EXPIRED)
+        return _intent_result(cancelled)
 
     def _intent_of(self, attempt: StripeAttempt) -> Any:
         """The PaymentIntent ``attempt`` made, or ``None`` if Stripe has none with its key."""

@@ -4,7 +4,8 @@ endpoints the Stripe gateway uses, as Stripe's test mode does, and recording eve
 What it answers (only what :mod:`prorata.payments.stripe_gateway` sends):
 ``POST /v1/customers``, ``POST /v1/payment_methods`` (a ``tok_…`` into a ``pm_…``),
 ``POST /v1/setup_intents``, ``POST /v1/payment_intents``, ``GET /v1/payment_intents/<id>``,
-``GET /v1/payment_intents?customer=…``, ``POST /v1/refunds``, ``GET /v1/refunds/<id>``,
+``GET /v1/payment_intents?customer=…``, ``POST /v1/payment_intents/<id>/cancel``,
+``POST /v1/refunds``, ``GET /v1/refunds/<id>``,
 ``GET /v1/refunds?payment_intent=…``. Every POST honours ``Idempotency-Key`` as Stripe does: the
 same key replays the first response (``Idempotent-Replayed: true``), the same key with other
 parameters is a 400 ``idempotency_error``.
@@ -160,6 +161,9 @@ class FakeStripe:
             with self.lock:
                 intent = self.intents.get(parts[2])
             return (200, intent, 0) if intent else _missing(parts[2])
+        if (method == "POST" and parts[:2] == ["v1", "payment_intents"] and len(parts) == 4
+                and parts[3] == "cancel"):
+            return self.cancel(parts[2], params)
         if method == "POST" and path == "/v1/refunds":
             return self.refund(params)
         if method == "GET" and path == "/v1/refunds":
@@ -229,6 +233,20 @@ class FakeStripe:
         if error is not None:
             return status, {"error": {**error, "payment_intent": intent}}, hang
         return status, intent, hang
+
+    def cancel(self, intent_id: str, params: dict[str, str]
+               ) -> tuple[int, dict[str, Any], float]:
+        with self.lock:
+            intent = self.intents.get(intent_id)
+            if intent is None:
+                return _missing(intent_id)
+            if intent["status"] in ("succeeded", "canceled", "processing"):
+                return 400, {"error": {
+                    "type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                    "message": f"This PaymentIntent's status is {intent['status']}."}}, 0
+            intent.update(status="canceled", next_action=None,
+                          cancellation_reason=params.get("cancellation_reason"))
+            return 200, json.loads(json.dumps(intent)), 0
 
     def refund(self, params: dict[str, str]) -> tuple[int, dict[str, Any], float]:
         with self.lock:
