@@ -59,7 +59,10 @@
           show("");
           tokenField.value = result.paymentMethod.id;
           sending = true;
-          form.requestSubmit ? form.requestSubmit() : form.submit();
+          // after this task: a form still firing its submit event ignores requestSubmit()
+          window.setTimeout(function () {
+            form.requestSubmit ? form.requestSubmit() : form.submit();
+          }, 0);
         });
       });
       form.querySelectorAll("input[name=payment_method]").forEach(function (radio) {
