@@ -77,6 +77,61 @@ def refundable(invoice: Document) -> int:
     return max(paid - refunded, 0)
 
 
+#: How a history entry's fields read in the console, in this order; others follow as ``key: value``.
+_HISTORY_LABELS = (("status", "status"), ("auto_renew", "renews"), ("invoice", "invoice"),
+                   ("invoiced_amount", "invoiced"), ("period_start", "from"),
+                   ("period_end", "to"))
+
+
+def history_summary(after: Any, currency: str) -> str:
+    """A subscription history entry's fields in words (``Lite × 5, monthly · €55.00 per license ·
+    status active · from 2026-03-01 00:00 UTC``), not its raw JSON: money in the account's currency,
+    instants in UTC as the page's headings say."""
+    if not isinstance(after, dict):
+        return "" if after is None else str(after)
+    parts, done = [], {"plan", "cycle", "quantity", "unit_amount", "currency", "version"}
+    if after.get("plan"):
+        text = str(after["plan"]).capitalize()
+        if after.get("quantity") is not None:
+            text += f" × {after['quantity']}"
+        if after.get("cycle"):
+            text += f", {after['cycle']}"
+        parts.append(text)
+    money_currency = str(after.get("currency") or currency or "EUR")
+    if isinstance(after.get("unit_amount"), int):
+        parts.append(f"{console_money(after['unit_amount'], money_currency)} per license")
+    for key, label in _HISTORY_LABELS:
+        if key not in after:
+            continue
+        done.add(key)
+        value = after[key]
+        if key == "invoiced_amount" and isinstance(value, int):
+            value = console_money(value, money_currency)
+        elif key in {"period_start", "period_end"}:
+            value = _utc_text(value)
+        elif key == "auto_renew":
+            value = "yes" if value else "no"
+        parts.append(f"{label} {value}")
+    parts += [f"{key}: {value}" for key, value in after.items() if key not in done]
+    return " · ".join(parts)
+
+
+def _utc_text(value: Any) -> str:
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
+
+    from prorata.common.clock import instant_from_json
+
+    if isinstance(value, str):
+        try:
+            value = instant_from_json(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
 def account_overview(request: HttpRequest, account_id: int, admin_site: Any) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     account = account_for_staff(user, account_id)
@@ -87,13 +142,15 @@ def account_overview(request: HttpRequest, account_id: int, admin_site: Any) -> 
     for event in (SubscriptionEvent.objects.filter(subscription__account=account)
                   .select_related("actor").order_by("at", "id")):
         timeline[event.subscription_id].append({
-            "at": event.at, "what": event.get_kind_display(), "after": event.after,
+            "at": event.at, "what": event.get_kind_display(),
+            "after": history_summary(event.after, currency),
             "actor": event.actor.email if event.actor else "",
         })
     for renewal in Renewal.objects.filter(account=account).select_related("invoice"):
         timeline.setdefault(renewal.subscription_id, []).append({
             "at": renewal.period_start, "what": f"renewed ({renewal.get_status_display()})",
-            "after": {"invoice": renewal.invoice.number, "period_end": renewal.period_end},
+            "after": history_summary({"invoice": renewal.invoice.number,
+                                      "period_end": renewal.period_end}, currency),
             "actor": "",
         })
     for entries in timeline.values():
@@ -128,7 +185,7 @@ def account_overview(request: HttpRequest, account_id: int, admin_site: Any) -> 
         "subscriptions": [{"subscription": s, "timeline": timeline.get(s.pk, []),
                            "unit_amount": console_money(s.unit_amount, s.currency)}
                           for s in subscriptions],
-        "balance": console_money(balance.amount, balance.currency) if balance else "—",
+        "balance": console_money(balance.amount, balance.currency) if balance is not None else "—",
         "documents": rows, "payments": payments, "refunds": refunds, "ledger": ledger,
         "requests": SupportRequest.objects.filter(account=account)
         .select_related("assignee").order_by("-updated_at")[:LATEST],

@@ -49,7 +49,9 @@ class AccountTimeZoneMiddleware:
     def process_view(self, request: HttpRequest, view: object, args: object,
                      kwargs: dict[str, object]) -> None:
         account_id = kwargs.get("account_id")
-        if isinstance(account_id, int):
+        # Only the customer's pages: the console's account pages (which take an account_id too)
+        # show UTC, as their column headings say.
+        if isinstance(account_id, int) and request.path_info.startswith("/billing/"):
             from prorata.accounts.billing_details import account_zone_by_id
 
             zone = account_zone_by_id(account_id)

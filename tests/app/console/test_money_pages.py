@@ -144,3 +144,22 @@ def test_operators_set_the_limits_and_the_change_is_audited_as_a_setting(clock):
         "/console/accounts/auditentry/").content.decode()
     agent = signed_in(staff("sam@prorata.example", "support_agent"))
     assert agent.get("/console/console/stafflimits/").status_code == 403
+
+
+def test_the_overview_reads_in_words_in_utc_with_a_zero_balance(clock, demo_catalog):
+    """The account page of the console: the history in words (not raw JSON), its instants in UTC
+    as its headings say (a French account's page was shown in Paris time under "UTC"), and a
+    balance of nothing shown as €0.00 (it was "—")."""
+    from prorata_core.periods import utc
+
+    clock.set(utc(2026, 3, 1))
+    account, bea = customer("Bistro Numérique", "FR", "bea@bistro.example", language="fr")
+    buy(account, bea, "lite", "monthly", 5, card_token=card())
+    client = signed_in(staff("sam@prorata.example", "support_agent"))
+    page = client.get(f"/console/accounts/account/{account.pk}/overview/").content.decode()
+    assert "balance <strong>€0.00</strong>" in page
+    assert "Lite × 5, monthly · €55.00 per license · status active" in page
+    assert "from 2026-03-01 00:00 UTC · to 2026-04-01 00:00 UTC" in page
+    history = page.split("<h2>Documents")[0]
+    assert "&#x27;plan&#x27;" not in history  # raw JSON stays in the audit rows only
+    assert "2026-03-01 00:00</td>" in page  # the history's own column, in UTC too
