@@ -8,6 +8,7 @@ gets 403 (no account page at all: operators) or 404 (another advisor's account).
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.contrib import messages
@@ -118,7 +119,6 @@ def history_summary(after: Any, currency: str) -> str:
 
 def _utc_text(value: Any) -> str:
     from datetime import datetime
-    from datetime import timezone as dt_timezone
 
     from prorata.common.clock import instant_from_json
 
@@ -128,7 +128,7 @@ def _utc_text(value: Any) -> str:
         except ValueError:
             return value
     if isinstance(value, datetime):
-        return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return str(value)
 
 
