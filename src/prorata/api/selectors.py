@@ -53,6 +53,11 @@ def _newest_after(rows: QuerySet[Any], field: str, after: Position | None) -> Qu
     return rows.order_by(f"-{field}", "-id")
 
 
+def api_tokens_page(*, user: User, after: Position | None, limit: int) -> list[ApiToken]:
+    """``user``'s tokens (revoked and expired ones included), newest first."""
+    return list(_newest_after(ApiToken.objects.filter(user=user), "created_at", after)[:limit + 1])
+
+
 def documents_page(*, account: Account, kind: str | None, after: Position | None,
                    limit: int) -> list[Document]:
     """The account's finalised invoices and/or credit notes (``kind``), newest issued first."""

@@ -16,19 +16,22 @@ retry).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.http import HttpResponse
-from ninja import Header, Router, Schema
+from ninja import Header, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.permissions import Action, account_for
 from prorata.api.auth import ApiRequest
-from prorata.api.billing import DocumentOut
+from prorata.api.billing import DocumentOut, ListQuery
 from prorata.api.errors import IdempotencyKeyRequired
 from prorata.api.money import MoneyOut, Out, money
+from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
+from prorata.api.selectors import subscriptions_page
 from prorata.billing.models import PaymentStatus
 from prorata.common.clock import instant_from_json
 from prorata.subscriptions.errors import QuoteChanged
@@ -40,7 +43,6 @@ from prorata.subscriptions.selectors import (
     cart_items,
     checkout_quote,
     order_quote,
-    subscriptions_for_account,
 )
 from prorata.subscriptions.services import (
     CheckoutResult,
@@ -446,11 +448,18 @@ class SubscriptionOut(Out):
 
 
 @router.get("/accounts/{account_id}/subscriptions",
-            response={200: list[SubscriptionOut], **errors(401, 403, 404, 422)},
-            summary="The account's subscriptions")
-def subscriptions(request: ApiRequest, account_id: int) -> list[SubscriptionOut]:
+            response={200: Page[SubscriptionOut], **errors(401, 403, 404, 422)},
+            summary="The account's subscriptions, oldest first (paginated)")
+def subscriptions(request: ApiRequest, account_id: int,
+                  filters: Query[ListQuery]) -> dict[str, Any]:
+    """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
+    ``cursor``)."""
     account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
-    return [SubscriptionOut.of(row) for row in subscriptions_for_account(account=account)]
+    scope = f"account.subscriptions:{account.pk}"
+    after = cursor_decode(scope, filters.cursor)[1] if filters.cursor else None
+    rows = subscriptions_page(account=account, after_id=after, limit=filters.limit)
+    return page_of(rows, limit=filters.limit, scope=scope, position=lambda s: (None, s.pk),
+                   out=SubscriptionOut.of)
 
 
 

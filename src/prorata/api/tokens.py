@@ -11,15 +11,18 @@ so anyone else's token is a 404.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.http import Http404
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 
 from prorata.accounts.throttle import client_ip
 from prorata.api.auth import ApiRequest
+from prorata.api.billing import ListQuery
 from prorata.api.models import ApiToken
+from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
-from prorata.api.selectors import api_token_of, api_tokens_of
+from prorata.api.selectors import api_token_of, api_tokens_page
 from prorata.api.services import api_token_revoke
 from prorata.common.clock import now
 
@@ -47,11 +50,18 @@ class TokenOut(Schema):
         )
 
 
-@router.get("/tokens", response={200: list[TokenOut], **errors(401)},
-            summary="The user's API tokens")
-def tokens(request: ApiRequest) -> list[TokenOut]:
+@router.get("/tokens", response={200: Page[TokenOut], **errors(401, 422)},
+            summary="The user's API tokens, newest first (paginated)")
+def tokens(request: ApiRequest, filters: Query[ListQuery]) -> dict[str, Any]:
+    """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
+    ``cursor``). Revoked and expired tokens included."""
+    user = request.auth_user
+    scope = f"user.tokens:{user.pk}"
+    after = cursor_decode(scope, filters.cursor) if filters.cursor else None
+    rows = api_tokens_page(user=user, after=after, limit=filters.limit)
     instant = now()
-    return [TokenOut.of(t, instant) for t in api_tokens_of(user=request.auth_user)]
+    return page_of(rows, limit=filters.limit, scope=scope,
+                   position=lambda t: (t.created_at, t.pk), out=lambda t: TokenOut.of(t, instant))
 
 
 @router.delete("/tokens/{token_id}", response={200: TokenOut, **errors(401, 403, 404, 422)},

@@ -102,7 +102,7 @@ def test_example_1_upgrade_quoted_and_checked_out_over_the_api(clock):
     assert note_pdf.status_code == 200 and note_pdf.content.startswith(b"%PDF")
 
     # And the subscription is Pro × 2 until 2027-04-01
-    (subscription,) = api.get(f"/api/v1/accounts/{acme.pk}/subscriptions").json()
+    (subscription,) = api.get(f"/api/v1/accounts/{acme.pk}/subscriptions").json()["data"]
     assert (subscription["plan"], subscription["quantity"], subscription["status"],
             subscription["next_billing_date"]) == ("pro", 2, "active", "2027-04-01T00:00:00Z")
     assert subscription["invoiced_amount"] == money("4776.00", "USD")

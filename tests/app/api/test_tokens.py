@@ -166,9 +166,53 @@ def test_the_api_lists_the_users_tokens_without_secrets(world, as_alice):
     response = as_alice.get("/api/v1/tokens")
     assert response.status_code == 200
     body = response.json()
-    assert [t["name"] for t in body] == ["script"]
-    assert body[0]["status"] == "active"
+    assert body["has_more"] is False and body["next_cursor"] is None
+    assert [t["name"] for t in body["data"]] == ["script"]
+    assert body["data"][0]["status"] == "active"
     assert as_alice.token not in response.content.decode()
+
+
+def test_the_api_token_list_walks_to_the_end_by_next_cursor(world, as_alice):
+    """Seven more tokens made at the same (frozen) instant: the id breaks the tie, so pages of
+    three give every token exactly once, newest first, and the last page says no more."""
+    for n in range(7):
+        token_for(world.alice, name=f"t{n}")
+    expected = [t.name for t in ApiToken.objects.filter(user=world.alice)
+                .order_by("-created_at", "-id")]
+    assert len(expected) == 8
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        response = as_alice.get("/api/v1/tokens", query_params=query)
+        assert response.status_code == 200
+        page = response.json()
+        pages += 1
+        seen += [t["name"] for t in page["data"]]
+        assert page["has_more"] is (page["next_cursor"] is not None)
+        if not page["has_more"]:
+            break
+        cursor = page["next_cursor"]
+        assert len(cursor) == 32 and "|" not in cursor and ":" not in cursor
+    assert seen == expected
+    assert pages == 3
+
+
+def test_a_bad_token_list_cursor_is_a_clear_4xx_with_the_error_json(world, as_alice):
+    token_for(world.alice, name="second")
+    first = as_alice.get("/api/v1/tokens", query_params={"limit": 1}).json()
+    cursor = first["next_cursor"]
+    # another user's cursor (same position, another list) is refused too
+    as_bea = ApiClient(token_for(world.bea, name="bea"))
+    token_for(world.bea, name="bea2")
+    bea_cursor = as_bea.get("/api/v1/tokens", query_params={"limit": 1}).json()["next_cursor"]
+    for bad in ("garbage", "2026-03-11T00:00:00+00:00|8", cursor[:-1] + ("A" if cursor[-1] != "A"
+                                                                       else "B"), bea_cursor):
+        response = as_alice.get("/api/v1/tokens", query_params={"cursor": bad})
+        assert response.status_code == 422, bad
+        assert response["Content-Type"].startswith("application/json")
+        body = response.json()
+        assert body["code"] == "invalid_cursor"
+        assert "next_cursor" in body["message"]
 
 
 def test_the_api_revokes_the_users_token_and_404s_anyone_elses(world, as_alice):
