@@ -7,14 +7,17 @@ first, parses its input, calls one service or selector, and returns one output s
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.permissions import Action, account_for, can, membership, staff_roles
 from prorata.api.auth import ApiRequest
+from prorata.api.billing import ListQuery
+from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
-from prorata.api.selectors import members_of, memberships_of
+from prorata.api.selectors import members_of, memberships_of, memberships_page
 
 router = Router(tags=["accounts"])
 
@@ -97,10 +100,17 @@ def me(request: ApiRequest) -> MeOut:
     )
 
 
-@router.get("/accounts", response={200: list[AccountRef], **errors(401)},
-            summary="The accounts the user belongs to")
-def accounts(request: ApiRequest) -> list[AccountRef]:
-    return [AccountRef.of(m) for m in memberships_of(user=request.auth_user)]
+@router.get("/accounts", response={200: Page[AccountRef], **errors(401, 422)},
+            summary="The accounts the user belongs to, by id (paginated)")
+def accounts(request: ApiRequest, filters: Query[ListQuery]) -> dict[str, Any]:
+    """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
+    ``cursor``)."""
+    user = request.auth_user
+    scope = f"user.accounts:{user.pk}"
+    after = cursor_decode(scope, filters.cursor)[1] if filters.cursor else None
+    rows = memberships_page(user=user, after_account_id=after, limit=filters.limit)
+    return page_of(rows, limit=filters.limit, scope=scope,
+                   position=lambda m: (None, m.account_id), out=AccountRef.of)
 
 
 @router.get("/accounts/{account_id}", response={200: AccountOut, **errors(401, 404, 422)},

@@ -53,6 +53,15 @@ def _newest_after(rows: QuerySet[Any], field: str, after: Position | None) -> Qu
     return rows.order_by(f"-{field}", "-id")
 
 
+def memberships_page(*, user: User, after_account_id: int | None,
+                     limit: int) -> list[Membership]:
+    """``user``'s memberships with their accounts, by account id."""
+    rows = Membership.objects.filter(user=user).select_related("account")
+    if after_account_id is not None:
+        rows = rows.filter(account_id__gt=after_account_id)
+    return list(rows.order_by("account_id")[:limit + 1])
+
+
 def api_tokens_page(*, user: User, after: Position | None, limit: int) -> list[ApiToken]:
     """``user``'s tokens (revoked and expired ones included), newest first."""
     return list(_newest_after(ApiToken.objects.filter(user=user), "created_at", after)[:limit + 1])

@@ -24,9 +24,9 @@ def test_me_is_the_user_with_their_accounts_and_roles(world, as_alice):
 
 
 def test_accounts_lists_only_the_users_accounts(world, as_alice):
-    assert as_alice.get("/api/v1/accounts").json() == [
+    assert as_alice.get("/api/v1/accounts").json() == {"data": [
         {"id": world.a.pk, "name": "Acme", "roles": ["billing_contact"]},
-    ]
+    ], "has_more": False, "next_cursor": None}
 
 
 def test_an_account_shows_billing_details_to_its_billing_contact(world, as_alice):
