@@ -22,20 +22,22 @@ from django.db.models import Sum
 
 from prorata.accounts.models import Account
 from prorata.billing.models import (
-    AccountBalance,
     CreditApplication,
     Document,
     DocumentKind,
     DocumentStatus,
     Payment,
     PaymentStatus,
-    Refund,
 )
-from prorata.billing.services import invoice_receipt_context, receipt_enqueue
+from prorata.billing.selectors import account_balance
+from prorata.billing.services import (
+    invoice_paid_emit,
+    invoice_receipt_context,
+    receipt_enqueue,
+    refunds_pending,
+)
 from prorata.billing.writer import payment_applied
 from prorata.notifications.context import money_json
-from prorata.webhooks.events import webhook_emit
-from prorata.webhooks.payloads import document_object
 
 #: A payment in one of these states may still take the invoice's amount at the gateway: its
 #: invoice is not settled by credit meanwhile (the charge would then pay it twice).
@@ -54,15 +56,11 @@ def spare_credit(account: Account, currency: str) -> int:
     """The credit not yet spoken for (minor units, ≥ 0): the balance, plus what the open invoices
     still have due (their charge is in the balance already), minus refunds still pending (their
     amount is reserved, :func:`~prorata.billing.services.payment_refund`)."""
-    balance = (AccountBalance.objects.filter(account=account, currency=currency)
-               .values_list("balance", flat=True).first()) or 0
+    balance = account_balance(account, currency).amount
     due = (Document.objects.filter(account=account, currency=currency, kind=DocumentKind.INVOICE,
                                    status=DocumentStatus.OPEN, number__isnull=False)
            .aggregate(total=Sum("amount_due"))["total"]) or 0
-    pending = (Refund.objects.filter(account=account, currency=currency,
-                                     status=PaymentStatus.PENDING)
-               .aggregate(total=Sum("amount"))["total"]) or 0
-    return max(balance + due - pending, 0)
+    return max(balance + due - refunds_pending(account, currency), 0)
 
 
 def credit_settle_open_invoices(
@@ -113,7 +111,8 @@ def settlements_json(settlements: list[Settlement]) -> list[dict[str, Any]]:
 
 def _apply(*, invoice: Document, amount: int, at: datetime) -> None:
     """``invoice.credit_applied`` grows by ``amount`` (its due falls by as much; ``paid`` at
-    ``at`` once nothing is due), saved; ``invoice.paid`` is announced once."""
+    ``at`` once nothing is due), saved; ``invoice.paid`` is announced once, as for a payment
+    (:func:`~prorata.billing.services.invoice_apply_payment`)."""
     was = invoice.status
     applied = payment_applied(amount_paid=0, amount_due=invoice.amount_due, status=invoice.status,
                               paid_at=invoice.paid_at, amount=amount, at=at)
@@ -121,11 +120,7 @@ def _apply(*, invoice: Document, amount: int, at: datetime) -> None:
     invoice.amount_due, invoice.status, invoice.paid_at = (
         applied.amount_due, applied.status, applied.paid_at)
     invoice.save(update_fields=["credit_applied", "amount_due", "status", "paid_at"])
-    if invoice.status == DocumentStatus.PAID and was != DocumentStatus.PAID:
-        webhook_emit("invoice.paid", key=f"invoice.paid:{invoice.pk}", at=at,
-                     data=lambda: document_object(document_id=invoice.pk,
-                                                  number=invoice.number or "", head=invoice,
-                                                  lines=list(invoice.lines.all())))
+    invoice_paid_emit(invoice=invoice, was=was, at=at)
 
 
 def _settled(*, account: Account, invoice: Document, at: datetime) -> None:

@@ -24,9 +24,9 @@ all optional: each line's ``plan_code``, ``plan_name`` and ``cycle_code`` (the l
 written in the document's language, else the stored English ``description`` is printed);
 ``payments`` (``[{"method": "card" | "bank_transfer", "brand", "last4", "reference", "at",
 "amount"}]``) and ``credit_settled`` (``[{"amount", "at", "credit_note"}]``: credit created
-after issue that paid part of it, already counted in ``credit_applied``); for a credit note ``credit_applied_to`` (``[{"number", "amount"}]``), ``refunded`` and
-``kept_as_credit``; ``time_zone`` (IANA, the zone dates are shown in; UTC by default). The
-operator's logo (``PRORATA_SELLER_LOGO``, a PNG or JPEG path) and legal footer
+after issue that paid part of it, already counted in ``credit_applied``); for a credit note
+``credit_applied_to`` (``[{"number", "amount"}]``), ``refunded`` and ``kept_as_credit``;
+``time_zone`` (IANA, the zone dates are shown in; UTC by default). The operator's logo (``PRORATA_SELLER_LOGO``, a PNG or JPEG path) and legal footer
 (``PRORATA_SELLER_LEGAL_FOOTER``) come from settings.
 """
 

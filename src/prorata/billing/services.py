@@ -366,11 +366,26 @@ def invoice_apply_payment(*, invoice: Document, amount: int, at: datetime) -> No
     was = invoice.status
     invoice.amount_paid, invoice.amount_due, invoice.status, invoice.paid_at = applied
     invoice.save(update_fields=["amount_paid", "amount_due", "status", "paid_at"])
+    invoice_paid_emit(invoice=invoice, was=was, at=at)
+
+
+def invoice_paid_emit(*, invoice: Document, was: str, at: datetime) -> None:
+    """The webhook event ``invoice.paid``, once: when ``invoice`` (saved) has just become paid
+    from status ``was``, by a payment or by credit (:mod:`prorata.billing.credit`). Inside the
+    transaction that paid it."""
     if invoice.status == DocumentStatus.PAID and was != DocumentStatus.PAID:
         webhook_emit("invoice.paid", key=f"invoice.paid:{invoice.pk}", at=at,
                      data=lambda: document_object(document_id=invoice.pk,
                                                   number=invoice.number or "", head=invoice,
                                                   lines=list(invoice.lines.all())))
+
+
+def refunds_pending(account: Account, currency: str) -> int:
+    """What the account's refunds still pending at the gateway will take (minor units): not in
+    the ledger yet, so reserved by whoever spends the account's credit meanwhile."""
+    return Refund.objects.filter(
+        account=account, currency=currency, status=PaymentStatus.PENDING,
+    ).aggregate(total=Sum("amount"))["total"] or 0
 
 
 def invoice_payment_failed(*, invoice: Document, payment: Payment) -> None:
@@ -513,9 +528,7 @@ def _refund_begin(*, payment: Payment, amount: Money, actor: User, memo: str) ->
         # Refunds still pending on the account's other payments have not reached the ledger yet:
         # they are reserved here, under the same lock, so two refunds at once cannot both spend
         # the same credit.
-        pending = Refund.objects.filter(
-            account=account, currency=payment.currency, status=PaymentStatus.PENDING,
-        ).aggregate(total=Sum("amount"))["total"] or 0
+        pending = refunds_pending(account, payment.currency)
         available = Money(max(credit_balance(account, payment.currency).amount - pending, 0),
                           payment.currency)
         if (payment.status != PaymentStatus.SUCCEEDED or payment.method != PaymentMethodKind.CARD
