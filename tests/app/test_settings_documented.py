@@ -58,12 +58,30 @@ def test_the_scan_finds_each_way_of_reading_a_variable():
 
 
 def _example() -> dict[str, str]:
+    """The variables of .env.example as systemd's EnvironmentFile= reads them: one quoted value loses
+    its quotes, and nothing is escaped inside single quotes."""
     values = {}
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             name, _, value = line.partition("=")
-            values[name.strip()] = value.strip()
+            value = value.strip()
+            if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[name.strip()] = value
     return values
+
+
+def test_sh_reads_env_example_as_systemd_does():
+    """docs/deploy.md runs the commands with `set -a; . prorata.env`: a value with a space or a
+    `<` unquoted would run as a command or a redirection there, and differ from systemd's."""
+    result = subprocess.run(  # noqa: S603  # fixed arguments
+        ["/bin/sh", "-c", 'set -a; . "$1"; set +a; exec env -0', "sh", str(ROOT / ".env.example")],
+        env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    seen = dict(item.partition("=")[::2] for item in result.stdout.split("\0") if item)
+    example = _example()
+    assert {name: seen.get(name) for name in example} == example
+    assert example["PRORATA_FROM_EMAIL"] == "Prorata Billing <billing@example.com>"
 
 
 def test_env_example_sets_only_documented_variables():
