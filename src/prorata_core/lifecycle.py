@@ -107,6 +107,24 @@ def next_attempt_at(*, first_failed_at: datetime, attempts_made: int) -> datetim
     return first_failed_at + timedelta(days=RETRY_DAYS[attempts_made - 1])
 
 
+def attempts_made_by(*, first_failed_at: datetime, retry_at: datetime) -> int:
+    """How many failed attempts the schedule counts once its retry due at ``retry_at`` (which
+    :func:`next_attempt_at` planned: ``first_failed_at`` + :data:`RETRY_DAYS`\\[k\\]) has failed
+    too: k + 2, from 2 after the first retry to ``len(RETRY_DAYS) + 1`` after the last. Pass the
+    result to :func:`next_attempt_at`.
+
+    Attempts the customer makes between two retries (Pay now, an authentication abandoned) are
+    not on the schedule, so counting by the planned instant rather than by attempts made keeps
+    them from moving it. ``ValueError`` for an instant the schedule never planned."""
+    require_utc(first_failed_at, "first_failed_at")
+    require_utc(retry_at, "retry_at")
+    for position, days in enumerate(RETRY_DAYS):
+        if retry_at == first_failed_at + timedelta(days=days):
+            return position + 2
+    raise ValueError(f"{retry_at.isoformat()} is not a retry planned after a first failure at "
+                     f"{first_failed_at.isoformat()}")
+
+
 def attempts_left(attempts_made: int) -> int:
     """How many retries remain after ``attempts_made`` failed attempts (never negative)."""
     return max(0, len(RETRY_DAYS) + 1 - attempts_made)

@@ -434,6 +434,9 @@ ACCESS: dict[str, Rule] = {
         action=Action.VIEW_BILLING),
     "billing/<int:account_id>/invoices/<int:document_id>/pay/": Rule(
         action=Action.MANAGE_BILLING, probes=(GET, POST)),
+    # Where the bank's 3-D Secure page sends the customer back after Pay now.
+    "billing/<int:account_id>/invoices/<int:document_id>/pay/authenticated/": Rule(
+        action=Action.MANAGE_BILLING),
     "billing/<int:account_id>/payment-methods/": Rule(action=Action.MANAGE_BILLING, probes=(
         GET, Probe("POST", data=lambda s: {"card_token": sandbox_token()}))),
     "billing/<int:account_id>/payment-methods/<int:payment_method_id>/default/": Rule(

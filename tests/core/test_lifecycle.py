@@ -14,6 +14,7 @@ from prorata_core.lifecycle import (
     Event,
     Status,
     attempts_left,
+    attempts_made_by,
     check_transition,
     is_allowed,
     next_attempt_at,
@@ -82,6 +83,20 @@ def test_retries_are_1_3_and_7_days_after_the_first_failure_then_none():
     assert [next_attempt_at(first_failed_at=FIRST_FAILURE, attempts_made=n) for n in (1, 2, 3, 4)] \
         == [utc(2026, 4, 12, 0, 0, 7), utc(2026, 4, 14, 0, 0, 7), utc(2026, 4, 18, 0, 0, 7), None]
     assert next_attempt_at(first_failed_at=FIRST_FAILURE, attempts_made=9) is None
+
+
+@given(st.integers(min_value=1, max_value=len(RETRY_DAYS)))
+def test_a_planned_retry_counts_as_the_attempt_that_planned_it_plus_one(attempts):
+    planned = next_attempt_at(first_failed_at=FIRST_FAILURE, attempts_made=attempts)
+    assert planned is not None
+    assert attempts_made_by(first_failed_at=FIRST_FAILURE, retry_at=planned) == attempts + 1
+
+
+def test_an_instant_off_the_schedule_is_no_retry():
+    with pytest.raises(ValueError, match="not a retry planned"):
+        attempts_made_by(first_failed_at=FIRST_FAILURE, retry_at=FIRST_FAILURE + timedelta(days=2))
+    with pytest.raises(InvalidInstant):
+        attempts_made_by(first_failed_at=FIRST_FAILURE, retry_at=FIRST_FAILURE.replace(tzinfo=None))
 
 
 def test_attempts_left_counts_down_to_zero():

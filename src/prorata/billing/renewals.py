@@ -7,16 +7,27 @@ billing contact's Pay now (:func:`renewal_pay_now`) both record a success with
 :func:`renewal_payment_succeeded`: the invoice paid, its ledger entry, the renewal settled, the
 subscription out of ``past_due`` and the receipt queued, in one transaction.
 
+3-D Secure: a renewal whose bank asked for an authentication off session is ``requires_action``
+(:mod:`prorata.jobs.charging`); Pay now then charges with the customer present, and when the bank
+asks them to authenticate, the attempt waits (``requires_action``, not completed) while they do it
+on the gateway's page, which sends them back to :func:`renewal_return_url`;
+:func:`renewal_payment_confirm` settles it once, from the gateway's answer (the return page, the
+provider's webhook, or the reconciliation job for an authentication never completed). A failed or
+abandoned authentication leaves the dunning schedule as it was.
+
 Amounts are integer minor units; every instant is the caller's (the project clock's).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
+from django.utils.translation import gettext_noop
 
 from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.services import audit_record
@@ -54,8 +65,9 @@ from prorata.billing.writer import (
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import now
 from prorata.common.db import JOB_ATTEMPTS, retry_transient
-from prorata.jobs.models import Renewal, RenewalStatus
-from prorata.payments.gateway import ChargeOutcome, get_gateway
+from prorata.common.urls import absolute_url
+from prorata.jobs.models import BETWEEN_ATTEMPTS, Renewal, RenewalStatus
+from prorata.payments.gateway import ChargeOutcome, ChargeResult, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
 from prorata.subscriptions.selectors import account_tax
@@ -66,6 +78,22 @@ from prorata_core.money import Money
 from prorata_core.periods import Period
 
 __all__ = ["renewal_payment_key"]  # re-exported: the run's first attempt is keyed the same way
+
+#: How long Pay now waits for the customer to authenticate a payment (3-D Secure) before the
+#: reconciliation job gives up on the attempt (failed: ``authentication_abandoned``, nothing
+#: charged), as the checkout does (``subscriptions.services.AUTHENTICATION_TIMEOUT``): longer than
+#: the gateways' own expiry of the authentication (the sandbox's 10 minutes, Stripe's 15).
+AUTHENTICATION_TIMEOUT = timedelta(minutes=30)
+AUTHENTICATION_UNAVAILABLE = gettext_noop(
+    "Your bank asks you to authenticate this payment, but its page could not be opened, so "
+    "nothing was charged. Try again, or pay with another card."
+)
+AUTHENTICATION_ABANDONED = gettext_noop(
+    "The authentication of your payment with your bank was not completed, so nothing was "
+    "charged. Pay now again when you are ready."
+)
+#: Failure codes of an attempt whose authentication was not done: the renewal still needs one.
+_AUTHENTICATION_CODES = frozenset({"authentication_failed", "authentication_abandoned"})
 
 
 class Card(NamedTuple):
@@ -113,16 +141,17 @@ def renewal_of_payment(payment: Payment) -> Renewal:
 
 @retry_transient(attempts=JOB_ATTEMPTS)
 def renewal_payment_succeeded(*, payment_id: int, reference: str, at: datetime) -> bool:
-    """Record that the gateway took pending renewal payment ``payment_id``: the payment
-    succeeded, the invoice paid by its amount, a ledger entry, the renewal paid, the subscription
-    ``active`` again if it was ``past_due``, and a receipt to the billing contacts. Returns False
-    when the payment was no longer pending (another run recorded it). Takes its own transaction
-    and the account's lock."""
+    """Record that the gateway took renewal payment ``payment_id``, pending or awaiting its
+    authentication (3-D Secure): the payment succeeded, the invoice paid by its amount, a ledger
+    entry, the renewal paid, the subscription ``active`` again if it was ``past_due``, and a
+    receipt to the billing contacts. Returns False when the payment was settled already (another
+    run, the return page or a webhook recorded it). Takes its own transaction and the account's
+    lock."""
     with transaction.atomic():
         payment = Payment.objects.get(pk=payment_id)
         account = lock_account(payment.account_id)
         payment = Payment.objects.select_related("invoice").get(pk=payment_id)
-        if payment.status != PaymentStatus.PENDING:
+        if payment.status not in (PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION):
             return False
         payment.status, payment.reference, payment.completed_at = (
             PaymentStatus.SUCCEEDED, reference, at)
@@ -167,10 +196,26 @@ def _renewal_paid(*, account: Account, invoice: Document, renewal: Renewal, at: 
 
 def renewal_payable(*, account_id: int, invoice: Document) -> bool:
     """Whether Pay now can pay ``invoice`` of ``account_id``: a renewal invoice between two
-    dunning attempts with something left to pay."""
+    dunning attempts (refused, or awaiting an authentication) with something left to pay."""
     return invoice.amount_due > 0 and Renewal.objects.filter(
-        account_id=account_id, invoice_id=invoice.pk, status=RenewalStatus.RETRYING
+        account_id=account_id, invoice_id=invoice.pk, status__in=BETWEEN_ATTEMPTS
     ).exists()
+
+
+def renewal_needs_authentication(*, account_id: int, invoice: Document) -> bool:
+    """Whether the last attempt on renewal ``invoice`` was not charged because the bank asks the
+    customer to authenticate the payment (Pay now then says "Authenticate and pay")."""
+    return Renewal.objects.filter(account_id=account_id, invoice_id=invoice.pk,
+                                  status=RenewalStatus.REQUIRES_ACTION).exists()
+
+
+def renewal_authenticating(*, account_id: int, invoice: Document) -> Payment | None:
+    """The Pay now attempt on ``invoice`` whose authentication the customer has begun and not
+    finished (its ``action_url`` is the bank's page to go back to), if any."""
+    return (Payment.objects.filter(account_id=account_id, invoice_id=invoice.pk,
+                                   status=PaymentStatus.REQUIRES_ACTION,
+                                   completed_at__isnull=True)
+            .exclude(action_url="").order_by("-id").first())
 
 
 def renewal_receipt(invoice: Document, period: Period,
@@ -273,14 +318,36 @@ def voided_by(invoice: Document) -> Document | None:
             .order_by("id").first())
 
 
-def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:
+@dataclass(frozen=True)
+class PayNow:
+    """What Pay now did. ``status``: ``paid``; ``pending`` (the bank's answer is unknown: the
+    next run settles it with the same idempotency key); or ``requires_action``: the bank asks
+    the customer to authenticate the payment at ``action_url`` (the gateway's page, which sends
+    them back to :func:`renewal_return_url`), nothing charged yet."""
+
+    status: str
+    action_url: str = ""
+
+
+def renewal_return_url(*, account_id: int, invoice_id: int, site_url: str = "") -> str:
+    """Where the gateway sends the customer back after authenticating a Pay now payment: the
+    billing center's return page (:func:`renewal_payment_confirm`), absolute, under ``site_url``
+    (the address the customer is using), by default ``PRORATA_BASE_URL``."""
+    path = reverse("billing:pay_return", args=[account_id, invoice_id])
+    return f"{site_url.rstrip('/')}{path}" if site_url else absolute_url(path)
+
+
+def renewal_pay_now(*, account: Account, user: User, invoice_id: int,
+                    site_url: str = "") -> PayNow:
     """Pay the open invoice of a past-due renewal now, with the account's default card (a billing
-    contact, from the billing center). Returns ``"paid"``, or ``"pending"`` when the bank's answer
-    is unknown (the next run settles it with the same idempotency key).
+    contact, from the billing center), the customer present. Returns :class:`PayNow`.
 
     Success ends ``past_due`` (the same recording as the billing run's). A refused card raises
     :class:`~prorata.subscriptions.errors.PaymentFailed`, and the dunning schedule goes on as it
-    was: a customer's own attempt does not bring the expiry closer.
+    was: a customer's own attempt does not bring a retry or the expiry closer. When the bank asks
+    the customer to authenticate the payment (3-D Secure), the attempt waits for them
+    (``requires_action``, ``action_url`` the gateway's page; ``site_url`` as in
+    :func:`renewal_return_url`) and :func:`renewal_payment_confirm` settles it.
     """
     from prorata.subscriptions.errors import PaymentFailed
 
@@ -290,15 +357,94 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int) -> str:
     result = get_gateway().charge(
         token=PaymentMethod.objects.get(pk=card.pk).token,
         amount=Money(payment.amount, payment.currency), idempotency_key=payment.idempotency_key,
-        description=f"Invoice {renewal.invoice.number}",
+        description=f"Invoice {renewal.invoice.number}", off_session=False,
+        return_url=renewal_return_url(account_id=account.pk, invoice_id=renewal.invoice_id,
+                                      site_url=site_url),
     )
     if result.outcome is ChargeOutcome.SUCCEEDED:
         renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at)
-        return "paid"
+        return PayNow("paid")
     if result.outcome is ChargeOutcome.UNKNOWN:
-        return "pending"
-    _pay_now_declined(account=account, renewal=renewal, payment=payment, result=result, at=at)
-    raise PaymentFailed(result.message, code=result.outcome.value, invoice=renewal.invoice.number)
+        return PayNow("pending")
+    if result.outcome is ChargeOutcome.REQUIRES_ACTION and result.action_url:
+        _pay_now_authenticating(payment_id=payment.pk, result=result)
+        return PayNow("requires_action", result.action_url)
+    code, message = result.outcome.value, result.message
+    if result.outcome is ChargeOutcome.REQUIRES_ACTION:  # and no page to do it on
+        code, message = "authentication_failed", AUTHENTICATION_UNAVAILABLE
+    _pay_now_declined(account=account, renewal=renewal, payment=payment, code=code,
+                      message=message, at=at)
+    raise PaymentFailed(message, code=code, invoice=renewal.invoice.number)
+
+
+def renewal_payment_confirm(*, account_id: int, invoice_id: int, at: datetime | None = None,
+                            abandon_after: timedelta | None = None) -> str:
+    """The customer is back from authenticating the Pay now payment of renewal invoice
+    ``invoice_id`` (or a webhook announced its outcome, or the reconciliation job looks at it):
+    the gateway is asked by the payment's idempotency key (outside any transaction) and the
+    attempt is settled once, whoever comes first (under the account's lock):
+
+    - authenticated and charged: ``"paid"`` (the invoice paid, the renewal settled, the receipt);
+    - authentication failed or expired: ``"failed"`` (``authentication_failed``, the bank's
+      message), the renewal back between its dunning attempts, the schedule unchanged;
+    - not answered yet: ``"requires_action"``; with ``abandon_after`` (the job), an attempt
+      older than that at ``at`` fails instead (``authentication_abandoned``);
+    - no attempt awaiting an authentication (settled before): ``"settled_before"``.
+
+    Never charges. ``at``: by default the project clock.
+    """
+    at = at or now()
+    payment = (Payment.objects.filter(account_id=account_id, invoice_id=invoice_id,
+                                      status=PaymentStatus.REQUIRES_ACTION,
+                                      completed_at__isnull=True).order_by("-id").first())
+    if payment is None:
+        return "settled_before"
+    try:
+        found = get_gateway().lookup(idempotency_key=payment.idempotency_key)
+    except Exception:  # a lookup that fails proves nothing: the payment may have been charged
+        found = None
+        abandon_after = None
+    if found is not None and found.outcome is ChargeOutcome.SUCCEEDED:
+        recorded = renewal_payment_succeeded(payment_id=payment.pk, reference=found.reference,
+                                             at=at)
+        return "paid" if recorded else "settled_before"
+    if found is not None and found.outcome in (ChargeOutcome.DECLINED,
+                                               ChargeOutcome.INSUFFICIENT_FUNDS):
+        code, message = "authentication_failed", found.message
+    elif found is not None and found.outcome is ChargeOutcome.UNKNOWN:
+        return "requires_action"  # the gateway does not know yet: never given up on blindly
+    elif abandon_after is not None and payment.created_at <= at - abandon_after:
+        code, message = "authentication_abandoned", AUTHENTICATION_ABANDONED
+    else:
+        return "requires_action"
+    renewal = Renewal.objects.select_related("invoice").get(invoice_id=invoice_id)
+    account = Account.objects.get(pk=account_id)
+    return ("failed" if _pay_now_declined(account=account, renewal=renewal, payment=payment,
+                                          code=code, message=message, at=at)
+            else "settled_before")
+
+
+def renewal_authentications_reconcile(*, at: datetime | None = None) -> dict[str, int]:
+    """The reconciliation job's share of renewals: every Pay now attempt still awaiting its
+    authentication is looked at by :func:`renewal_payment_confirm`, and given up on after
+    :data:`AUTHENTICATION_TIMEOUT` (at ``at``, by default the project clock), so that a customer
+    who never comes back leaves the renewal between its dunning attempts, retried on schedule,
+    rather than held in ``charging``. Returns ``{"renewals_paid", "renewals_failed",
+    "renewals_waiting"}``."""
+    at = at or now()
+    counts = {"renewals_paid": 0, "renewals_failed": 0, "renewals_waiting": 0}
+    waiting = (Payment.objects.filter(status=PaymentStatus.REQUIRES_ACTION,
+                                      completed_at__isnull=True, order__isnull=True,
+                                      invoice__isnull=False)
+               .order_by("created_at", "id").values_list("account_id", "invoice_id"))
+    for account_id, invoice_id in waiting:
+        outcome = renewal_payment_confirm(account_id=account_id, invoice_id=invoice_id, at=at,
+                                          abandon_after=AUTHENTICATION_TIMEOUT)
+        key = {"paid": "renewals_paid", "failed": "renewals_failed",
+               "requires_action": "renewals_waiting"}.get(outcome)
+        if key:
+            counts[key] += 1
+    return counts
 
 
 # Each transaction of Pay now is retried alone on a serialization failure or SQLite's lock (the
@@ -318,7 +464,7 @@ def _pay_now_attempt(*, account: Account, user: User, invoice_id: int,
         if renewal is None:
             raise NothingToPay("There is no renewal invoice with this number on the account.",
                                invoice=invoice_id)
-        if renewal.status != RenewalStatus.RETRYING or renewal.invoice.amount_due == 0:
+        if renewal.status not in BETWEEN_ATTEMPTS or renewal.invoice.amount_due == 0:
             raise NothingToPay(f"Invoice {renewal.invoice.number} has nothing left to pay now.",
                                invoice=renewal.invoice.number)
         card = default_cards({account.pk}).get(account.pk)
@@ -333,19 +479,33 @@ def _pay_now_attempt(*, account: Account, user: User, invoice_id: int,
 
 
 @retry_transient
-def _pay_now_declined(*, account: Account, renewal: Renewal, payment: Payment, result: Any,
-                      at: datetime) -> None:
-    """Record a refused Pay now: the attempt failed (its e-mail), the renewal retrying again on
-    its schedule."""
+def _pay_now_authenticating(*, payment_id: int, result: ChargeResult) -> None:
+    """The bank asks the customer to authenticate Pay now's attempt: it waits for them
+    (``requires_action``, not completed) at the gateway's page."""
+    with transaction.atomic():
+        Payment.objects.filter(pk=payment_id, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.REQUIRES_ACTION, reference=result.reference[:255],
+            action_url=result.action_url[:1000], message=result.message[:2000])
+
+
+@retry_transient
+def _pay_now_declined(*, account: Account, renewal: Renewal, payment: Payment, code: str,
+                      message: str, at: datetime) -> bool:
+    """Record a refused Pay now (its card refused, or its authentication failed or abandoned):
+    the attempt failed (the ``invoice.payment_failed`` event), the renewal between its dunning
+    attempts again (``requires_action`` while the bank still wants an authentication), its
+    schedule as it was. Returns False when the attempt was settled already."""
     with transaction.atomic():
         lock_account(account.pk)
-        failed = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
-            status=PaymentStatus.FAILED, failure_code=result.outcome.value,
-            message=result.message[:2000], completed_at=at,
-        )
+        failed = Payment.objects.filter(
+            pk=payment.pk, status__in=[PaymentStatus.PENDING, PaymentStatus.REQUIRES_ACTION],
+            completed_at__isnull=True,
+        ).update(status=PaymentStatus.FAILED, failure_code=code, message=message[:2000],
+                 completed_at=at)
         if failed:
             payment.refresh_from_db()
             invoice_payment_failed(invoice=renewal.invoice, payment=payment)
         Renewal.objects.filter(pk=renewal.pk, status=RenewalStatus.CHARGING).update(
-            status=RenewalStatus.RETRYING
-        )
+            status=(RenewalStatus.REQUIRES_ACTION if code in _AUTHENTICATION_CODES
+                    else RenewalStatus.RETRYING))
+    return bool(failed)

@@ -51,7 +51,7 @@ BILL_RUN_DUE = Gauge("prorata_bill_run_due", "Subscriptions due when the running
 BILL_RUN_RENEWED = Gauge("prorata_bill_run_renewed", "Subscriptions renewed so far by the running "
                          "billing run", multiprocess_mode="livesum")
 BILL_RUN_OUTCOMES = Counter("prorata_bill_run_results", "Billing run outcomes: renewed, charged, "
-                            "declined, unknown, expired, failed", ["outcome"])
+                            "declined, requires_action, unknown, expired, failed", ["outcome"])
 
 
 def multiprocess_dir() -> Path | None:

@@ -51,6 +51,8 @@ class RunStats:
     fallbacks: int = 0
     charged: int = 0
     declined: int = 0
+    #: Attempts not charged because the bank asks the customer to authenticate them (3-D Secure).
+    requires_action: int = 0
     unknown: int = 0
     expired: int = 0
     failed_ids: list[int] = field(default_factory=list)
@@ -58,7 +60,8 @@ class RunStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "renewed": self.renewed, "chunks": self.chunks, "fallbacks": self.fallbacks,
-            "charged": self.charged, "declined": self.declined, "unknown": self.unknown,
+            "charged": self.charged, "declined": self.declined,
+            "requires_action": self.requires_action, "unknown": self.unknown,
             "expired": self.expired, "failed": len(self.failed_ids),
         }
 

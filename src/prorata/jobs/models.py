@@ -22,8 +22,17 @@ class RenewalStatus(models.TextChoices):
     INVOICED = "invoiced", _("invoiced, payment terms")
     #: The last attempt failed; another is due at ``next_attempt_at`` (dunning).
     RETRYING = "retrying", _("payment failed, retrying")
+    #: The last attempt was not charged because the customer's bank asks them to authenticate it
+    #: (3-D Secure, off session: nobody was there): they are e-mailed to do it on Pay now; the
+    #: dunning schedule goes on meanwhile, another attempt due at ``next_attempt_at``.
+    REQUIRES_ACTION = "requires_action", _("payment requires authentication")
     #: Every attempt failed: the subscription expired.
     FAILED = "failed", _("payment failed")
+
+
+#: A renewal between two dunning attempts: Pay now may pay it, and the charge step tries it again
+#: at its ``next_attempt_at``.
+BETWEEN_ATTEMPTS: tuple[str, ...] = (RenewalStatus.RETRYING, RenewalStatus.REQUIRES_ACTION)
 
 
 class Renewal(models.Model):
@@ -46,7 +55,8 @@ class Renewal(models.Model):
     period_end = models.DateTimeField(_("period end"))
     invoice = models.ForeignKey("billing.Document", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(_("status"), max_length=16, choices=RenewalStatus.choices)
-    #: Card attempts made so far (the first one included); dunning retries 1, 3 and 7 days later.
+    #: Card attempts made so far (the first one included, and the customer's own on Pay now);
+    #: dunning retries 1, 3 and 7 days after the first failure, whatever Pay now did meanwhile.
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     first_failed_at = models.DateTimeField(_("first failure"), null=True, blank=True)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
@@ -62,7 +72,8 @@ class Renewal(models.Model):
         ]
         indexes = [
             # Only renewals waiting for a retry are looked up by time (a few among millions).
-            models.Index(fields=["next_attempt_at", "id"], condition=Q(status="retrying"),
+            models.Index(fields=["next_attempt_at", "id"],
+                         condition=Q(status__in=["retrying", "requires_action"]),
                          name="renewal_retry_due"),
         ]
 

@@ -54,7 +54,8 @@ def billing_run() -> dict[str, int]:
     with RunWatcher(at=now(), partition=None, show=None):
         counts = bill_run(workers=workers).as_dict()
     for outcome, count in counts.items():
-        if count and outcome in {"renewed", "charged", "declined", "unknown", "expired", "failed"}:
+        if count and outcome in {"renewed", "charged", "declined", "requires_action",
+                                       "unknown", "expired", "failed"}:
             metrics.BILL_RUN_OUTCOMES.labels(outcome).inc(count)
     return counts
 
@@ -67,7 +68,8 @@ def dunning_retries() -> dict[str, int]:
 
     stats = RunStats()
     charge_due(at=now(), stats=stats)
-    return {"charged": stats.charged, "declined": stats.declined, "unknown": stats.unknown}
+    return {"charged": stats.charged, "declined": stats.declined,
+            "requires_action": stats.requires_action, "unknown": stats.unknown}
 
 
 def overdue_flags() -> dict[str, int]:

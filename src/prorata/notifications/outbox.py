@@ -125,6 +125,13 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"amount_due"}),
         frozenset({"name", "document_number", "reason", "next_retry_at", "url", "items"}),
     ),
+    # A renewal charge the customer's bank wants them to authenticate (3-D Secure, off session):
+    # nothing charged; what is due, for what, when the card is tried again, and the Pay now page
+    # (url) where they confirm the payment with their bank.
+    "payment_requires_action": (
+        frozenset({"amount_due", "url"}),
+        frozenset({"name", "document_number", "next_retry_at", "items"}),
+    ),
 }
 
 #: Keys any template's context may carry, about its reader (:mod:`prorata.billing.writer`'s

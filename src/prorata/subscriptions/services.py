@@ -1320,7 +1320,13 @@ def payments_reconcile_due(*, at: datetime | None = None) -> dict[str, int]:
     ``prorata reconcile-payments``): :func:`payment_reconcile` of every order payment pending or
     unknown for longer than :data:`RECONCILE_AFTER` at ``at`` (default: the project clock).
     Returns counts for the job's log: ``looked_at``, ``paid`` (applied), ``failed``,
-    ``refunded`` (charged but the subscription had moved), ``still_placed``."""
+    ``refunded`` (charged but the subscription had moved), ``still_placed``; and of renewals'
+    Pay now attempts awaiting an authentication
+    (:func:`~prorata.billing.renewals.renewal_authentications_reconcile`): ``renewals_paid``,
+    ``renewals_failed`` (abandoned or failed: back on the dunning schedule),
+    ``renewals_waiting``."""
+    from prorata.billing.renewals import renewal_authentications_reconcile
+
     results = payment_reconcile(older_than=RECONCILE_AFTER, at=at)
     counts = {"looked_at": len(results), "paid": 0, "failed": 0, "refunded": 0,
               "still_placed": 0}
@@ -1333,6 +1339,7 @@ def payments_reconcile_due(*, at: datetime | None = None) -> dict[str, int]:
             counts["refunded"] += 1
         else:
             counts["failed"] += 1
+    counts.update(renewal_authentications_reconcile(at=at))
     return counts
 
 
@@ -1345,9 +1352,11 @@ def payment_settle(*, idempotency_key: str) -> str:
     The writers are the reconciliation's: an order's payment goes through :func:`_settle` (applied
     once under the account's lock, or failed; an order already settled keeps its first answer); a
     renewal's success through :func:`~prorata.billing.renewals.renewal_payment_succeeded` (once:
-    only a pending payment); a renewal's refusal is left to the billing run, which drives the
-    payment again with the same key and records the refusal with its dunning. An answer not
-    final yet (unknown, authentication under way) changes nothing.
+    only a pending payment, or one awaiting its authentication); a renewal's refusal is left to
+    the billing run, which drives the payment again with the same key and records the refusal
+    with its dunning, except for a Pay now attempt whose authentication failed, settled by
+    :func:`~prorata.billing.renewals.renewal_payment_confirm` as the return page does. An answer
+    not final yet (unknown, authentication under way) changes nothing.
 
     Returns what was done, for the event's record: ``no_such_payment``, ``settled_before``,
     ``not_known_yet``, ``never_received``, ``requires_action``, ``paid``, ``failed``,
@@ -1368,6 +1377,13 @@ def payment_settle(*, idempotency_key: str) -> str:
     if answer.outcome == ChargeOutcome.REQUIRES_ACTION:
         return "requires_action"
     if payment.order_id is None:
+        if (answer.outcome != ChargeOutcome.SUCCEEDED and payment.invoice_id is not None
+                and payment.status == PaymentStatus.REQUIRES_ACTION
+                and payment.completed_at is None):
+            from prorata.billing.renewals import renewal_payment_confirm
+
+            return renewal_payment_confirm(account_id=payment.account_id,
+                                           invoice_id=payment.invoice_id)
         if answer.outcome != ChargeOutcome.SUCCEEDED:
             return "left_to_billing_run"
         recorded = renewal_payment_succeeded(payment_id=payment.pk, reference=answer.reference,

@@ -27,6 +27,8 @@ urlpatterns = [
     path("<int:account_id>/documents/<int:document_id>.pdf", views.document_download,
          name="document"),
     path("<int:account_id>/invoices/<int:document_id>/pay/", views.pay_invoice, name="pay"),
+    path("<int:account_id>/invoices/<int:document_id>/pay/authenticated/", views.pay_return,
+         name="pay_return"),
     path("<int:account_id>/payment-methods/", views.payment_methods, name="payment_methods"),
     path("<int:account_id>/payment-methods/<int:payment_method_id>/default/",
          views.payment_method_action, {"action": "default"}, name="payment_method_default"),

@@ -31,14 +31,21 @@ from prorata.accounts.permissions import Action, account_for, accounts_of, can
 from prorata.billing.history import document_history
 from prorata.billing.models import LedgerKind, PaymentStatus
 from prorata.billing.receipts import document_pdf
-from prorata.billing.renewals import renewal_pay_now, renewal_payable, voided_by
+from prorata.billing.renewals import (
+    renewal_authenticating,
+    renewal_needs_authentication,
+    renewal_pay_now,
+    renewal_payable,
+    renewal_payment_confirm,
+    voided_by,
+)
 from prorata.billing.selectors import (
     credit_balance,
     document_for_account,
 )
 from prorata.common.formatting import format_date, format_money
 from prorata.licenses.services import license_release_choose
-from prorata.payments.errors import CardNotForCorporate, CardTokenInvalid
+from prorata.payments.errors import AuthenticationFailed, CardNotForCorporate, CardTokenInvalid
 from prorata.payments.gateway import get_gateway
 from prorata.payments.services import (
     default_payment_method,
@@ -719,11 +726,16 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
                     return redirect("billing:pay", account_id=account.pk,
                                     document_id=document.pk)
                 payment_method_add(account=account, token=token, actor=user, make_default=True)
-            outcome = renewal_pay_now(account=account, user=user, invoice_id=document.pk)
+            outcome = renewal_pay_now(account=account, user=user, invoice_id=document.pk,
+                                      site_url=request.build_absolute_uri("/"))
         except ProrataError as refused:
             messages.error(request, error_message(refused))
             return redirect("billing:pay", account_id=account.pk, document_id=document.pk)
-        if outcome == "paid":
+        if outcome.status == "requires_action":
+            # The bank's authentication page (the gateway's), which sends the customer back to
+            # pay_return; the attempt waits meanwhile.
+            return HttpResponseRedirect(outcome.action_url)
+        if outcome.status == "paid":
             messages.success(request, gettext("Thank you: invoice %(number)s is paid.")
                              % {"number": document.number})
         else:
@@ -734,11 +746,46 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
     payable = renewal_payable(account_id=account.pk, invoice=document)
     return render(request, "web/billing/pay.html", {
         "account": account, "document": document, "payable": payable,
+        "authenticate": payable and renewal_needs_authentication(account_id=account.pk,
+                                                                 invoice=document),
+        "authenticating": renewal_authenticating(account_id=account.pk, invoice=document),
         "amount_due": Money(document.amount_due, document.currency),
         "card": default_payment_method(account=account),
         "voided_by": voided_by(document), "contact": _contact(account), "manage": True,
         "errors": {}, **_card_form(),
     })
+
+
+@login_required
+@never_cache
+def pay_return(request: HttpRequest, account_id: int, document_id: int) -> HttpResponse:
+    """Where the gateway sends the customer back after authenticating a Pay now payment
+    (3-D Secure): its outcome is asked of the gateway and the attempt settled once
+    (:func:`~prorata.billing.renewals.renewal_payment_confirm`; loading this page again changes
+    nothing). Paid: My account, with the thanks. Refused or expired: the Pay now page with the
+    bank's message (the dunning schedule is as it was). Not answered yet: the Pay now page, with
+    the way back to the bank's page."""
+    user = _user(request)
+    account = account_for(user, account_id, Action.MANAGE_BILLING)
+    document = document_for_account(account=account, document_id=document_id)
+    if document is None:
+        raise Http404("No such document")
+    outcome = renewal_payment_confirm(account_id=account.pk, invoice_id=document.pk)
+    document.refresh_from_db()
+    if document.amount_due == 0 and outcome in ("paid", "settled_before"):
+        messages.success(request, gettext("Thank you: invoice %(number)s is paid.")
+                         % {"number": document.number})
+        return redirect("billing:account", account_id=account.pk)
+    if outcome == "requires_action":
+        messages.warning(request, gettext(
+            "Your bank has not confirmed the payment yet: nothing was charged. Authenticate it "
+            "to pay."))
+    else:  # refused now, or before (the job gave up on it, a webhook came first)
+        last = document.payments.order_by("-id").first()
+        if last is not None and last.status == PaymentStatus.FAILED:
+            messages.error(request, gettext(last.message) if last.message
+                           else error_message(AuthenticationFailed("Not authenticated.")))
+    return redirect("billing:pay", account_id=account.pk, document_id=document.pk)
 
 
 # --- payment methods (S20) -----------------------------------------------------------------------
