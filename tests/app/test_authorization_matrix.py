@@ -404,6 +404,8 @@ ACCESS: dict[str, Rule] = {
         "customers/<customer_id>/orders", "customers/<customer_id>/subscriptions",
         "customers/<customer_id>/subscriptions/<product_code>/cancel-renewal",
         "customers/<customer_id>/subscriptions/<product_code>/resume-renewal",
+        "customers/<customer_id>/licenses",
+        "customers/<customer_id>/subscriptions/<product_code>/license-releases",
         "customers/<customer_id>/invoices", "customers/<customer_id>/invoices/<document_id>",
         "customers/<customer_id>/invoices/<document_id>/pdf",
         "customers/<customer_id>/credit-notes",

@@ -28,7 +28,7 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from ninja import Header, Query, Router, Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StrictInt
 
 from prorata.accounts.billing_details import account_billing_details_update
 from prorata.accounts.countries import default_time_zone
@@ -45,6 +45,7 @@ from prorata.api.billing import (
     documents_list,
     transactions_list,
 )
+from prorata.api.licenses import PoolOut
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.operator import (
     IDEMPOTENCY_HEADER,
@@ -69,7 +70,8 @@ from prorata.billing.models import Document, DocumentKind, Payment
 from prorata.billing.receipts import document_pdf
 from prorata.billing.selectors import credit_balance, document_for_account
 from prorata.common.clock import now
-from prorata.licenses.services import member_invite
+from prorata.licenses.selectors import license_pools
+from prorata.licenses.services import license_release_choose, member_invite, pending_releases
 from prorata.subscriptions.errors import QuoteChanged
 from prorata.subscriptions.models import OrderStatus
 from prorata.subscriptions.selectors import CheckoutItem, checkout_quote
@@ -623,6 +625,86 @@ def resume_renewal(request: OperatorApiRequest, customer_id: int, product_code: 
                    idempotency_key: str | None = _KEY_HEADER) -> HttpResponse:
     """Idempotent; the billing contacts get the confirmation e-mail."""
     return _renewal(request, customer_id, product_code, idempotency_key, cancel=False)
+
+
+# --- licenses ----------------------------------------------------------------------------------
+
+POOL_EXAMPLE = {
+    "subscription_id": 7, "product": "webinar", "bought": 3, "used": 3, "free": 0,
+    "holders": [{"member_id": 11, "email": "jane@acme.example",
+                 "assigned_at": "2026-03-11T09:30:00Z"},
+                {"member_id": 12, "email": "paul@acme.example",
+                 "assigned_at": "2026-03-12T14:00:00Z"},
+                {"member_id": 13, "email": "lea@acme.example",
+                 "assigned_at": "2026-03-12T14:05:00Z"}],
+    "releasing": ["paul@acme.example"],
+}
+
+
+class LicensesQuery(ListQuery):
+    pass
+
+
+def _pools(account: Account, *, after: int | None = None, limit: int | None = None,
+           ) -> list[PoolOut]:
+    """The account's pools by subscription id (one per product), those after ``after``."""
+    pools = sorted(license_pools(account=account), key=lambda pool: pool.subscription.pk)
+    pools = [pool for pool in pools if after is None or pool.subscription.pk > after]
+    return [PoolOut.of(pool, [r.email for r in pending_releases(
+        account=account, product_code=pool.subscription.product.code)])
+        for pool in pools[:None if limit is None else limit + 1]]
+
+
+@router.get("/customers/{customer_id}/licenses", response={200: Page[PoolOut], **_READ},
+            summary="The customer's license pools: bought, used, who holds each license",
+            openapi_extra=documented(Page[PoolOut], _page_example(POOL_EXAMPLE)))
+def licenses(request: OperatorApiRequest, customer_id: int,
+             filters: Query[LicensesQuery]) -> dict[str, Any]:
+    """One pool per subscription, by subscription id; ``releasing`` names the members chosen
+    to lose their license at the next order for that product."""
+    account = _customer(customer_id)
+    scope = f"customer.licenses:{account.pk}"
+    after = cursor_decode(scope, filters.cursor)[1] if filters.cursor else None
+    rows = _pools(account, after=after, limit=filters.limit)
+    return page_of(rows, limit=filters.limit, scope=scope,
+                   position=lambda pool: (None, pool.subscription_id), out=lambda pool: pool)
+
+
+class ReleasesBody(In):
+    """The license count the next order will leave, and the members (ids of
+    ``holders[].member_id``) who lose their license when it is placed."""
+
+    quantity: StrictInt = Field(ge=1, le=100_000)
+    member_ids: list[StrictInt] = Field(max_length=100_000)
+
+
+@router.put("/customers/{customer_id}/subscriptions/{product_code}/license-releases",
+            response={200: Page[PoolOut], **_WRITE},
+            summary="Choose who loses a license before an order that leaves fewer licenses",
+            openapi_extra=documented(Page[PoolOut], {"data": [POOL_EXAMPLE], "has_more": False,
+                                                      "next_cursor": None},
+                                     body={"quantity": 2, "member_ids": [12]},
+                                     body_schema=ReleasesBody))
+def license_releases(request: OperatorApiRequest, customer_id: int, product_code: str,
+                     body: ReleasesBody,
+                     idempotency_key: str | None = _KEY_HEADER) -> HttpResponse:
+    """An order that leaves fewer licenses than members hold is refused with 409
+    ``licenses_to_free`` (``params.to_free``: how many to choose) until this choice is made.
+    It replaces an earlier choice; nothing is unassigned until the order is placed, and then
+    in its transaction (the members are e-mailed; ``license.unassigned`` events). 409
+    ``licenses_to_free`` here too when fewer holders are named than must be freed; with
+    enough licenses the choice is cleared. Answers every pool of the customer."""
+    account = _customer(customer_id)
+
+    def run() -> Written:
+        license_release_choose(actor=request.auth_user, account=account,
+                               product_code=product_code, quantity=body.quantity,
+                               member_ids=body.member_ids)
+        pools = _pools(account)
+        return Written(200, Page[PoolOut](data=pools, has_more=False, next_cursor=None),
+                       account)
+
+    return write(request, idempotency_key, "license.releases_choose", run)
 
 
 # --- documents, payments, ledger ----------------------------------------------------------------
