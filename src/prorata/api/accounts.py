@@ -17,7 +17,7 @@ from prorata.api.auth import ApiRequest
 from prorata.api.billing import ListQuery
 from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
-from prorata.api.selectors import members_of, memberships_of, memberships_page
+from prorata.api.selectors import members_page, memberships_of, memberships_page
 
 router = Router(tags=["accounts"])
 
@@ -125,13 +125,18 @@ def account_detail(request: ApiRequest, account_id: int) -> AccountOut:
 
 
 @router.get("/accounts/{account_id}/members",
-            response={200: list[MemberOut], **errors(401, 403, 404, 422)},
-            summary="The members of an account and their roles")
-def account_members(request: ApiRequest, account_id: int) -> list[MemberOut]:
-    """Needs the admin role (``MANAGE_MEMBERS``): other members of the account get 403."""
+            response={200: Page[MemberOut], **errors(401, 403, 404, 422)},
+            summary="The members of an account and their roles, oldest first (paginated)")
+def account_members(request: ApiRequest, account_id: int,
+                    filters: Query[ListQuery]) -> dict[str, Any]:
+    """Needs the admin role (``MANAGE_MEMBERS``): other members of the account get 403. The
+    list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
+    ``cursor``)."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_MEMBERS)
-    return [
-        MemberOut(user_id=m.user_id, email=m.user.email, first_name=m.user.first_name,
-                  last_name=m.user.last_name, roles=m.roles)
-        for m in members_of(account=account)
-    ]
+    scope = f"account.members:{account.pk}"
+    after = cursor_decode(scope, filters.cursor)[1] if filters.cursor else None
+    rows = members_page(account=account, after_id=after, limit=filters.limit)
+    return page_of(rows, limit=filters.limit, scope=scope, position=lambda m: (None, m.pk),
+                   out=lambda m: MemberOut(user_id=m.user_id, email=m.user.email,
+                                           first_name=m.user.first_name,
+                                           last_name=m.user.last_name, roles=m.roles))

@@ -8,14 +8,17 @@ Billing contacts and account admins (``Action.MANAGE_LICENSES``), as on the Lice
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from pydantic import Field, StrictInt
 
 from prorata.accounts.permissions import Action, account_for
 from prorata.api.auth import ApiRequest
+from prorata.api.billing import ListQuery
+from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
-from prorata.licenses.selectors import Pool, license_pools
+from prorata.licenses.selectors import Pool, license_pools, license_pools_page
 from prorata.licenses.services import (
     license_assign,
     license_release_choose,
@@ -73,11 +76,21 @@ def _pools(account) -> list[PoolOut]:
 
 
 @router.get("/accounts/{account_id}/licenses",
-            response={200: list[PoolOut], **errors(401, 403, 404, 422)},
-            summary="The account's license pools and who holds each license")
-def licenses(request: ApiRequest, account_id: int) -> list[PoolOut]:
+            response={200: Page[PoolOut], **errors(401, 403, 404, 422)},
+            summary="The account's license pools and who holds each license, by subscription "
+                    "(paginated)")
+def licenses(request: ApiRequest, account_id: int, filters: Query[ListQuery]) -> dict[str, Any]:
+    """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
+    ``cursor``), oldest subscription first. The writes below answer every pool of the account
+    (a bare array: the state after the change, not a list to page through)."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_LICENSES)
-    return _pools(account)
+    scope = f"account.licenses:{account.pk}"
+    after = cursor_decode(scope, filters.cursor)[1] if filters.cursor else None
+    rows = license_pools_page(account=account, after_id=after, limit=filters.limit)
+    return page_of(rows, limit=filters.limit, scope=scope,
+                   position=lambda pool: (None, pool.subscription.pk),
+                   out=lambda pool: PoolOut.of(pool, [r.email for r in pending_releases(
+                       account=account, product_code=pool.subscription.product.code)]))
 
 
 @router.post("/accounts/{account_id}/licenses/{subscription_id}/assignments",

@@ -8,21 +8,24 @@ of another account's card (or of a removed one) is a 404 ``payment_method_not_fo
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
 from prorata.accounts.permissions import Action, account_for
 from prorata.api.auth import ApiRequest
+from prorata.api.billing import ListQuery
 from prorata.api.money import Out
+from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
+from prorata.api.selectors import AFTER_DEFAULT, payment_methods_page
 from prorata.payments.models import PaymentMethod
 from prorata.payments.services import (
     payment_method_add,
     payment_method_remove,
     payment_method_set_default,
-    payment_methods_for,
 )
 
 router = Router(tags=["payment methods"])
@@ -56,11 +59,19 @@ class PaymentMethodIn(Schema):
 
 
 @router.get("/accounts/{account_id}/payment-methods",
-            response={200: list[PaymentMethodOut], **errors(401, 403, 404, 422)},
-            summary="The account's saved cards, the default first")
-def payment_methods(request: ApiRequest, account_id: int) -> list[PaymentMethodOut]:
+            response={200: Page[PaymentMethodOut], **errors(401, 403, 404, 422)},
+            summary="The account's saved cards, the default first, then newest first (paginated)")
+def payment_methods(request: ApiRequest, account_id: int,
+                    filters: Query[ListQuery]) -> dict[str, Any]:
+    """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
+    ``cursor``)."""
     account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
-    return [PaymentMethodOut.of(m) for m in payment_methods_for(account=account)]
+    scope = f"account.payment_methods:{account.pk}"
+    after = cursor_decode(scope, filters.cursor) if filters.cursor else None
+    rows = payment_methods_page(account=account, after=after, limit=filters.limit)
+    return page_of(rows, limit=filters.limit, scope=scope,
+                   position=lambda m: AFTER_DEFAULT if m.is_default else (m.created_at, m.pk),
+                   out=PaymentMethodOut.of)
 
 
 @router.post("/accounts/{account_id}/payment-methods",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from prorata.accounts.models import Account, Membership, User
 from prorata.api.models import ApiToken
 from prorata.billing.models import Document, Payment
+from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription
 
 
@@ -30,11 +31,6 @@ def memberships_of(*, user: User) -> QuerySet[Membership]:
         .select_related("account")
         .order_by("account__name", "account_id")
     )
-
-
-def members_of(*, account: Account) -> QuerySet[Membership]:
-    """The memberships of ``account`` with their users, by e-mail address."""
-    return Membership.objects.filter(account=account).select_related("user").order_by("user__email")
 
 
 
@@ -60,6 +56,35 @@ def memberships_page(*, user: User, after_account_id: int | None,
     if after_account_id is not None:
         rows = rows.filter(account_id__gt=after_account_id)
     return list(rows.order_by("account_id")[:limit + 1])
+
+
+def members_page(*, account: Account, after_id: int | None, limit: int) -> list[Membership]:
+    """The memberships of ``account`` with their users, oldest first (by membership id)."""
+    rows = Membership.objects.filter(account=account).select_related("user")
+    if after_id is not None:
+        rows = rows.filter(pk__gt=after_id)
+    return list(rows.order_by("id")[:limit + 1])
+
+
+#: The position of the default card in the payment-methods list: before every other card (no
+#: card has id 0), so that the page after it starts the other cards from the newest.
+AFTER_DEFAULT: Position = (datetime(1970, 1, 1, tzinfo=UTC), 0)
+
+
+def payment_methods_page(*, account: Account, after: Position | None,
+                         limit: int) -> list[PaymentMethod]:
+    """``account``'s saved cards (removed ones excluded) as
+    :func:`~prorata.payments.services.payment_methods_for` orders them, the default first, then
+    the others newest first; ``after`` a card's ``(created_at, id)``, or :data:`AFTER_DEFAULT`
+    for the page that follows the default card."""
+    active = PaymentMethod.objects.filter(account=account, removed_at__isnull=True)
+    first: list[PaymentMethod] = []
+    if after is None:
+        first = list(active.filter(is_default=True).order_by("-created_at", "-id")[:1])
+    elif after == AFTER_DEFAULT:
+        after = None
+    others = _newest_after(active.filter(is_default=False), "created_at", after)
+    return first + list(others[:limit + 1 - len(first)])
 
 
 def api_tokens_page(*, user: User, after: Position | None, limit: int) -> list[ApiToken]:

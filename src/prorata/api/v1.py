@@ -11,11 +11,16 @@ Adding an area (e.g. invoices)
    output schemas, and handlers written with full paths, like :mod:`prorata.api.accounts`::
 
        @router.get("/accounts/{account_id}/invoices",
-                   response={200: list[InvoiceOut], **errors(401, 403, 404, 422)})
-       def invoices(request: ApiRequest, account_id: int, cursor: str | None = None):
+                   response={200: Page[InvoiceOut], **errors(401, 403, 404, 422)})
+       def invoices(request: ApiRequest, account_id: int, filters: Query[ListQuery]):
            account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)  # 1. first
-           page = invoices_for_account(account=account, cursor=cursor)  # 2-3. one selector/service
-           return [InvoiceOut.of(i) for i in page]                       # 4. one output schema
+           scope = f"account.invoices:{account.pk}"             # the list the cursor is bound to
+           after = cursor_decode(scope, filters.cursor) if filters.cursor else None  # 422 if bad
+           rows = invoices_page(account=account, after=after, limit=filters.limit)  # 2-3. selector
+           return page_of(rows, limit=filters.limit, scope=scope,   # 4. the list envelope
+                          position=lambda i: (i.issued_at, i.pk), out=InvoiceOut.of)
+
+   Every list answers that envelope (:mod:`prorata.api.pagination`), never a bare array.
 
    ``account_for`` answers 404 for another account (never 403) and 403 for a member without the
    role. An object that belongs to an account (``/invoices/{invoice_id}``) is fetched *through*

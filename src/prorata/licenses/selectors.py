@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch
+from django.db.models import Count, Prefetch, QuerySet
 
 from prorata.accounts.models import Account, Membership
 from prorata.common.clock import now
@@ -43,12 +43,27 @@ class Pool:
 
 def license_pools(*, account: Account) -> list[Pool]:
     """The account's subscriptions with their holders (by assignment time), by product."""
+    return _pools(_pool_subscriptions(account).order_by("product__name", "id"))
+
+
+def license_pools_page(*, account: Account, after_id: int | None, limit: int) -> list[Pool]:
+    """Up to ``limit + 1`` of the account's pools, by subscription id (oldest first), after
+    subscription ``after_id``: the API's keyset page (:mod:`prorata.api.pagination`)."""
+    rows = _pool_subscriptions(account)
+    if after_id is not None:
+        rows = rows.filter(pk__gt=after_id)
+    return _pools(rows.order_by("id")[:limit + 1])
+
+
+def _pool_subscriptions(account: Account) -> QuerySet[Subscription]:
     holders = Prefetch("license_assignments", to_attr="holders_list",
                        queryset=LicenseAssignment.objects.select_related("member__user")
                        .order_by("assigned_at", "id"))
-    subscriptions = (Subscription.objects.select_related("product", "plan", "cycle")
-                     .filter(account=account).prefetch_related(holders)
-                     .order_by("product__name", "id"))
+    return (Subscription.objects.select_related("product", "plan", "cycle")
+            .filter(account=account).prefetch_related(holders))
+
+
+def _pools(subscriptions: QuerySet[Subscription]) -> list[Pool]:
     return [Pool(s, list(s.holders_list)) for s in subscriptions]  # type: ignore[attr-defined]
 
 

@@ -54,7 +54,8 @@ def test_another_account_is_a_404_by_token_and_by_session(world, as_alice, clien
 def test_members_need_the_admin_role(world, as_alice):
     assert as_alice.get(f"/api/v1/accounts/{world.a.pk}/members").status_code == 403
     body = ApiClient(token_for(world.bob)).get(f"/api/v1/accounts/{world.a.pk}/members").json()
-    assert [(m["email"], m["roles"]) for m in body] == [
+    assert (body["has_more"], body["next_cursor"]) == (False, None)
+    assert [(m["email"], m["roles"]) for m in body["data"]] == [
         ("alice@acme.example", ["billing_contact"]),
         ("bob@acme.example", ["admin"]),
         ("pat@acme.example", []),
@@ -78,4 +79,4 @@ def test_the_accounts_endpoints_do_a_bounded_number_of_queries(world, django_ass
                              organizer=True)
     api = ApiClient(token_for(world.bob))
     with django_assert_max_num_queries(8):
-        assert len(api.get(f"/api/v1/accounts/{world.a.pk}/members").json()) == 6
+        assert len(api.get(f"/api/v1/accounts/{world.a.pk}/members").json()["data"]) == 6

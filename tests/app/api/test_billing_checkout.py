@@ -119,7 +119,8 @@ def test_a_declined_card_is_a_402_with_the_banks_message_and_changes_nothing(acm
         subscription.period_end)
     assert (Document.objects.count(), LedgerEntry.objects.count()) == (documents, entries)
     assert account_balance(account) == balance
-    assert api.get(f"/api/v1/accounts/{account.pk}/payment-methods").json()[0]["last4"] == "4242"
+    cards = api.get(f"/api/v1/accounts/{account.pk}/payment-methods").json()["data"]
+    assert cards[0]["last4"] == "4242"
     # the same key answers the same refusal; a new key with a good card goes through
     assert api.checkout(account.pk, body, key="declined-1").json() == error
     assert api.checkout(account.pk, {**body, "card_token": card()}, key="declined-2").status_code == 201

@@ -94,7 +94,7 @@ def test_payment_methods_added_made_default_and_removed_never_show_a_number(cloc
     account, user = customer("Cards", "US", "cora@cards.example", currency="USD")
     api = BillingClient(token_for(user))
     url = f"/api/v1/accounts/{account.pk}/payment-methods"
-    assert api.get(url).json() == []
+    assert api.get(url).json() == {"data": [], "has_more": False, "next_cursor": None}
     first = api.post(url, card_body())
     assert first.status_code == 201, first.content
     first = first.json()
@@ -104,14 +104,14 @@ def test_payment_methods_added_made_default_and_removed_never_show_a_number(cloc
     assert second.status_code == 201
     second = second.json()
     assert second["is_default"] is False
-    assert [m["id"] for m in api.get(url).json()] == [first["id"], second["id"]]
+    assert [m["id"] for m in api.get(url).json()["data"]] == [first["id"], second["id"]]
     # make the second the default
     made = api.post(f"{url}/{second['id']}/default")
     assert made.status_code == 200 and made.json()["is_default"] is True
-    assert [m["id"] for m in api.get(url).json() if m["is_default"]] == [second["id"]]
+    assert [m["id"] for m in api.get(url).json()["data"] if m["is_default"]] == [second["id"]]
     # remove it: the other becomes the default again
     assert api.delete(f"{url}/{second['id']}").status_code == 204
-    remaining = api.get(url).json()
+    remaining = api.get(url).json()["data"]
     assert [(m["id"], m["is_default"]) for m in remaining] == [(first["id"], True)]
     assert api.delete(f"{url}/{second['id']}").json()["code"] == "payment_method_not_found"
     # a token unknown to the gateway, or one already used, is refused; nothing saved
