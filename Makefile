@@ -8,7 +8,7 @@ export PRORATA_CLOCK ?= movable
 # Logs for a person at a terminal (production logs JSON lines: docs/settings.md).
 export PRORATA_LOG_FORMAT ?= text
 
-.PHONY: setup run demo test browser lint clean lock
+.PHONY: setup run demo test reliability browser lint clean lock
 
 # The exact versions of requirements.lock, each checked against its hashes, then Prorata itself.
 # After changing pyproject.toml's dependencies: `make lock` (pip-tools), and commit both files.
@@ -47,6 +47,11 @@ browser:
 
 test: setup browser
 	$(BIN)/pytest -n auto -p no:cacheprovider
+
+# The reliability suite alone (docs/reliability.md); on PostgreSQL when DATABASE_URL is set.
+# `make test` runs it too.
+reliability: setup
+	$(BIN)/pytest -p no:cacheprovider -m reliability tests/reliability
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
