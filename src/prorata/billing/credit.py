@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from prorata.accounts.models import Account
 from prorata.billing.models import (
@@ -39,9 +39,14 @@ from prorata.billing.services import (
 from prorata.billing.writer import payment_applied
 from prorata.notifications.context import money_json
 
-#: A payment in one of these states may still take the invoice's amount at the gateway: its
-#: invoice is not settled by credit meanwhile (the charge would then pay it twice).
-IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.UNKNOWN, PaymentStatus.REQUIRES_ACTION)
+
+def in_flight() -> Q:
+    """The payments that may still take their invoice's amount at the gateway: pending, unknown,
+    or awaiting an authentication the customer may still give (``requires_action``, not
+    completed; a renewal's off-session attempt that ended there can never be charged). Their
+    invoice is not settled by credit meanwhile (the charge would then pay it twice)."""
+    return (Q(status__in=[PaymentStatus.PENDING, PaymentStatus.UNKNOWN])
+            | Q(status=PaymentStatus.REQUIRES_ACTION, completed_at__isnull=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +83,7 @@ def credit_settle_open_invoices(
         Document.objects.filter(account=account, currency=currency, kind=DocumentKind.INVOICE,
                                 status=DocumentStatus.OPEN, number__isnull=False,
                                 amount_due__gt=0)
-        .exclude(pk__in=Payment.objects.filter(status__in=IN_FLIGHT, invoice__isnull=False)
+        .exclude(pk__in=Payment.objects.filter(in_flight(), invoice__isnull=False)
                  .values("invoice_id"))
         .order_by("issued_at", "id"))
     if not open_invoices:

@@ -259,3 +259,42 @@ def test_a_failed_or_abandoned_authentication_leaves_the_dunning_schedule_as_it_
     page = client.get(pay_url(account, invoice)).content.decode()
     assert f"cancelled by credit note {note.number}" in page
     assert "Authenticate and pay" not in page and "Pay now</button>" not in page
+
+
+def test_credit_granted_later_pays_a_renewal_that_required_action_not_one_authenticating(
+        bistro, clock, client):
+    """The off-session attempt that required action is over (it can never be charged), so credit
+    created afterwards goes to the invoice; while the customer is on the bank's page for Pay
+    now's attempt, the invoice is left to that attempt (else it would be paid twice)."""
+    from prorata.console.services import credit_adjust
+    from tests.app.subscriptions.support import key, staff
+
+    account, _ = bistro
+    agent = staff("sam@prorata.example", "support_agent")
+    clock.set(RENEWAL)
+    bill_run()
+    invoice = Renewal.objects.get().invoice
+
+    # the customer is authenticating: a grant leaves the invoice to that attempt
+    clock.set(RENEWAL + timedelta(hours=1))
+    challenge = authenticate_and_pay(client, account, invoice)
+    credit_adjust(account=account, amount=eur("100.00"), reason="Outage", actor=agent,
+                  idempotency_key=key())
+    invoice.refresh_from_db()
+    assert (invoice.credit_applied, invoice.amount_due) == (0, 33000)
+    answer_challenge(client, challenge, "fail")
+    client.get(f"/billing/{account.pk}/invoices/{invoice.pk}/pay/authenticated/")
+    assert Renewal.objects.get().status == RenewalStatus.REQUIRES_ACTION
+
+    # no attempt in flight any more: the next grant's spare credit goes to the invoice
+    credit_adjust(account=account, amount=eur("100.00"), reason="Goodwill", actor=agent,
+                  idempotency_key=key())
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.credit_applied, invoice.amount_due) == (
+        DocumentStatus.OPEN, 20000, 13000)
+    assert account_balance(account, "EUR") == eur("-130.00")
+    # and the retry on its day asks for the rest only, requiring the authentication again
+    clock.set(utc(2026, 2, 2))
+    assert bill_run().requires_action == 1
+    retry = Payment.objects.filter(invoice=invoice).latest("id")
+    assert (retry.amount, retry.status) == (13000, PaymentStatus.REQUIRES_ACTION)
