@@ -13,8 +13,10 @@ from ninja import Query, Router, Schema
 
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.permissions import Action, account_for, can, membership, staff_roles
+from prorata.api import examples
 from prorata.api.auth import ApiRequest
 from prorata.api.billing import ListQuery
+from prorata.api.operator import documented
 from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
 from prorata.api.selectors import members_page, memberships_of, memberships_page
@@ -89,7 +91,8 @@ class MemberOut(Schema):
     roles: list[str]
 
 
-@router.get("/me", response={200: MeOut, **errors(401)}, summary="The signed-in user")
+@router.get("/me", response={200: MeOut, **errors(401)}, summary="The signed-in user",
+            openapi_extra=documented(MeOut, examples.ME))
 def me(request: ApiRequest) -> MeOut:
     """The user behind the token or session, with their accounts and roles in each."""
     user = request.auth_user
@@ -101,7 +104,8 @@ def me(request: ApiRequest) -> MeOut:
 
 
 @router.get("/accounts", response={200: Page[AccountRef], **errors(401, 422)},
-            summary="The accounts the user belongs to, by id (paginated)")
+            summary="The accounts the user belongs to, by id (paginated)",
+            openapi_extra=documented(Page[AccountRef], examples.ACCOUNTS_PAGE))
 def accounts(request: ApiRequest, filters: Query[ListQuery]) -> dict[str, Any]:
     """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
     ``cursor``)."""
@@ -114,7 +118,7 @@ def accounts(request: ApiRequest, filters: Query[ListQuery]) -> dict[str, Any]:
 
 
 @router.get("/accounts/{account_id}", response={200: AccountOut, **errors(401, 404, 422)},
-            summary="One account")
+            summary="One account", openapi_extra=documented(AccountOut, examples.ACCOUNT))
 def account_detail(request: ApiRequest, account_id: int) -> AccountOut:
     """Any member may see the account; billing details only with the billing-contact role.
 
@@ -126,7 +130,8 @@ def account_detail(request: ApiRequest, account_id: int) -> AccountOut:
 
 @router.get("/accounts/{account_id}/members",
             response={200: Page[MemberOut], **errors(401, 403, 404, 422)},
-            summary="The members of an account and their roles, oldest first (paginated)")
+            summary="The members of an account and their roles, oldest first (paginated)",
+            openapi_extra=documented(Page[MemberOut], examples.page(examples.MEMBERS)))
 def account_members(request: ApiRequest, account_id: int,
                     filters: Query[ListQuery]) -> dict[str, Any]:
     """Needs the admin role (``MANAGE_MEMBERS``): other members of the account get 403. The

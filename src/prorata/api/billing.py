@@ -18,8 +18,10 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from prorata.accounts.permissions import Action, account_for
+from prorata.api import examples
 from prorata.api.auth import ApiRequest
 from prorata.api.money import MoneyOut, Out, money
+from prorata.api.operator import documented
 from prorata.api.pagination import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -157,7 +159,8 @@ def documents_list(
 
 @router.get("/accounts/{account_id}/invoices",
             response={200: Page[DocumentOut], **errors(401, 403, 404, 422)},
-            summary="The account's invoices and credit notes, newest first (paginated)")
+            summary="The account's invoices and credit notes, newest first (paginated)",
+            openapi_extra=documented(Page[DocumentOut], examples.INVOICES_PAGE))
 def invoices(request: ApiRequest, account_id: int,
              filters: Query[DocumentsQuery]) -> dict[str, Any]:
     """The list envelope: ``data``, ``has_more``, ``next_cursor`` (pass it as ``cursor``)."""
@@ -177,7 +180,8 @@ def _document(account: Any, document_id: int) -> Document:
 
 @router.get("/accounts/{account_id}/invoices/{document_id}",
             response={200: DocumentDetailOut, **errors(401, 403, 404, 422)},
-            summary="One invoice or credit note, with its lines")
+            summary="One invoice or credit note, with its lines",
+            openapi_extra=documented(DocumentDetailOut, examples.INVOICE))
 def invoice(request: ApiRequest, account_id: int, document_id: int) -> DocumentDetailOut:
     account = account_for(request.auth_user, account_id, Action.VIEW_BILLING)
     return DocumentDetailOut.of(_document(account, document_id))
@@ -189,7 +193,8 @@ def invoice(request: ApiRequest, account_id: int, document_id: int) -> DocumentD
     summary="One invoice or credit note as PDF",
     openapi_extra={"responses": {"200": {
         "description": "The PDF (Content-Disposition names the file)",
-        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"},
+                                        "example": "%PDF-1.7 …"}},
     }}},
 )
 def invoice_pdf(
@@ -289,7 +294,8 @@ def transactions_list(
 
 @router.get("/accounts/{account_id}/transactions",
             response={200: Page[TransactionOut], **errors(401, 403, 404, 422)},
-            summary="The account's charges, payments, credits and refunds, newest first")
+            summary="The account's charges, payments, credits and refunds, newest first",
+            openapi_extra=documented(Page[TransactionOut], examples.TRANSACTIONS_PAGE))
 def transactions(
     request: ApiRequest, account_id: int, filters: Query[TransactionsQuery],
 ) -> dict[str, Any]:
@@ -326,7 +332,7 @@ def _choices(values: list[str], allowed: tuple[str, ...], what: str) -> list[str
     openapi_extra={"responses": {"200": {
         "description": "CSV, one row per invoice or credit note, newest first: issued_at, type, "
                        "number, status, currency, then amounts in major units (exact decimals)",
-        "content": {"text/csv": {"schema": {"type": "string"}}}}}},
+        "content": {"text/csv": {"schema": {"type": "string"}, "example": examples.HISTORY_CSV}}}}},
     summary="The account's invoices and credit notes as a CSV file, streamed",
 )
 def transactions_csv(

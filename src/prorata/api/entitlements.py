@@ -25,7 +25,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 from ninja.security import HttpBearer
 
+from prorata.api import examples
 from prorata.api.errors import InvalidApiToken
+from prorata.api.operator import documented
 from prorata.api.rendering import ApiRenderer
 from prorata.api.schemas import errors
 from prorata.licenses.entitlements import (
@@ -78,10 +80,9 @@ class EntitlementOut(Schema):
     response={200: EntitlementOut, 304: None, **errors(401, 404)},
     summary="May this user host webinars, and with what limits?",
     description=__doc__,
-    openapi_extra={"parameters": [{"in": "header", "name": "If-None-Match", "required": False,
-                                   "schema": {"type": "string"},
-                                   "description": "An ETag of an earlier answer: 304 if "
-                                                  "unchanged."}]},
+    openapi_extra=documented(EntitlementOut, examples.ENTITLEMENT) | {"parameters": [{
+        "in": "header", "name": "If-None-Match", "required": False, "schema": {"type": "string"},
+        "description": "An ETag of an earlier answer: 304 if unchanged."}]},
 )
 def entitlement(request: HttpRequest, email: str) -> HttpResponse:
     found = entitlement_for(email)

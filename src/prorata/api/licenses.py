@@ -14,8 +14,10 @@ from ninja import Query, Router, Schema
 from pydantic import Field, StrictInt
 
 from prorata.accounts.permissions import Action, account_for
+from prorata.api import examples
 from prorata.api.auth import ApiRequest
 from prorata.api.billing import ListQuery
+from prorata.api.operator import documented
 from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
 from prorata.licenses.selectors import Pool, license_pools, license_pools_page
@@ -78,7 +80,8 @@ def _pools(account) -> list[PoolOut]:
 @router.get("/accounts/{account_id}/licenses",
             response={200: Page[PoolOut], **errors(401, 403, 404, 422)},
             summary="The account's license pools and who holds each license, by subscription "
-                    "(paginated)")
+                    "(paginated)",
+            openapi_extra=documented(Page[PoolOut], examples.page(examples.POOLS)))
 def licenses(request: ApiRequest, account_id: int, filters: Query[ListQuery]) -> dict[str, Any]:
     """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
     ``cursor``), oldest subscription first. The writes below answer every pool of the account
@@ -95,7 +98,9 @@ def licenses(request: ApiRequest, account_id: int, filters: Query[ListQuery]) ->
 
 @router.post("/accounts/{account_id}/licenses/{subscription_id}/assignments",
              response={200: list[PoolOut], **errors(401, 403, 404, 409, 422)},
-             summary="Give a free license to a member (409 no_free_license when all are used)")
+             summary="Give a free license to a member (409 no_free_license when all are used)",
+             openapi_extra=documented(list[PoolOut], examples.POOLS, body={"member_id": 3},
+                                      body_schema=AssignIn))
 def assign(request: ApiRequest, account_id: int, subscription_id: int,
            body: AssignIn) -> list[PoolOut]:
     """Audited, and the member is e-mailed. Add licenses with a checkout first when the pool is
@@ -108,7 +113,8 @@ def assign(request: ApiRequest, account_id: int, subscription_id: int,
 
 @router.delete("/accounts/{account_id}/licenses/{subscription_id}/assignments/{member_id}",
                response={200: list[PoolOut], **errors(401, 403, 404, 409, 422)},
-               summary="Take back a member's license (their scheduled webinars stay, S5)")
+               summary="Take back a member's license (their scheduled webinars stay, S5)",
+               openapi_extra=documented(list[PoolOut], examples.POOLS))
 def unassign(request: ApiRequest, account_id: int, subscription_id: int,
              member_id: int) -> list[PoolOut]:
     account = account_for(request.auth_user, account_id, Action.MANAGE_LICENSES)
@@ -119,7 +125,9 @@ def unassign(request: ApiRequest, account_id: int, subscription_id: int,
 
 @router.put("/accounts/{account_id}/subscriptions/{product_code}/license-releases",
             response={200: list[PoolOut], **errors(401, 403, 404, 409, 422)},
-            summary="Choose who loses a license before an order that leaves fewer licenses")
+            summary="Choose who loses a license before an order that leaves fewer licenses",
+            openapi_extra=documented(list[PoolOut], examples.POOLS, body={"quantity": 1, "member_ids": [3]},
+                                     body_schema=ReleasesIn))
 def releases(request: ApiRequest, account_id: int, product_code: str,
              body: ReleasesIn) -> list[PoolOut]:
     """Replaces an earlier choice. Nothing is unassigned until the order is placed, and then in

@@ -26,7 +26,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from ninja.security import HttpBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
@@ -196,7 +196,7 @@ def write(
 # --- the OpenAPI document's examples --------------------------------------------------------------
 
 def documented(
-    schema: type[BaseModel] | None, example: Any, *, status: int = 200,
+    schema: type[BaseModel] | Any | None, example: Any, *, status: int = 200,
     body: dict[str, Any] | None = None, body_schema: type[BaseModel] | None = None,
     more: dict[int, Any] | None = None,
 ) -> dict[str, Any]:
@@ -206,8 +206,10 @@ def documented(
     (ninja merges this into the operation it generated: the schemas stay its own.)"""
     examples = {status: example, **(more or {})}
     for value in examples.values():
-        if schema is not None:
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
             schema.model_validate(value)
+        elif schema is not None:  # list[Schema] and the like
+            TypeAdapter(schema).validate_python(value)
     if body is not None and body_schema is not None:
         body_schema.model_validate(body)
     # Keyed by the int status, as ninja keys the responses it generates (a "200" string would

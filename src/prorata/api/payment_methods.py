@@ -15,9 +15,11 @@ from ninja.responses import Status
 from pydantic import Field
 
 from prorata.accounts.permissions import Action, account_for
+from prorata.api import examples
 from prorata.api.auth import ApiRequest
 from prorata.api.billing import ListQuery
 from prorata.api.money import Out
+from prorata.api.operator import documented
 from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
 from prorata.api.selectors import AFTER_DEFAULT, payment_methods_page
@@ -60,7 +62,8 @@ class PaymentMethodIn(Schema):
 
 @router.get("/accounts/{account_id}/payment-methods",
             response={200: Page[PaymentMethodOut], **errors(401, 403, 404, 422)},
-            summary="The account's saved cards, the default first, then newest first (paginated)")
+            summary="The account's saved cards, the default first, then newest first (paginated)",
+            openapi_extra=documented(Page[PaymentMethodOut], examples.page(examples.PAYMENT_METHODS)))
 def payment_methods(request: ApiRequest, account_id: int,
                     filters: Query[ListQuery]) -> dict[str, Any]:
     """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
@@ -76,7 +79,10 @@ def payment_methods(request: ApiRequest, account_id: int,
 
 @router.post("/accounts/{account_id}/payment-methods",
              response={201: PaymentMethodOut, **errors(401, 403, 404, 409, 422)},
-             summary="Save a card")
+             summary="Save a card",
+             openapi_extra=documented(PaymentMethodOut, examples.PAYMENT_METHOD, status=201,
+                                      body={"token": "tok_sandbox_9b539935355935a64d46a090"},
+                                      body_schema=PaymentMethodIn))
 def payment_method_create(
     request: ApiRequest, account_id: int, body: PaymentMethodIn
 ) -> Status[PaymentMethodOut]:
@@ -91,7 +97,8 @@ def payment_method_create(
 
 @router.post("/accounts/{account_id}/payment-methods/{payment_method_id}/default",
              response={200: PaymentMethodOut, **errors(401, 403, 404, 422)},
-             summary="Make a saved card the default (the one renewals charge)")
+             summary="Make a saved card the default (the one renewals charge)",
+             openapi_extra=documented(PaymentMethodOut, examples.PAYMENT_METHOD))
 def payment_method_default(
     request: ApiRequest, account_id: int, payment_method_id: int
 ) -> PaymentMethodOut:

@@ -25,10 +25,12 @@ from pydantic import Field
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.permissions import Action, account_for
+from prorata.api import examples
 from prorata.api.auth import ApiRequest
 from prorata.api.billing import DocumentOut, ListQuery
 from prorata.api.errors import IdempotencyKeyRequired
 from prorata.api.money import MoneyOut, Out, money
+from prorata.api.operator import documented
 from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
 from prorata.api.selectors import subscriptions_page
@@ -203,6 +205,10 @@ class SummaryOut(Out):
         )
 
 
+QUOTE_BODY = {"product_code": "webinar", "plan_code": "pro", "cycle_code": "annual", "quantity": 4}
+CART_BODY = {"plan_code": "pro", "cycle_code": "annual", "quantity": 4}
+
+
 class QuoteIn(Schema):
     product_code: str
     plan_code: str
@@ -214,7 +220,9 @@ class QuoteIn(Schema):
 
 @router.post("/accounts/{account_id}/quote",
              response={200: QuoteOut, **errors(401, 403, 404, 409, 422)},
-             summary="The order summary of a purchase or change (nothing is saved)")
+             summary="The order summary of a purchase or change (nothing is saved)",
+             openapi_extra=documented(QuoteOut, examples.QUOTE, body=QUOTE_BODY,
+                                      body_schema=QuoteIn))
 def quote(request: ApiRequest, account_id: int, body: QuoteIn) -> QuoteOut:
     """What buying or changing to this plan, billing period and license count costs now: a credit
     for the unused time of the current period, a charge for a full new period from now, tax, and
@@ -262,7 +270,8 @@ def _cart(account: Account, user: User) -> CartOut:
 
 
 @router.get("/accounts/{account_id}/cart", response={200: CartOut, **errors(401, 403, 404, 422)},
-            summary="The cart and its order summary")
+            summary="The cart and its order summary",
+            openapi_extra=documented(CartOut, examples.CART))
 def cart(request: ApiRequest, account_id: int) -> CartOut:
     account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
     return _cart(account, request.auth_user)
@@ -270,7 +279,9 @@ def cart(request: ApiRequest, account_id: int) -> CartOut:
 
 @router.put("/accounts/{account_id}/cart/items/{product_code}",
             response={200: CartOut, **errors(401, 403, 404, 409, 422)},
-            summary="Put a product's change in the cart (replacing its earlier item)")
+            summary="Put a product's change in the cart (replacing its earlier item)",
+            openapi_extra=documented(CartOut, examples.CART, body=CART_BODY,
+                                     body_schema=CartItemIn))
 def cart_put(request: ApiRequest, account_id: int, product_code: str, body: CartItemIn) -> CartOut:
     """The item is quoted first: a change the policy refuses never enters the cart."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
@@ -281,7 +292,8 @@ def cart_put(request: ApiRequest, account_id: int, product_code: str, body: Cart
 
 @router.delete("/accounts/{account_id}/cart/items/{product_code}",
                response={200: CartOut, **errors(401, 403, 404, 422)},
-               summary="Take a product out of the cart")
+               summary="Take a product out of the cart",
+               openapi_extra=documented(CartOut, examples.CART_EMPTY))
 def cart_delete(request: ApiRequest, account_id: int, product_code: str) -> CartOut:
     """Idempotent: taking out a product that is not in the cart answers the cart as it is."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)
@@ -364,6 +376,9 @@ def _checkout_items(body: CheckoutIn) -> list[CheckoutItem] | None:
     "/accounts/{account_id}/checkout",
     response={201: CheckoutOut, 202: CheckoutOut, **errors(400, 401, 402, 403, 404, 409, 422)},
     summary="Place an order (idempotent with the Idempotency-Key header)",
+    openapi_extra=documented(CheckoutOut, examples.CHECKOUT, status=201, body={
+        "items": [QUOTE_BODY], "expected": [examples.QUOTE["fingerprint"]]}, body_schema=CheckoutIn,
+        more={202: examples.CHECKOUT_PLACED}),
 )
 def checkout(
     request: ApiRequest, response: HttpResponse, account_id: int, body: CheckoutIn,
@@ -449,7 +464,8 @@ class SubscriptionOut(Out):
 
 @router.get("/accounts/{account_id}/subscriptions",
             response={200: Page[SubscriptionOut], **errors(401, 403, 404, 422)},
-            summary="The account's subscriptions, oldest first (paginated)")
+            summary="The account's subscriptions, oldest first (paginated)",
+            openapi_extra=documented(Page[SubscriptionOut], examples.SUBSCRIPTIONS_PAGE))
 def subscriptions(request: ApiRequest, account_id: int,
                   filters: Query[ListQuery]) -> dict[str, Any]:
     """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
@@ -465,7 +481,8 @@ def subscriptions(request: ApiRequest, account_id: int,
 
 @router.post("/accounts/{account_id}/subscriptions/{product_code}/cancel-renewal",
              response={200: SubscriptionOut, **errors(401, 403, 404, 409, 422)},
-             summary="Cancel the next renewal (S2): active to the end of the paid period")
+             summary="Cancel the next renewal (S2): active to the end of the paid period",
+             openapi_extra=documented(SubscriptionOut, examples.SUBSCRIPTION_RENEWAL_OFF))
 def cancel_renewal(request: ApiRequest, account_id: int, product_code: str) -> SubscriptionOut:
     """Idempotent; a confirmation e-mail goes to the billing contacts. A corporate account is
     refused with its advisor's contact (409)."""
@@ -476,7 +493,8 @@ def cancel_renewal(request: ApiRequest, account_id: int, product_code: str) -> S
 
 @router.post("/accounts/{account_id}/subscriptions/{product_code}/resume-renewal",
              response={200: SubscriptionOut, **errors(401, 403, 404, 409, 422)},
-             summary="Resume the renewal cancelled before the period ends (S2)")
+             summary="Resume the renewal cancelled before the period ends (S2)",
+             openapi_extra=documented(SubscriptionOut, examples.SUBSCRIPTION))
 def resume_renewal(request: ApiRequest, account_id: int, product_code: str) -> SubscriptionOut:
     """Idempotent; a confirmation e-mail goes to the billing contacts."""
     account = account_for(request.auth_user, account_id, Action.MANAGE_BILLING)

@@ -17,9 +17,11 @@ from django.http import Http404
 from ninja import Query, Router, Schema
 
 from prorata.accounts.throttle import client_ip
+from prorata.api import examples
 from prorata.api.auth import ApiRequest
 from prorata.api.billing import ListQuery
 from prorata.api.models import ApiToken
+from prorata.api.operator import documented
 from prorata.api.pagination import Page, cursor_decode, page_of
 from prorata.api.schemas import errors
 from prorata.api.selectors import api_token_of, api_tokens_page
@@ -51,7 +53,8 @@ class TokenOut(Schema):
 
 
 @router.get("/tokens", response={200: Page[TokenOut], **errors(401, 422)},
-            summary="The user's API tokens, newest first (paginated)")
+            summary="The user's API tokens, newest first (paginated)",
+            openapi_extra=documented(Page[TokenOut], examples.TOKENS_PAGE))
 def tokens(request: ApiRequest, filters: Query[ListQuery]) -> dict[str, Any]:
     """The list envelope: ``data``, ``has_more``, ``next_cursor`` (opaque; pass it back as
     ``cursor``). Revoked and expired tokens included."""
@@ -65,7 +68,8 @@ def tokens(request: ApiRequest, filters: Query[ListQuery]) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}", response={200: TokenOut, **errors(401, 403, 404, 422)},
-               summary="Revoke one of the user's API tokens")
+               summary="Revoke one of the user's API tokens",
+               openapi_extra=documented(TokenOut, examples.TOKEN_REVOKED))
 def token_revoke(request: ApiRequest, token_id: int) -> TokenOut:
     """Revoke the token now (revoking a revoked token changes nothing); 404 if not the user's."""
     token = api_token_of(user=request.auth_user, token_id=token_id)

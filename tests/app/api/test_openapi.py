@@ -130,3 +130,25 @@ def test_lists_share_one_envelope_in_the_document(client):
         assert set(schema["properties"]) == {"data", "has_more", "next_cursor"}, path
         parameters = {p["name"] for p in document["paths"][path]["get"]["parameters"]}
         assert {"cursor", "limit"} <= parameters, path
+
+
+def test_every_route_answers_an_example(client):
+    """Issue 17: every route of the document (the customer's as well as the operator's) shows
+    an example of its success answer, and of its JSON body when it takes one; each example was
+    checked against its schema when the routes were imported (``documented``)."""
+    document = client.get("/api/v1/openapi.json").json()
+    problems, seen = [], 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            seen += 1
+            where = f"{method.upper()} {path}"
+            for status, answer in operation["responses"].items():
+                content = answer.get("content", {})
+                if status.startswith("2") and content and not any(
+                        "example" in media for media in content.values()):
+                    problems.append(f"{where}: {status} has no example")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None and "example" not in body:
+                problems.append(f"{where}: its body has no example")
+    assert seen >= 50
+    assert not problems, "\n".join(problems)
