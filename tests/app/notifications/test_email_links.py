@@ -48,7 +48,8 @@ _TEXT_URL = re.compile(r"https?://[^\s<>\"']+")
 _HREF = re.compile(r"""href=["']([^"']+)["']""")
 
 #: The billing e-mails the journey must send (a template missing from the outbox fails the test).
-OUTBOX_TEMPLATES = {"receipt", "payment_failed", "subscription_expired", "member_invitation",
+OUTBOX_TEMPLATES = {"receipt", "payment_failed", "payment_requires_action",
+                    "subscription_expired", "member_invitation",
                     "support_reply", "support_to_staff", "renewal_cancelled", "renewal_resumed",
                     "credit_created", "credit_granted"}
 #: The account e-mails, sent at once (not through the outbox), by subject.
@@ -112,10 +113,17 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
     agent = staff("agent@prorata.example", "support_agent")
 
     buy(acme, alice, "lite", "monthly", 5, card_token=card())  # a purchase with a new card
+    # Umbrella's card requires 3-D Secure: its renewal on 2026-02-15 requires action (e-mailed),
+    # and so does each retry until it expires
+    umbrella, uma = customer("Umbrella", "US", "uma@umbrella.example", currency="USD")
+    buy(umbrella, uma, "lite", "monthly", 1, card_token=card())
+    PaymentMethod.objects.filter(account=umbrella).update(is_default=False,
+                                                          removed_at=utc(2026, 1, 2))
+    payment_method_add(account=umbrella, token=card("4000 0027 6000 3184"), actor=uma)
     clock.set(utc(2026, 1, 15))
     buy(acme, alice, "lite", "monthly", 7)  # a change: two more licenses, a new period from now
     clock.set(utc(2026, 2, 15))
-    assert bill_run().renewed == 1  # a renewal by the billing run
+    assert bill_run().renewed == 2  # renewals by the billing run
     # the card now declines: the next renewal fails, is retried, and the subscription expires
     PaymentMethod.objects.filter(account=acme).update(is_default=False,
                                                       removed_at=utc(2026, 2, 16))
