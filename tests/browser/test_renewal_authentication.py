@@ -28,7 +28,7 @@ from prorata.subscriptions.models import Subscription, SubscriptionStatus
 from prorata.subscriptions.services import payments_reconcile_due
 from prorata_core.periods import utc
 from tests.app.subscriptions.support import assert_books_balance, buy, card, customer
-from tests.browser.test_customer_pages import signed_in_state
+from tests.browser.test_customer_pages import problems, signed_in_state
 
 pytestmark = pytest.mark.browser
 
@@ -96,6 +96,7 @@ def test_the_e_mail_leads_to_authenticate_and_pay_and_the_renewal_is_paid(
         expect(page.get_by_role("heading", level=1)).to_have_text(f"Pay invoice {invoice.number}")
         expect(page.locator("main")).to_contain_text("Amount due: €330.00")
         expect(page.locator("main")).to_contain_text("Your bank asks you to confirm this payment")
+        assert problems(page, axe=True) == {}  # no overflow, no serious axe violation
         screenshots.take(page, "r1-pay-now")
         page.get_by_role("button", name="Authenticate and pay").click()
 
@@ -162,6 +163,7 @@ def test_a_failed_then_an_abandoned_authentication_in_french_keep_the_schedule(
         page.goto(pay)
         expect(page.get_by_role("link", name="Poursuivre l'authentification")).to_be_visible()
         expect(page.get_by_role("button", name="Authentifier et payer")).to_have_count(0)
+        assert problems(page, axe=True) == {}
         screenshots.take(page, "r5-authenticating-fr")
         # ... until the reconciliation job gives up on it, half an hour later
         clock.set(utc(2026, 2, 1, 9, 31))

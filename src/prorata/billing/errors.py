@@ -13,6 +13,15 @@ class NothingToPay(ProrataError):
     http_status = 409
 
 
+class AuthenticationInProgress(ProrataError):
+    """Pay now while the customer's bank is waiting for them to authenticate the previous Pay
+    now payment (3-D Secure): a second attempt could charge the invoice twice. Nothing is done;
+    they finish (or give up) the authentication first."""
+
+    code = "authentication_in_progress"
+    http_status = 409
+
+
 class RefundRefused(ProrataError):
     """A refund that cannot be made: not a succeeded card payment, more than the account's credit
     or than what is left of the payment, or refused by the payment provider."""

@@ -31,7 +31,7 @@ from django.utils.translation import gettext_noop
 
 from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.services import audit_record
-from prorata.billing.errors import NothingToPay
+from prorata.billing.errors import AuthenticationInProgress, NothingToPay
 from prorata.billing.locks import lock_account, lock_subscriptions
 from prorata.billing.models import (
     Document,
@@ -347,10 +347,15 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int,
     was: a customer's own attempt does not bring a retry or the expiry closer. When the bank asks
     the customer to authenticate the payment (3-D Secure), the attempt waits for them
     (``requires_action``, ``action_url`` the gateway's page; ``site_url`` as in
-    :func:`renewal_return_url`) and :func:`renewal_payment_confirm` settles it.
+    :func:`renewal_return_url`) and :func:`renewal_payment_confirm` settles it; Pay now again
+    meanwhile is :class:`~prorata.billing.errors.AuthenticationInProgress` (409) while the bank
+    still waits for it.
     """
     from prorata.subscriptions.errors import PaymentFailed
 
+    # An earlier attempt still awaiting its authentication is settled first if the gateway
+    # knows its end (failed, expired: a new attempt may start; paid: nothing is left to pay).
+    renewal_payment_confirm(account_id=account.pk, invoice_id=invoice_id)
     at = now()
     renewal, card, payment = _pay_now_attempt(account=account, user=user, invoice_id=invoice_id,
                                               at=at)
@@ -464,6 +469,12 @@ def _pay_now_attempt(*, account: Account, user: User, invoice_id: int,
         if renewal is None:
             raise NothingToPay("There is no renewal invoice with this number on the account.",
                                invoice=invoice_id)
+        if renewal.status == RenewalStatus.CHARGING and renewal_authenticating(
+                account_id=account.pk, invoice=renewal.invoice) is not None:
+            raise AuthenticationInProgress(
+                f"The bank is still waiting for the authentication of the last payment of "
+                f"invoice {renewal.invoice.number}: finish it on the bank's page first.",
+                invoice=renewal.invoice.number)
         if renewal.status not in BETWEEN_ATTEMPTS or renewal.invoice.amount_due == 0:
             raise NothingToPay(f"Invoice {renewal.invoice.number} has nothing left to pay now.",
                                invoice=renewal.invoice.number)

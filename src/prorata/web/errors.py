@@ -80,6 +80,10 @@ MESSAGES: dict[str, Any] = {
         "Money is due: enter a card or choose a saved one to place the order."
     ),
     "nothing_to_pay": _("This invoice has nothing left to pay."),
+    "authentication_in_progress": _(
+        "Your bank is still waiting for you to authenticate your last payment of this invoice: "
+        "finish it on your bank's page first."
+    ),
     "payment_declined": None,  # the gateway's own message, translated where it is written
     "insufficient_funds": None,
     # The order's own message (subscriptions.services), translated where it is written:

@@ -743,6 +743,11 @@ def pay_invoice(request: HttpRequest, account_id: int, document_id: int) -> Http
                 "We could not confirm the payment with your bank yet. Do not pay again: we will "
                 "check it and let you know."))
         return redirect("billing:account", account_id=account.pk)
+    if renewal_authenticating(account_id=account.pk, invoice=document) is not None:
+        # An authentication the bank has ended meanwhile (failed, expired, or approved without
+        # the customer coming back) is settled now, so that the page offers what is true.
+        renewal_payment_confirm(account_id=account.pk, invoice_id=document.pk)
+        document.refresh_from_db()
     payable = renewal_payable(account_id=account.pk, invoice=document)
     return render(request, "web/billing/pay.html", {
         "account": account, "document": document, "payable": payable,

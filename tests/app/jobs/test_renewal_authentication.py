@@ -298,3 +298,41 @@ def test_credit_granted_later_pays_a_renewal_that_required_action_not_one_authen
     assert bill_run().requires_action == 1
     retry = Payment.objects.filter(invoice=invoice).latest("id")
     assert (retry.amount, retry.status) == (13000, PaymentStatus.REQUIRES_ACTION)
+
+
+def test_pay_now_again_while_the_bank_waits_is_refused_and_an_expired_challenge_is_settled(
+        bistro, clock, client):
+    account, _ = bistro
+    clock.set(RENEWAL)
+    bill_run()
+    invoice = Renewal.objects.get().invoice
+    clock.set(RENEWAL + timedelta(hours=2))
+    challenge = authenticate_and_pay(client, account, invoice)
+    attempts = Payment.objects.filter(invoice=invoice).count()
+
+    # a second Pay now while the bank waits: refused, nothing sent, the way back offered
+    again = client.post(pay_url(account, invoice), {"payment_method": "default"}, follow=True)
+    page = again.content.decode()
+    assert "still waiting for you to authenticate your last payment" in page
+    assert "Continue the authentication" in page and challenge in page
+    assert Payment.objects.filter(invoice=invoice).count() == attempts
+    client.cookies["django_language"] = "fr"
+    refused = client.post(pay_url(account, invoice), {"payment_method": "default"}, follow=True)
+    assert "terminez-le d'abord sur la page de votre banque" in refused.content.decode().replace(
+        "&#x27;", "'")
+    del client.cookies["django_language"]
+
+    # the bank's challenge expires (10 minutes): Pay now settles it and offers a new attempt
+    clock.set(RENEWAL + timedelta(hours=2, minutes=11))
+    page = client.get(pay_url(account, invoice)).content.decode()
+    assert "Authenticate and pay</button>" in page and "Continue the authentication" not in page
+    expired = Payment.objects.filter(invoice=invoice).latest("id")
+    assert (expired.status, expired.failure_code) == (PaymentStatus.FAILED,
+                                                      "authentication_failed")
+    renewal = Renewal.objects.get()
+    assert (renewal.status, renewal.next_attempt_at) == (RenewalStatus.REQUIRES_ACTION,
+                                                         utc(2026, 2, 2))
+    # and the new attempt goes through
+    back = answer_challenge(client, authenticate_and_pay(client, account, invoice), "approve")
+    assert "is paid" in client.get(back, follow=True).content.decode()
+    assert Renewal.objects.get().status == RenewalStatus.PAID
