@@ -17,6 +17,7 @@ tests. Every instant is the project clock's, read once per run.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,8 @@ CHUNK_SIZE = 4000
 #: did not stay inside it beside 50 checkouts (tests/app/jobs/test_sqlite_under_load.py).
 SQLITE_CHUNK_SIZE = 500
 
+logger = logging.getLogger("prorata.jobs")
+
 
 @dataclass
 class RunStats:
@@ -55,6 +58,8 @@ class RunStats:
     requires_action: int = 0
     unknown: int = 0
     expired: int = 0
+    #: Worker processes that died during the run (their chunks were renewed by the run itself).
+    workers_lost: int = 0
     failed_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,7 +67,8 @@ class RunStats:
             "renewed": self.renewed, "chunks": self.chunks, "fallbacks": self.fallbacks,
             "charged": self.charged, "declined": self.declined,
             "requires_action": self.requires_action, "unknown": self.unknown,
-            "expired": self.expired, "failed": len(self.failed_ids),
+            "expired": self.expired, "workers_lost": self.workers_lost,
+            "failed": len(self.failed_ids),
         }
 
 
@@ -107,21 +113,42 @@ def _renew_in_processes(
     instant and add up their counts. Pricing in Python and writing in PostgreSQL then use every
     core (one process is either computing or waiting for the database). Fresh (spawned)
     processes share nothing with this one but the environment: each opens its own connection
-    and its own claim, walking in the order ``by_id`` decided here."""
-    from concurrent.futures import ProcessPoolExecutor
+    and its own claim, walking in the order ``by_id`` decided here.
+
+    Each worker is a process of its own, not a pool's: a worker that dies (killed, out of
+    memory) loses only its chunk in flight, which PostgreSQL rolls back with its connection,
+    while the others go on; this process then claims what is left itself, so the run still
+    renews everything due and goes on to its charge step (a pool would have ended every worker
+    with ``BrokenProcessPool`` and the run with them). ``stats.workers_lost`` counts them; the
+    chunks a lost worker had committed are renewed but not in ``stats.renewed``."""
     from multiprocessing import get_context
 
-    from prorata.jobs.workers import die_with, renew_worker
+    from prorata.jobs.workers import worker_main
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=die_with, initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(renew_worker, at.isoformat(), chunk_size, partition, os.getpid(),
-                               by_id)
-                   for _ in range(workers)]
-        for future in futures:
-            counts = future.result()
-            stats.renewed += counts["renewed"]
-            stats.chunks += counts["chunks"]
-            stats.fallbacks += counts["fallbacks"]
-            stats.failed_ids.extend(
-                pk for pk in counts["failed_ids"] if pk not in stats.failed_ids)
+    context = get_context("spawn")
+    started = []
+    for _ in range(workers):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=worker_main, args=(
+            send, at.isoformat(), chunk_size, partition, os.getpid(), by_id), daemon=True)
+        process.start()
+        send.close()  # the worker holds the other end: its death is an end of file here
+        started.append((process, receive))
+    for process, receive in started:
+        try:
+            counts = receive.recv()
+        except EOFError:
+            counts = None
+        process.join()
+        if counts is None or process.exitcode != 0:
+            stats.workers_lost += 1
+            logger.warning("A billing-run worker process ended with exit code %s: its chunk in "
+                           "flight is renewed again by the run", process.exitcode)
+            continue
+        stats.renewed += counts["renewed"]
+        stats.chunks += counts["chunks"]
+        stats.fallbacks += counts["fallbacks"]
+        stats.failed_ids.extend(pk for pk in counts["failed_ids"] if pk not in stats.failed_ids)
+    if stats.workers_lost:
+        renew_due(at=at, chunk_size=chunk_size, partition=partition, stats=stats,
+                  claim=Claim(by_id=by_id))

@@ -17,7 +17,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def die_with(parent: int) -> None:
-    """The worker processes' initializer: end this worker when the run ``parent`` ends, even by
+    """First thing in a worker process: end this worker when the run ``parent`` ends, even by
     ``kill -9``: a killed run must not go on renewing behind the operator's back. Linux: the
     kernel sends SIGKILL; elsewhere :func:`renew_worker` stops before its next chunk."""
     try:
@@ -34,7 +34,7 @@ def renew_worker(
     """Renew due subscriptions at the ISO instant ``at`` until none is left to claim, in id order
     when ``by_id`` (the run's decision); return the counts (``renewed``, ``chunks``,
     ``fallbacks``, ``failed_ids``). Called in a worker process started by the process ``parent``
-    (with :func:`die_with` as its initializer)."""
+    (:func:`worker_main`, after :func:`die_with`)."""
     import django
 
     django.setup()
@@ -53,3 +53,13 @@ def renew_worker(
         connections.close_all()
     return {"renewed": stats.renewed, "chunks": stats.chunks, "fallbacks": stats.fallbacks,
             "failed_ids": stats.failed_ids}
+
+
+def worker_main(send: Any, at: str, chunk_size: int, partition: tuple[int, int] | None,
+                parent: int, by_id: bool) -> None:
+    """A worker process's body: :func:`die_with` the run ``parent``, :func:`renew_worker`, and
+    its counts sent back through the pipe end ``send``. A worker that dies sends nothing: the
+    run sees the pipe's end of file and renews what is left itself."""
+    die_with(parent)
+    send.send(renew_worker(at, chunk_size, partition, parent, by_id))
+    send.close()
