@@ -104,7 +104,8 @@ def test_the_job_settles_an_unknown_payment_within_minutes_and_the_account_order
     gateway_behind["caught_up"] = True
     clock.advance(timedelta(minutes=1))
     counts = payments_reconcile_due(at=clock.now())
-    assert counts == {"looked_at": 1, "paid": 1, "failed": 0, "refunded": 0, "still_placed": 0}
+    assert counts == {"looked_at": 1, "paid": 1, "failed": 0, "refunded": 0, "still_placed": 0,
+                      "renewals_paid": 0, "renewals_failed": 0, "renewals_waiting": 0}
     order = Order.objects.get(pk=result.order.pk)
     assert order.status == OrderStatus.PAID and order.invoice.amount_paid == 298586
     assert OutboxMessage.objects.filter(template="receipt", context__kind="change").count() == 1
