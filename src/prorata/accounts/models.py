@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 
@@ -62,6 +64,21 @@ class User(AbstractUser):
     def __str__(self) -> str:
         full = self.get_full_name()
         return f"{full} <{self.email}>" if full else self.email
+
+    # A session is valid while this hash is the one it was signed in with (Django checks it on
+    # every request). Django's covers the password only; the sign-in address is in it too, so
+    # that changing either ends every other session of the user (the caller keeps its own with
+    # update_session_auth_hash). Deploying this once signs everybody out.
+    def _session_hash(self, secret: str | None = None) -> str:
+        return salted_hmac("prorata.accounts.User.session", f"{self.password}\0{self.email.lower()}",
+                           secret=secret, algorithm="sha256").hexdigest()
+
+    def get_session_auth_hash(self) -> str:
+        return self._session_hash()
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret)
 
 
 class BillingMode(models.TextChoices):

@@ -239,6 +239,7 @@ def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         messages.success(request, gettext("Your e-mail address is now %(email)s.") % {"email": user.email})
         if request.user.is_authenticated and request.user.pk == user.pk:
+            update_session_auth_hash(request, user)  # this session stays; the others end
             return redirect("accounts:profile")
         return redirect(settings.LOGIN_URL)
     return render(request, "accounts/email_confirm.html", {"change": change, "token": token})

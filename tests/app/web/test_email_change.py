@@ -77,6 +77,26 @@ def test_confirming_while_signed_in_goes_back_to_the_profile(signed_in, link):
     assert "You sign in with alice@new.example" in page_text(signed_in.get("/profile/"))
 
 
+def test_confirming_ends_every_other_session_of_the_user(signed_in, link, alice):
+    """Issue 18: a session opened elsewhere with the old address (a stolen one, say) ends when
+    the address changes, as it does when the password changes; the session that confirms stays."""
+    elsewhere = Client()
+    assert sign_in(elsewhere, "alice@acme.example", PASSWORD).status_code == 302
+    assert elsewhere.get("/profile/").status_code == 200
+    anonymous = Client()
+    assert anonymous.post(link).status_code == 302  # confirmed from the new mailbox, signed out
+    assert elsewhere.get("/profile/").status_code == 302  # sent to sign in
+    assert signed_in.get("/profile/").status_code == 302  # Alice's first session too
+
+
+def test_the_session_that_confirms_stays_signed_in(signed_in, link):
+    elsewhere = Client()
+    assert sign_in(elsewhere, "alice@acme.example", PASSWORD).status_code == 302
+    assert signed_in.post(link)["Location"] == "/profile/"
+    assert signed_in.get("/profile/").status_code == 200
+    assert elsewhere.get("/profile/").status_code == 302
+
+
 def test_the_change_is_audited(client, link, alice):
     client.post(link, REMOTE_ADDR="198.51.100.4")
     (entry,) = AuditEntry.objects.filter(action="auth.email_change")
