@@ -43,7 +43,7 @@ def lockout_message(block: Block) -> str:
 
 
 class SignInForm(auth_forms.AuthenticationForm):
-    """E-mail and password, throttled per address and per IP (:mod:`prorata.accounts.throttle`)."""
+    """E-mail and password, throttled per address from one IP and per IP (:mod:`prorata.accounts.throttle`)."""
 
     username = auth_forms.UsernameField(
         label=_("Email"),

@@ -225,7 +225,7 @@ class AuditEntry(models.Model):
 
 
 class SignInFailure(models.Model):
-    """One failed sign-in, counted by :mod:`prorata.accounts.throttle` per address and per IP.
+    """One failed sign-in, counted by :mod:`prorata.accounts.throttle` per address from one IP and per IP.
 
     A working table, not history: a successful sign-in deletes its address's rows, and rows older
     than the throttling window are purged as new failures arrive. ``at`` is the project clock's.

@@ -1,8 +1,14 @@
-"""Sign-in throttling: failed sign-ins are counted per e-mail address and per client IP.
+"""Sign-in throttling: failed sign-ins are counted per e-mail address *from one client IP*, and per
+client IP.
 
-- At most :data:`MAX_PER_ADDRESS` failures per address and :data:`MAX_PER_IP` per IP within a sliding
-  :data:`WINDOW`; past that, sign-ins for that address (or from that IP) are refused without checking
-  the password, until enough failures have aged out of the window.
+- At most :data:`MAX_PER_ADDRESS` failures for one address from one IP and :data:`MAX_PER_IP` from
+  one IP (whatever the addresses) within a sliding :data:`WINDOW`; past that, sign-ins for that
+  address from that IP (or anything from that IP) are refused without checking the password, until
+  enough failures have aged out of the window.
+- Per address *and IP*, not per address alone: someone guessing elsewhere cannot lock the owner
+  out of their own account, and the customers behind one office proxy are not all locked out by
+  one colleague's typos (the IP-only limit is much higher). Behind a reverse proxy the client's IP
+  must be the real one: ``PRORATA_TRUST_X_FORWARDED_FOR`` (docs/settings.md).
 - Failures are rows of :class:`~prorata.accounts.models.SignInFailure`, timed by the project clock, so
   every process and server agrees and a test can move the clock past the window.
 - Refused attempts are not counted: an attacker cannot keep an address locked forever by hammering it,
@@ -20,6 +26,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -30,7 +37,7 @@ from prorata.accounts.services import audit_record
 from prorata.common.clock import format_instant, now
 
 MAX_PER_ADDRESS = 5
-MAX_PER_IP = 20
+MAX_PER_IP = 100
 WINDOW = timedelta(minutes=15)
 
 ADDRESS = "address"
@@ -76,7 +83,12 @@ def _block_for(scope: str, limit: int, times: list[datetime]) -> Block | None:
     return Block(scope, times[limit - 1] + WINDOW)
 
 
-def _recent(limit: int, since: datetime, **key: str) -> list[datetime]:
+def _pair(email: str, ip: str | None) -> dict[str, Any]:
+    """The failures of ``email`` from ``ip`` (from an unknown IP: those whose IP was unknown)."""
+    return {"email": email, "ip": ip} if ip else {"email": email, "ip__isnull": True}
+
+
+def _recent(limit: int, since: datetime, **key: Any) -> list[datetime]:
     return list(
         SignInFailure.objects.filter(at__gt=since, **key)
         .order_by("-at", "-id")
@@ -93,7 +105,8 @@ def signin_block(*, email: str, ip: str | None, at: datetime | None = None) -> B
     since = at - WINDOW
     email = normalize_email(email)
     if email:
-        block = _block_for(ADDRESS, MAX_PER_ADDRESS, _recent(MAX_PER_ADDRESS, since, email=email))
+        block = _block_for(ADDRESS, MAX_PER_ADDRESS,
+                           _recent(MAX_PER_ADDRESS, since, **_pair(email, ip)))
         if block is not None:
             return block
     if ip:
@@ -112,9 +125,9 @@ def signin_failure_record(*, email: str, ip: str | None) -> Block | None:
         since = at - WINDOW
         SignInFailure.objects.filter(at__lte=since).delete()
         SignInFailure.objects.create(email=email, ip=ip, at=at)
-        checks: list[tuple[str, int, dict[str, str]]] = []
+        checks: list[tuple[str, int, dict[str, Any]]] = []
         if email:
-            checks.append((ADDRESS, MAX_PER_ADDRESS, {"email": email}))
+            checks.append((ADDRESS, MAX_PER_ADDRESS, _pair(email, ip)))
         if ip:
             checks.append((IP, MAX_PER_IP, {"ip": ip}))
         started = None

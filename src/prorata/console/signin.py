@@ -1,7 +1,7 @@
 """The console's sign-in form: Django admin's with a second factor, throttled exactly like the
 customer sign-in.
 
-Failures are counted by :mod:`prorata.accounts.throttle` per address and per IP (one table for both
+Failures are counted by :mod:`prorata.accounts.throttle` per address from one IP and per IP (one table for both
 sign-ins, so a locked address is locked everywhere); the failure that starts a lockout writes the
 ``auth.lockout`` audit entry; while locked, the password is not even checked. A wrong or missing
 second-factor code, for a staff member who has one, is a failure like a wrong password.
