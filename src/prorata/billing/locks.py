@@ -4,7 +4,7 @@
    documents, payments and ledger happens under it, so those rows need no lock of their own;
 2. the account's **subscription** rows, by ascending id (:func:`lock_subscriptions`);
 3. the **document counters**, by (series, year) (:func:`lock_counters`, or
-   :func:`counters_take`, which locks and moves them in one statement each): shared by all
+   :func:`counters_take`, which locks and moves them all in one statement): shared by all
    accounts, held only in the transaction that finalises documents.
 
 Taking them in this order everywhere means two transactions never wait for each other in a cycle.
@@ -23,7 +23,7 @@ from django.db.models import Q
 
 from prorata.accounts.models import Account
 from prorata.billing.models import DocumentCounter
-from prorata.billing.queries import counter_take
+from prorata.billing.queries import counters_reserve
 from prorata.subscriptions.models import Subscription
 
 
@@ -90,5 +90,5 @@ def counters_take(counts: Mapping[tuple[str, int], int]) -> dict[tuple[str, int]
     (call last, after the account and subscription locks); returns the first number reserved of
     each. Gapless: the numbers are given back if the caller's transaction rolls back."""
     _require_transaction()
-    return {(series, year): counter_take(series=series, year=year, count=count) - count + 1
-            for (series, year), count in sorted(counts.items()) if count > 0}
+    wanted = {key: count for key, count in counts.items() if count > 0}
+    return {key: last - wanted[key] + 1 for key, last in counters_reserve(wanted).items()}

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, FilteredRelation, Q, Sum
+from django.db.models import FilteredRelation, Q, Sum
 
 from prorata.accounts.billing_details import zone_name
 from prorata.accounts.models import Account, User
@@ -25,7 +25,6 @@ from prorata.accounts.services import audit_record
 from prorata.billing.errors import RefundRefused
 from prorata.billing.locks import counters_take, lock_account
 from prorata.billing.models import (
-    AccountBalance,
     Document,
     DocumentKind,
     DocumentLine,
@@ -37,6 +36,7 @@ from prorata.billing.models import (
     PaymentStatus,
     Refund,
 )
+from prorata.billing.queries import ContactRow, account_lock_with_readers, ledger_post
 from prorata.billing.selectors import credit_balance
 from prorata.billing.writer import (
     DocumentHead,
@@ -96,22 +96,16 @@ def ledger_append(
 ) -> list[LedgerEntry]:
     """Append ``movements`` to the account's ledger and move its stored balance by their sum.
 
-    Call inside the caller's transaction, under the account lock (the balance row is updated with
-    ``F()`` and created on the first entry, which the lock makes race-free).
+    Call inside the caller's transaction, under the account lock (the balance row is moved in
+    the database and created on the first entry, which the lock makes race-free): one statement
+    on PostgreSQL (:func:`~prorata.billing.queries.ledger_post`), two on SQLite.
     """
-    entries = LedgerEntry.objects.bulk_create([
+    return ledger_post([
         LedgerEntry(account=account, currency=currency, at=at, kind=move.kind, amount=move.amount,
                     document=move.document, payment=move.payment, refund=move.refund,
                     memo=move.memo[:300])
         for move in movements
     ])
-    delta = sum(move.amount for move in movements)
-    updated = AccountBalance.objects.filter(account=account, currency=currency).update(
-        balance=F("balance") + delta
-    )
-    if not updated:
-        AccountBalance.objects.create(account=account, currency=currency, balance=delta)
-    return entries
 
 
 # --- documents (the ORM persister of :mod:`prorata.billing.writer`'s rows) ----------------------
@@ -310,46 +304,86 @@ def billing_contacts(account_ids: Iterable[int]) -> dict[int, list[Recipient]]:
                      "contact__user__last_name", "contact__user__language",
                      "contact__user__is_active")
     )
-    accounts: dict[int, tuple[str, str, str]] = {}
-    contacts: dict[int, list[Recipient]] = defaultdict(list)
-    for (account_id, billing_email, account_language, time_zone, country, user_id, email,
-         first, last, language, active) in rows:
-        accounts[account_id] = (billing_email, account_language, zone_name(time_zone, country))
-        if user_id is not None and active:
-            contacts[account_id].append(Recipient(
-                user_id, email, language or account_language,
-                recipient_name(first_name=first, last_name=last, email=email)))
-    return {
-        account_id: [recipient._replace(time_zone=zone) for recipient in billing_recipients(
-            contacts=contacts[account_id], billing_email=billing_email, language=language)]
-        for account_id, (billing_email, language, zone) in accounts.items()
-    }
+    accounts: dict[int, tuple[str, str, str, str]] = {}
+    contacts: dict[int, list[ContactRow]] = defaultdict(list)
+    for (account_id, billing_email, account_language, time_zone, country, *contact) in rows:
+        accounts[account_id] = (billing_email, account_language, time_zone, country)
+        if contact[0] is not None:
+            contacts[account_id].append(tuple(contact))  # type: ignore[arg-type]
+    return {account_id: _recipients(*details, contacts=contacts[account_id])
+            for account_id, details in accounts.items()}
+
+
+def _recipients(billing_email: str, language: str, time_zone: str, country: str, *,
+                contacts: Iterable[ContactRow]) -> list[Recipient]:
+    """An account's readers (:func:`billing_contacts`) from its billing details and its billing
+    contacts' rows (:data:`~prorata.billing.queries.ContactRow`, by user id; inactive users are
+    left out)."""
+    zone = zone_name(time_zone, country)
+    found = [Recipient(user_id, email, user_language or language,
+                       recipient_name(first_name=first, last_name=last, email=email))
+             for user_id, email, first, last, user_language, active in contacts if active]
+    return [recipient._replace(time_zone=zone) for recipient in billing_recipients(
+        contacts=found, billing_email=billing_email, language=language)]
+
+
+@dataclass(frozen=True)
+class OrderAccount:
+    """The account locked for applying an order (:func:`lock_account_for_order`), with the
+    webhook endpoints subscribed to each event type and the readers of its billing e-mails."""
+
+    account: Account
+    subscribed: dict[str, list[int]]
+    recipients: list[Recipient]
+    #: The credit the account may spend (S8) in the order's currency, when the caller read it
+    #: under the lock (:func:`~prorata.billing.selectors.credit_balance`).
+    credit: Money | None = None
+
+
+def lock_account_for_order(account_id: int) -> OrderAccount:
+    """Lock the account (first lock of the transaction, as
+    :func:`~prorata.billing.locks.lock_account`) and read who will hear of what the transaction
+    does: one statement on PostgreSQL
+    (:func:`~prorata.billing.queries.account_lock_with_readers`), three on SQLite. Inside
+    ``transaction.atomic()``; the checkout's second transaction (and any that applies an order)."""
+    account, subscribed, contacts = account_lock_with_readers(account_id)
+    return OrderAccount(account=account, subscribed=subscribed, recipients=_recipients(
+        account.billing_email, account.language, account.time_zone, account.country,
+        contacts=contacts))
 
 
 def notify_billing_contacts(
     *, account: Account, template: str, context: dict[str, Any], dedupe_key: str,
     attachments: list[dict[str, Any]] | None = None,
+    recipients: Sequence[Recipient] | None = None,
 ) -> None:
     """Queue ``template`` to every active billing contact of ``account`` in the outbox, inside the
     caller's transaction, each in their language (else the account's). ``dedupe_key`` names the
-    event; the recipient's user id is appended to it (:func:`prorata.billing.writer.event_key`)."""
+    event; the recipient's user id is appended to it (:func:`prorata.billing.writer.event_key`).
+    ``recipients``: the account's readers when the caller has them (:func:`lock_account_for_order`);
+    else read."""
+    if recipients is None:
+        recipients = billing_contacts([account.pk]).get(account.pk, [])
     # One insert for every reader (a key queued before keeps its first row).
     outbox_save_many(list(contact_messages(
-        recipients=billing_contacts([account.pk]).get(account.pk, []), template=template,
+        recipients=recipients, template=template,
         context=context, event=dedupe_key, at=now(), attachments=attachments,
     )))
 
 
 def receipt_enqueue(
     *, account: Account, document: Document, context: dict[str, Any],
-    credit_notes: Sequence[Document] = (),
+    credit_notes: Sequence[Document] = (), recipients: Sequence[Recipient] | None = None,
 ) -> None:
     """Queue the receipt of ``document`` (context: :func:`~prorata.billing.writer.receipt_context`)
-    to the account's billing contacts, the document and ``credit_notes`` attached; once per
-    document and reader (S12). Inside the caller's transaction."""
+    to the account's billing contacts (``recipients`` when the caller has them, from
+    :func:`lock_account_for_order`; else read), the document and ``credit_notes`` attached;
+    once per document and reader (S12). Inside the caller's transaction."""
+    if recipients is None:
+        recipients = billing_contacts([account.pk]).get(account.pk, [])
     # One insert for every reader (a key queued before keeps its first row).
     outbox_save_many(list(receipt_messages(
-        recipients=billing_contacts([account.pk]).get(account.pk, []), account_id=account.pk,
+        recipients=recipients, account_id=account.pk,
         document_kind=document.kind, document_id=document.pk, context=context, at=now(),
         credit_note_ids=[note.pk for note in credit_notes],
     )))

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils.translation import gettext_noop
 
@@ -40,6 +40,7 @@ from prorata.accounts.services import audit_record
 from prorata.billing.credit import Settlement, credit_settle_open_invoices, settlements_json
 from prorata.billing.locks import lock_account, lock_subscriptions
 from prorata.billing.models import (
+    AccountBalance,
     Document,
     DocumentKind,
     LedgerKind,
@@ -52,14 +53,17 @@ from prorata.billing.services import (
     DocumentDraft,
     DraftLine,
     Movement,
+    OrderAccount,
     documents_issue,
     ledger_append,
+    lock_account_for_order,
     notify_billing_contacts,
     receipt_enqueue,
 )
 from prorata.billing.writer import (
     ReceiptConfiguration,
     ReceiptItem,
+    Recipient,
     document_build,
     ledger_memo,
     receipt_context,
@@ -709,19 +713,26 @@ def _finish(
 ) -> CheckoutResult:
     """Step 3: apply the paid order, or fail it, or leave it placed (unknown outcome); once."""
     with transaction.atomic():
-        account = lock_account(account_id)
-        # The order with its payment (an order has one card payment: its key ends in ":1").
+        # The account locked, with who hears of the order (webhook endpoints, billing contacts).
+        opened = lock_account_for_order(account_id)
+        account = opened.account
+        # The order with its payment (an order has one card payment: its key ends in ":1") and
+        # the account's balance in the order's currency, read under the lock (one query).
         payment = (Payment.objects.select_related("order").filter(order_id=order_id)
+                   .annotate(stored_balance=Subquery(AccountBalance.objects.filter(
+                       account_id=OuterRef("account_id"), currency=OuterRef("order__currency"))
+                       .values("balance")[:1]))
                    .order_by("-id").first())
         if payment is None or payment.order is None:
             raise RuntimeError(f"Order {order_id} is placed without a payment.")
         order = payment.order
+        opened = replace(opened, credit=Money(max(payment.stored_balance or 0, 0), order.currency))
         if order.status != OrderStatus.PLACED:  # reconciled meanwhile: the first answer stands
             return _finished(order)
         at = now()
         if answer.outcome == ChargeOutcome.SUCCEEDED:
             applied = _finish_paid(order=order, account=account, payment=payment, answer=answer,
-                                   at=at, actor=actor)
+                                   at=at, actor=actor, opened=opened)
             if applied is not None:
                 return applied
         elif answer.outcome == ChargeOutcome.UNKNOWN:
@@ -753,7 +764,7 @@ def _finish(
 
 def _finish_paid(
     *, order: Order, account: Account, payment: Payment, answer: _Answer, at: datetime,
-    actor: User | None,
+    actor: User | None, opened: OrderAccount | None = None,
 ) -> CheckoutResult | None:
     """The card was charged: apply the order with its payment (under the account's lock), unless
     its subscriptions moved since it was priced (the billing run renewed one while the payment
@@ -770,7 +781,7 @@ def _finish_paid(
         _set_aside(order=order, account=account, payment=payment, at=at, moved=moved)
         return None
     documents = _apply(order=order, account=account, subscriptions=locked, payment=payment,
-                       actor=actor)
+                       actor=actor, opened=opened)
     return _result(order, documents=documents, payments=[payment])
 
 
@@ -948,19 +959,23 @@ def _apply(
     subscriptions: dict[str, Subscription],
     payment: Payment | None,
     actor: User | None,
+    opened: OrderAccount | None = None,
 ) -> list[Document]:
     """Issue the order's documents and make its change real, in the caller's transaction (under
     the account and subscription locks). Uses the order's snapshot: exactly what was shown.
-    ``payment`` (succeeded, not saved yet) is saved with its invoice. Returns the documents."""
+    ``payment`` (succeeded, not saved yet) is saved with its invoice. ``opened``: what the
+    account's lock read with it (webhook endpoints, e-mail readers, credit), else read here.
+    Returns the documents."""
     at = now()
     # The order's webhook events (documents, subscriptions) are written together, at the end.
-    webhooks = WebhookBatch()
+    webhooks = WebhookBatch(subscribed=opened.subscribed) if opened else WebhookBatch()
     subscriptions, before = _prepare_subscriptions(
         order=order, account=account, subscriptions=subscriptions, at=at, actor=actor,
         webhooks=webhooks,
     )
     drafts = _issue_documents(order=order, account=account, subscriptions=subscriptions,
-                              payment=payment, at=at, webhooks=webhooks)
+                              payment=payment, at=at, webhooks=webhooks,
+                              credit=opened.credit if opened else None)
     credit_notes, invoice = drafts.credit_notes, drafts.invoice
     if payment is not None:
         payment.invoice = invoice
@@ -976,13 +991,13 @@ def _apply(
     webhooks.save()
     _complete_order(order=order, account=account, drafts=drafts, at=at, actor=actor)
     _send_receipt(order=order, account=account, invoice=invoice, credit_notes=credit_notes,
-                  settled=settled)
+                  settled=settled, recipients=opened.recipients if opened else None)
     return [*credit_notes, invoice]
 
 
 def _issue_documents(
     *, order: Order, account: Account, subscriptions: dict[str, Subscription],
-    payment: Payment | None, at: datetime, webhooks: WebhookBatch,
+    payment: Payment | None, at: datetime, webhooks: WebhookBatch, credit: Money | None = None,
 ) -> _Drafts:
     """Issue the credit notes for the unused time of each subscription (grouped by the invoice
     they correct) and the invoice of the new periods, with the credit balance (the new credit
@@ -1011,7 +1026,9 @@ def _issue_documents(
         for invoice_id, lines in sorted(credits.items())
     ]
     charge_total = sum(d.line.amount.amount + d.line.tax.amount for d in charges)
-    available = (credit_balance(account, currency).amount
+    if credit is None:
+        credit = credit_balance(account, currency)
+    available = (credit.amount
                  - sum(note.rows.head.total for note in credit_notes))
     credit_applied = max(0, min(charge_total, available))
     paid = payment.amount if payment is not None else 0
@@ -1193,15 +1210,16 @@ def _receipt_items(order: Order) -> list[ReceiptItem]:
 
 def _notify(
     *, order: Order, account: Account, template: str, context: dict[str, Any],
-    attachments: list[dict[str, Any]],
+    attachments: list[dict[str, Any]], recipients: list[Recipient] | None = None,
 ) -> None:
     notify_billing_contacts(account=account, template=template, context=context,
-                            attachments=attachments, dedupe_key=f"order:{order.pk}:{template}")
+                            attachments=attachments, dedupe_key=f"order:{order.pk}:{template}",
+                            recipients=recipients)
 
 
 def _send_receipt(
     *, order: Order, account: Account, invoice: Document, credit_notes: list[Document],
-    settled: list[Settlement],
+    settled: list[Settlement], recipients: list[Recipient] | None = None,
 ) -> None:
     """The confirmation e-mail with its receipts (S6, S12). An invoice left open (corporate terms)
     is not a receipt yet: its receipt goes out when the transfer is recorded. ``settled``: the
@@ -1220,6 +1238,7 @@ def _send_receipt(
     if order.credit_created:
         balance = credit_balance(account, order.currency)
         _notify(order=order, account=account, template="credit_created", attachments=attachments,
+                recipients=recipients,
                 context={**common, "credit": money_json(order.credit_created, order.currency),
                          "balance": money_json(balance.amount, balance.currency),
                          "applied_to": settlements_json(settled),
@@ -1232,7 +1251,7 @@ def _send_receipt(
     kind = order.kind if order.kind in {"purchase", "change", "renewal"} else (
         "purchase" if order.kind == OrderKind.REACTIVATION.value else "change")
     receipt_enqueue(account=account, document=invoice, credit_notes=credit_notes,
-                    context=receipt_context(
+                    recipients=recipients, context=receipt_context(
         kind=kind, number=invoice.number or "", currency=invoice.currency,
         amount_paid=invoice.amount_paid, total=invoice.total,
         credit_applied=invoice.credit_applied, items=items,

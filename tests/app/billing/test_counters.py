@@ -8,10 +8,16 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from prorata.billing.locks import counters_take
 from prorata.billing.models import DocumentCounter
-from prorata.billing.queries import counter_take, counter_take_orm
+from prorata.billing.queries import (
+    counter_take,
+    counter_take_orm,
+    counters_reserve,
+    counters_reserve_orm,
+)
 
 
 @pytest.mark.django_db
@@ -35,6 +41,23 @@ def test_both_forms_leave_the_same_rows():
     rows = {year: last for year, last in
             DocumentCounter.objects.filter(year__in=[2032, 2033]).values_list("year", "last")}
     assert rows == {2032: 4, 2033: 4}
+
+
+@pytest.mark.django_db
+def test_several_counters_in_one_statement_as_the_orm_does_them_one_by_one():
+    with transaction.atomic():
+        counter_take(series="CN-", year=2037, count=4)  # one exists, the others are new
+        counter_take_orm(series="CN-", year=2038, count=4)
+        with CaptureQueriesContext(connection) as captured:
+            sql = counters_reserve({("", 2037): 2, ("CN-", 2037): 1, ("CN-", 2039): 3})
+        orm = counters_reserve_orm({("", 2038): 2, ("CN-", 2038): 1, ("CN-", 2039): 3})
+    assert len(captured.captured_queries) == 1
+    assert sql == {("", 2037): 2, ("CN-", 2037): 5, ("CN-", 2039): 3}
+    assert orm == {("", 2038): 2, ("CN-", 2038): 5, ("CN-", 2039): 6}
+    rows = dict(DocumentCounter.objects.filter(year__in=[2037, 2038], series="CN-")
+                .values_list("year", "last"))
+    assert rows == {2037: 5, 2038: 5}
+    assert counters_reserve({}) == {} == counters_reserve_orm({})
 
 
 @pytest.mark.django_db

@@ -25,8 +25,11 @@ pytestmark = pytest.mark.django_db
 #: would have it from its request-scoped access already. 45 until the documents were numbered at
 #: insert (one statement per counter, the documents and their lines in one insert each), the
 #: receipts queued in one insert without a dedupe read. One more since issue 16: the account's
-#: billing e-mail, which gets the receipt too.
-PAID_CHANGE_STATEMENTS = 34
+#: billing e-mail, which gets the receipt too. 28 on PostgreSQL since the second transaction's
+#: account lock reads the webhook endpoints and billing contacts with it, the order's read brings
+#: the balance, both counters move in one statement and the ledger posts with its balance in one
+#: (31 on SQLite, which keeps the ORM's road for the lock's readers and the ledger post).
+PAID_CHANGE_STATEMENTS = {"postgresql": 28, "sqlite": 31}
 
 
 def transactions(statements: list[str]) -> int:
@@ -58,4 +61,4 @@ def test_a_paid_checkout_stays_within_its_statements_in_two_transactions(acme, c
     statements = [query["sql"] for query in captured.captured_queries
                   if "common_clockstate" not in query["sql"]]
     assert transactions(statements) == 2
-    assert len(statements) <= PAID_CHANGE_STATEMENTS, "\n".join(statements)
+    assert len(statements) <= PAID_CHANGE_STATEMENTS[connection.vendor], "\n".join(statements)
