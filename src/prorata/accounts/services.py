@@ -29,7 +29,26 @@ def audit_record(
 ) -> AuditEntry:
     """Append one audit entry at the project clock's instant. Call it inside the transaction of
     the action it records, so that both are kept or neither."""
-    return AuditEntry.objects.create(
+    entry = audit_entry(actor=actor, action=action, account=account, obj=obj, before=before,
+                        after=after, ip=ip)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_entry(
+    *,
+    actor: User | None,
+    action: str,
+    account: Account | None = None,
+    obj: Any = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEntry:
+    """The audit entry :func:`audit_record` appends, not saved yet: for a caller that writes it
+    with the rest of its transaction's rows in one statement (the checkout's order completion,
+    :func:`prorata.subscriptions.queries.order_complete`)."""
+    return AuditEntry(
         at=now(),
         actor=actor if actor is not None and actor.pk else None,
         actor_email=actor.email if actor is not None and actor.pk else "",

@@ -28,7 +28,7 @@ from prorata.billing.models import (
     LedgerEntry,
     Payment,
 )
-from prorata.common.db import concrete_columns, model_from_row, prepared_cursor
+from prorata.common.db import concrete_columns, model_from_row, prepared_cursor, update_parts
 from prorata.webhooks.models import WebhookEndpoint
 
 _ENTRY_COLUMNS = ", ".join(f"e.{c}" for c in concrete_columns(LedgerEntry))
@@ -221,22 +221,29 @@ _POST_SQL = (
 )
 
 
-def ledger_post(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+def ledger_post(entries: Sequence[LedgerEntry], *, payment: Payment | None = None,
+                payment_fields: Sequence[str] = ()) -> list[LedgerEntry]:
     """Insert ``entries`` (unsaved, of one account and currency, at one instant) and move the
-    account's stored balance by their sum; returns them saved (with their ids). On PostgreSQL one
-    statement; elsewhere :func:`ledger_post_orm`. Inside the caller's transaction, under the
-    account lock. Who may call: :func:`prorata.billing.services.ledger_append`."""
-    if not entries:
-        return []
-    if connection.vendor != "postgresql":
-        return ledger_post_orm(entries)
+    account's stored balance by their sum; returns them saved (with their ids). ``payment``
+    (saved) has its ``payment_fields`` saved with them (the checkout's payment, succeeded with
+    its invoice). On PostgreSQL one statement; elsewhere :func:`ledger_post_orm`. Inside the
+    caller's transaction, under the account lock. Who may call:
+    :func:`prorata.billing.services.ledger_append`."""
+    if not entries or connection.vendor != "postgresql":
+        return ledger_post_orm(entries, payment=payment, payment_fields=payment_fields)
     head = entries[0]
     if any((e.account_id, e.currency, e.at) != (head.account_id, head.currency, head.at)
            for e in entries):
         raise ValueError("A ledger post is of one account and currency, at one instant.")
     delta = sum(entry.amount for entry in entries)
+    sql, also = _POST_SQL, []
+    if payment is not None and payment_fields:
+        sets, also = update_parts(payment, payment_fields)
+        sql = (f"WITH paid AS (UPDATE {Payment._meta.db_table} SET {sets} "  # noqa: S608
+               f"WHERE id = %s), {_POST_SQL.removeprefix('WITH ')}")
+        also = [*also, payment.pk]
     with connection.cursor() as cursor:
-        cursor.execute(_POST_SQL, [
+        cursor.execute(sql, [*also,
             head.account_id, head.currency, head.at,
             [e.kind for e in entries], [e.amount for e in entries],
             [e.document_id for e in entries], [e.payment_id for e in entries],
@@ -251,9 +258,13 @@ def ledger_post(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
     return list(entries)
 
 
-def ledger_post_orm(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+def ledger_post_orm(entries: Sequence[LedgerEntry], *, payment: Payment | None = None,
+                    payment_fields: Sequence[str] = ()) -> list[LedgerEntry]:
     """:func:`ledger_post` through the ORM (SQLite's road, and the parity test's reference): the
-    entries in one insert, then the balance moved, or created by the first entry."""
+    payment saved, the entries in one insert, then the balance moved, or created by the first
+    entry."""
+    if payment is not None and payment_fields:
+        payment.save(update_fields=list(payment_fields))
     if not entries:
         return []
     head = entries[0]

@@ -92,20 +92,22 @@ class Movement:
 
 
 def ledger_append(
-    *, account: Account, currency: str, at: datetime, movements: Sequence[Movement]
+    *, account: Account, currency: str, at: datetime, movements: Sequence[Movement],
+    payment: Payment | None = None, payment_fields: Sequence[str] = (),
 ) -> list[LedgerEntry]:
     """Append ``movements`` to the account's ledger and move its stored balance by their sum.
 
     Call inside the caller's transaction, under the account lock (the balance row is moved in
     the database and created on the first entry, which the lock makes race-free): one statement
-    on PostgreSQL (:func:`~prorata.billing.queries.ledger_post`), two on SQLite.
+    on PostgreSQL (:func:`~prorata.billing.queries.ledger_post`), two on SQLite. ``payment``
+    (saved) has its ``payment_fields`` saved in the same statement.
     """
     return ledger_post([
         LedgerEntry(account=account, currency=currency, at=at, kind=move.kind, amount=move.amount,
                     document=move.document, payment=move.payment, refund=move.refund,
                     memo=move.memo[:300])
         for move in movements
-    ])
+    ], payment=payment, payment_fields=payment_fields)
 
 
 # --- documents (the ORM persister of :mod:`prorata.billing.writer`'s rows) ----------------------

@@ -201,3 +201,24 @@ def instant_from_db(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
+    """The columns, placeholders and values (prepared for the database, as the ORM's insert
+    prepares them) of an unsaved ``instance`` whose primary key the database assigns: for a
+    queries module that inserts it within a larger statement. ``(columns, placeholders, params)``,
+    the first two comma-separated."""
+    fields = [field for field in instance._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    return columns, ", ".join(["%s"] * len(fields)), [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
+def update_parts(instance: Model, names: Sequence[str]) -> tuple[str, list[Any]]:
+    """The ``SET`` list and its values (prepared as the ORM's ``save(update_fields=names)``
+    prepares them) of the fields ``names`` of a saved ``instance``: for a queries module that
+    updates it within a larger statement."""
+    fields = [instance._meta.get_field(name) for name in names]
+    sets = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    return sets, [field.get_db_prep_save(field.pre_save(instance, False), connection)
+                  for field in fields]

@@ -1,4 +1,5 @@
-"""The subscriptions app's hand-written query: what a quote needs of the account's subscriptions.
+"""The subscriptions app's hand-written queries: what a quote needs of the account's subscriptions,
+and the checkout's order completion in one statement (:func:`order_complete`, PostgreSQL).
 
 The quote is the hottest read of the billing center (DESIGN §8 budgets it at one indexed read).
 :func:`subscription_states` reads the same values as the ORM query written beside it
@@ -9,15 +10,18 @@ compares it with and that ``benchmarks/queries.py`` measures it against; figures
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from django.db.models import F, OuterRef, Subquery
+from django.db import connection
+from django.db.models import F, Model, OuterRef, Subquery
 
+from prorata.accounts.models import AuditEntry
 from prorata.billing.models import AccountBalance
-from prorata.common.db import instant_from_db, prepared_cursor
-from prorata.subscriptions.models import Subscription
+from prorata.catalog.models import Product
+from prorata.common.db import insert_parts, instant_from_db, prepared_cursor
+from prorata.subscriptions.models import CartItem, Order, Subscription, SubscriptionEvent
 
 
 class SubscriptionState(NamedTuple):
@@ -95,3 +99,106 @@ def subscription_states_orm(
                      "auto_renew", Subquery(balance))
     )
     return [(SubscriptionState(*row[:-1]), row[-1]) for row in rows]
+
+
+# --- the checkout's order completion -------------------------------------------------------------
+
+_ORDER_COMPLETE_SQL = (
+    f"WITH cart AS (DELETE FROM {CartItem._meta.db_table} c "  # noqa: S608
+    f"USING {Product._meta.db_table} p "
+    "WHERE p.id = c.product_id AND c.account_id = %s AND p.code IN ({codes})), "
+    f"done AS (UPDATE {Order._meta.db_table} "
+    "SET status = %s, invoice_id = %s, completed_at = %s WHERE id = %s) "
+    f"INSERT INTO {AuditEntry._meta.db_table} ({{columns}}) VALUES ({{values}}) RETURNING id"
+)
+
+
+def order_complete(*, order: Order, products: Sequence[str], audit: AuditEntry) -> None:
+    """Write a completed order: ``order``'s ``status``, ``invoice`` and ``completed_at`` (set on
+    it by the caller), its ``products`` out of its account's cart, and its ``audit`` entry
+    (unsaved: :func:`prorata.accounts.services.audit_entry`; saved here). One statement on
+    PostgreSQL (data-modifying ``WITH``: the three writes touch different rows, so that they see
+    one snapshot does not matter); elsewhere :func:`order_complete_orm`. Inside the caller's
+    transaction, under the account lock. Who may call: :mod:`prorata.subscriptions.services`."""
+    if connection.vendor != "postgresql" or not products:
+        order_complete_orm(order=order, products=products, audit=audit)
+        return
+    columns, values, params = insert_parts(audit)
+    completed_at = Order._meta.get_field("completed_at").get_db_prep_save(
+        order.completed_at, connection)
+    sql = _ORDER_COMPLETE_SQL.format(codes=", ".join(["%s"] * len(products)), columns=columns,
+                                     values=values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [
+            order.account_id, *products, order.status, order.invoice_id, completed_at, order.pk,
+            *params])
+        audit.pk = cursor.fetchone()[0]
+    audit._state.adding = False
+    audit._state.db = connection.alias
+
+
+def order_complete_orm(*, order: Order, products: Sequence[str], audit: AuditEntry) -> None:
+    """:func:`order_complete` through the ORM, in three statements (SQLite's road and the parity
+    test's reference)."""
+    CartItem.objects.filter(account_id=order.account_id, product__code__in=products).delete()
+    order.save(update_fields=["status", "invoice", "completed_at"])
+    audit.save(force_insert=True)
+
+
+# --- a saved subscription's transition and its history entry ------------------------------------
+
+_SUBSCRIPTION = Subscription._meta.db_table
+
+
+def subscription_move(*, subscription: Subscription, current: str, read_version: int,
+                      fields: Mapping[str, Any], entry: SubscriptionEvent) -> bool:
+    """Update ``subscription`` (saved) to its ``status`` and ``version`` and the other ``fields``
+    (by field name, the values the ORM's ``update`` takes), only if its stored status and
+    version are still ``current`` and ``read_version``; and insert its history ``entry``
+    (unsaved; its id set here) only if it was. Returns whether it was. One statement on
+    PostgreSQL (the insert reads the update's ``RETURNING``); elsewhere
+    :func:`subscription_move_orm`. Who may call:
+    :func:`prorata.subscriptions.transitions.subscription_transition`."""
+    if connection.vendor != "postgresql":
+        return subscription_move_orm(subscription=subscription, current=current,
+                                     read_version=read_version, fields=fields, entry=entry)
+    meta = Subscription._meta
+    changes = {"status": subscription.status, "version": subscription.version, **fields}
+    sets, params = [], []
+    for name, value in changes.items():
+        field = meta.get_field(name)
+        if isinstance(value, Model):
+            value = value.pk
+        sets.append(f"{connection.ops.quote_name(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    columns = [f for f in SubscriptionEvent._meta.concrete_fields if not f.primary_key]
+    # Cast: a SELECT's parameters have no column to take their types from.
+    values = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in columns)
+    sql = (f"WITH moved AS (UPDATE {_SUBSCRIPTION} SET {', '.join(sets)} "  # noqa: S608
+           "WHERE id = %s AND status = %s AND version = %s RETURNING id) "
+           f"INSERT INTO {SubscriptionEvent._meta.db_table} "
+           f"({', '.join(connection.ops.quote_name(f.column) for f in columns)}) "
+           f"SELECT {values} FROM moved RETURNING id")
+    entry_values = [f.get_db_prep_save(f.pre_save(entry, True), connection) for f in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, subscription.pk, current, read_version, *entry_values])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    entry.pk = row[0]
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return True
+
+
+def subscription_move_orm(*, subscription: Subscription, current: str, read_version: int,
+                          fields: Mapping[str, Any], entry: SubscriptionEvent) -> bool:
+    """:func:`subscription_move` through the ORM: the guarded update, then the entry's insert
+    (SQLite's road and the parity test's reference)."""
+    updated = Subscription.objects.filter(
+        pk=subscription.pk, status=current, version=read_version
+    ).update(status=subscription.status, version=subscription.version, **fields)
+    if updated != 1:
+        return False
+    entry.save(force_insert=True)
+    return True

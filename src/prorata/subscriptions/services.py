@@ -36,7 +36,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_noop
 
 from prorata.accounts.models import Account, User
-from prorata.accounts.services import audit_record
+from prorata.accounts.services import audit_entry, audit_record
 from prorata.billing.credit import Settlement, credit_settle_open_invoices, settlements_json
 from prorata.billing.locks import lock_account, lock_subscriptions
 from prorata.billing.models import (
@@ -101,6 +101,7 @@ from prorata.subscriptions.models import (
     SubscriptionEvent,
     SubscriptionStatus,
 )
+from prorata.subscriptions.queries import order_complete
 from prorata.subscriptions.selectors import (
     CheckoutItem,
     CheckoutQuote,
@@ -977,9 +978,8 @@ def _apply(
                               payment=payment, at=at, webhooks=webhooks,
                               credit=opened.credit if opened else None)
     credit_notes, invoice = drafts.credit_notes, drafts.invoice
-    if payment is not None:
+    if payment is not None:  # saved with the ledger's rows (one statement on PostgreSQL)
         payment.invoice = invoice
-        payment.save(update_fields=["status", "reference", "message", "completed_at", "invoice"])
     _post_ledger(account=account, currency=order.currency, at=at, drafts=drafts, payment=payment)
     # Credit left by the order first pays what the account still owes, in the open.
     settled = (credit_settle_open_invoices(account=account, currency=order.currency, at=at,
@@ -1065,7 +1065,12 @@ def _post_ledger(
                                   payment=payment, memo=ledger_memo(
                                       LedgerKind.PAYMENT.value, number=invoice.number,
                                       label=payment.method_label)))
-    ledger_append(account=account, currency=currency, at=at, movements=movements)
+    ledger_append(account=account, currency=currency, at=at, movements=movements,
+                  payment=payment, payment_fields=_PAYMENT_FIELDS if payment is not None else ())
+
+
+#: What applying an order changes on its (succeeded) payment.
+_PAYMENT_FIELDS = ("status", "reference", "message", "completed_at", "invoice")
 
 
 def _complete_order(
@@ -1074,12 +1079,11 @@ def _complete_order(
     """The order paid (or invoiced: corporate terms), its items out of the cart, the audit entry."""
     summary = order.summary
     invoice = drafts.invoice
-    CartItem.objects.filter(account=account, product__code__in=summary.products).delete()
     order.status = OrderStatus.PAID if invoice.amount_due == 0 else OrderStatus.INVOICED
     order.invoice = invoice
     order.completed_at = at
-    order.save(update_fields=["status", "invoice", "completed_at"])
-    audit_record(
+    # The cart's items, the order and its audit entry: one statement on PostgreSQL.
+    order_complete(order=order, products=summary.products, audit=audit_entry(
         actor=actor, action="staff.order.place" if order.by_staff else "order.place",
         account=account, obj=order,
         after={"kind": order.kind, "status": order.status, "invoice": invoice.number,
@@ -1088,7 +1092,7 @@ def _complete_order(
                "currency": order.currency,
                "items": [item.configuration.to_json() for item in summary.items],
                "by_staff": order.by_staff},
-    )
+    ))
 
 
 def _prepare_subscriptions(

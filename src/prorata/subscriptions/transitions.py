@@ -21,6 +21,7 @@ from django.db import transaction
 from prorata.accounts.models import User
 from prorata.common.clock import format_instant
 from prorata.subscriptions.models import Order, Subscription, SubscriptionEvent
+from prorata.subscriptions.queries import subscription_move
 from prorata.webhooks.events import WebhookBatch
 from prorata.webhooks.payloads import subscription_object
 from prorata_core.lifecycle import Event, Status, check_transition
@@ -94,22 +95,24 @@ def subscription_transition(
         subscription.save(force_insert=True)
     else:
         subscription.version = read_version + 1
+    recorded_after = {**(after if after is not None else subscription_describe(subscription)),
+                      "status": to.value}
+    entry = SubscriptionEvent(
+        subscription=subscription, at=at, kind=event.value, before=recorded_before,
+        after=recorded_after, order=order, actor=actor,
+    )
+    if adding:
+        entry.save(force_insert=True)
+    else:
         fields = {name: getattr(subscription, name) for name in also
                   if name not in ("status", "version")}
-        updated = Subscription.objects.filter(
-            pk=subscription.pk, status=current, version=read_version
-        ).update(status=to.value, version=subscription.version, **fields)
-        if updated != 1:
+        # The guarded update and the entry: one statement on PostgreSQL.
+        if not subscription_move(subscription=subscription, current=current.value,
+                                 read_version=read_version, fields=fields, entry=entry):
             subscription.status, subscription.version = current, read_version
             raise StaleSubscription(
                 f"Subscription {subscription.pk} is no longer {current} at version {read_version}: "
                 "lock it (prorata.billing.locks) and read it again before changing its status.")
-    recorded_after = {**(after if after is not None else subscription_describe(subscription)),
-                      "status": to.value}
-    entry = SubscriptionEvent.objects.create(
-        subscription=subscription, at=at, kind=event.value, before=recorded_before,
-        after=recorded_after, order=order, actor=actor,
-    )
     batch = webhooks if webhooks is not None else WebhookBatch()
     transition_webhook(batch, subscription=subscription, event=event.value, adding=adding, at=at,
                        entry_id=entry.pk)

@@ -7,9 +7,10 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from prorata.billing.models import AccountBalance, LedgerEntry, LedgerKind
+from prorata.billing.models import AccountBalance, LedgerEntry, LedgerKind, Payment
 from prorata.billing.queries import ledger_post, ledger_post_orm
 from prorata_core.periods import utc
+from tests.app.subscriptions.support import buy, save_card
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +55,20 @@ def test_a_post_is_of_one_account_currency_and_instant(acme):
         pytest.skip("the check is the one-statement road's (PostgreSQL)")
     with pytest.raises(ValueError, match="one account"), transaction.atomic():
         ledger_post(mixed)
+
+
+@pytest.mark.parametrize("post", [ledger_post, ledger_post_orm], ids=["sql", "orm"])
+def test_the_payment_is_saved_with_the_entries(acme, clock, demo_catalog, post):
+    account, alice = acme
+    save_card(account, alice)
+    payment = buy(account, alice, "standard", "annual", 2).order.payments.get()
+    payment.message, payment.reference = "Settled again.", "ch_again"
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        post(entries(account, utc(2026, 1, 1), -100, 100), payment=payment,
+             payment_fields=["message", "reference"])
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.message, stored.reference) == ("Settled again.", "ch_again")
+    assert len(rows(account)) >= 2 and rows(account)[-1][3] == 100
+    one = post is ledger_post and connection.vendor == "postgresql"
+    # else: the payment, the entries, the balance's update (no EUR row yet) and its insert
+    assert len(captured.captured_queries) == (1 if one else 4)
