@@ -36,7 +36,8 @@ _EXPONENT_TWO = frozenset(
 
 _KNOWN = _EXPONENT_TWO | frozenset(_EXPONENT_NOT_TWO)
 
-_DECIMAL = re.compile(r"^(-?)(\d+)(?:\.(\d+))?$")
+# ASCII digits only: ``\d`` would also read Arabic-Indic or Devanagari digits as an amount.
+_DECIMAL = re.compile(r"^(-?)([0-9]+)(?:\.([0-9]+))?\Z")
 
 
 def currency_exponent(currency: str) -> int:

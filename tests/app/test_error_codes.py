@@ -18,7 +18,7 @@ from prorata.web.errors import RAISER_WORDED, page_messages
 from prorata_core.errors import ProrataError
 
 #: The statuses the API answers an error with (prorata.api.errors' table).
-API_STATUSES = {400, 401, 402, 403, 404, 409, 410, 422, 429, 503}
+API_STATUSES = {400, 401, 402, 403, 404, 409, 410, 413, 422, 429, 503}
 
 
 def _every_module() -> None:

@@ -10,9 +10,13 @@ raised                               status  code
 ``PermissionDenied``                 403     ``forbidden``
 request validation (pydantic)        422     ``invalid_input``, ``params.errors`` lists fields
 no credentials                       401     ``not_authenticated``
+a body that is not JSON               400     ``invalid_json``
+a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``  413  ``request_too_large`` (before it is read)
 ninja ``HttpError`` (e.g. 429)       its     ``http_<status>`` or a name below
 anything else                        500     ``server_error`` (logged like Django's own 500)
 ===================================  ======  ==========================================
+
+Every operation that takes a body documents its 400 and 413 (:func:`document_body_errors`).
 
 Handlers never raise a ProrataError themselves to say "no": ``account_for`` and the services do.
 """
@@ -22,7 +26,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
@@ -67,6 +72,24 @@ class CsrfFailed(ProrataError):
 
     code = "csrf_failed"
     http_status = 403
+
+
+class InvalidJson(ProrataError):
+    """A request body that cannot be read as JSON (or not as UTF-8)."""
+
+    code = "invalid_json"
+    http_status = 400
+
+
+class RequestTooLarge(ProrataError):
+    """A request body larger than the server accepts (``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes);
+    ``params.limit`` is that size."""
+
+    code = "request_too_large"
+    http_status = 413
+
+
+INVALID_JSON_MESSAGE = "The request body is not valid JSON: send one JSON object, encoded in UTF-8."
 
 
 def error_body(code: str, message: str, **params: Any) -> dict[str, Any]:
@@ -120,8 +143,19 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 400 and str(exc).startswith("Cannot parse request body"):
+            # ninja's own refusal of a body it could not parse (its wording, without the code).
+            return prorata_error(request, InvalidJson(INVALID_JSON_MESSAGE))
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return respond(request, exc.status_code, error_body(code, str(exc)))
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        # Django refuses to read a body over the limit; without this it was a 500.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return prorata_error(request, RequestTooLarge(
+            f"The request body is larger than this server accepts ({limit} bytes): "
+            "send less at a time.", limit=limit))
 
     @api.exception_handler(Exception)
     def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -149,9 +183,34 @@ class ReadOnlyKey(ProrataError):
     http_status = 403
 
 
+def document_body_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the 400 (``invalid_json``) and 413 (``request_too_large``) answers to every operation
+    of the OpenAPI ``schema`` that takes a request body, with the error body of its other
+    errors: any body can be malformed or too large, whatever the handler. Returns ``schema``."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            error = next((answer for status, answer in responses.items()
+                          if str(status).startswith("4")), None)
+            if error is None:
+                continue
+            for status, description in (
+                    (400, "The body is not valid JSON (invalid_json)."),
+                    (413, "The body is larger than the server accepts (request_too_large).")):
+                if status not in responses and str(status) not in responses:
+                    responses[status] = {**error, "description": description}
+    return schema
+
+
 #: The page messages of this module's codes (prorata.web.errors.page_messages merges them); the
 #: French is in this app's catalog. The API itself answers the English ``message`` raised.
 MESSAGES = {
+    "invalid_json": _(
+        "The request body is not valid JSON: send one JSON object, encoded in UTF-8."),
+    "request_too_large": _(
+        "What you sent is larger than this server accepts: send less at a time."),
     "invalid_cursor": _(
         "This list position is not valid: go back to the first page and try again."),
     "read_only_key": _(

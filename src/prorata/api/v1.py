@@ -34,13 +34,14 @@ Adding an area (e.g. invoices)
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import NinjaAPI
 
 from prorata.api.auth import BearerToken, SessionCookie
-from prorata.api.errors import install_error_handlers
+from prorata.api.errors import document_body_errors, install_error_handlers
 from prorata.api.rendering import ApiRenderer
 
 #: The modules whose ``router`` makes up the API, mounted at the root of ``/api/v1/``.
@@ -55,7 +56,14 @@ AREAS = [
     "prorata.api.customers",
 ]
 
-api = NinjaAPI(
+class ProrataApi(NinjaAPI):
+    """NinjaAPI whose OpenAPI document lists the 400 and 413 that any body can get."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        return document_body_errors(super().get_openapi_schema(*args, **kwargs))
+
+
+api = ProrataApi(
     title="Prorata API",
     version="1",
     description=(

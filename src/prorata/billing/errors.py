@@ -28,3 +28,11 @@ class RefundRefused(ProrataError):
 
     code = "refund_refused"
     http_status = 409
+
+
+class TransferAlreadyRecorded(ProrataError):
+    """A bank transfer whose bank reference is already recorded on the same invoice: the same
+    transfer typed twice (``params.reference``, ``params.number``); nothing is recorded again."""
+
+    code = "transfer_already_recorded"
+    http_status = 409

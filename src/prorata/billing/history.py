@@ -85,8 +85,12 @@ def _filtered(*, account: Account, kinds: list[str] | None, statuses: list[str] 
 def _parse_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     try:
         at, pk = str(cursor).rsplit("|", 1)
+        # A row id is a positive 64-bit integer in ASCII digits: a larger one is no row (and
+        # SQLite cannot even compare it: a 500), and int() would read other scripts' digits.
+        if not (pk.isascii() and pk.isdigit() and 0 < int(pk) < 2**63):
+            return None
         return instant_from_json(at), int(pk)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, OverflowError):
         return None
 
 

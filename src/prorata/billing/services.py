@@ -22,7 +22,7 @@ from django.db.models import FilteredRelation, Q, Sum
 from prorata.accounts.billing_details import zone_name
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
-from prorata.billing.errors import RefundRefused
+from prorata.billing.errors import RefundRefused, TransferAlreadyRecorded
 from prorata.billing.locks import counters_take, lock_account
 from prorata.billing.models import (
     Document,
@@ -452,12 +452,19 @@ def invoice_record_payment(
                 f"invoice {invoice.number}, in {invoice.currency}.",
                 amount=str(amount),
             )
+        key = f"transfer:{invoice.pk}:{reference}"[:255]
+        # The same transfer typed twice (the key is unique: an IntegrityError, a 500, otherwise);
+        # under the account lock, so two submissions at once cannot both pass.
+        if Payment.objects.filter(idempotency_key=key).exists():
+            raise TransferAlreadyRecorded(
+                f"A transfer with the bank reference {reference} is already recorded on invoice "
+                f"{invoice.number}.", reference=reference, number=invoice.number)
         at = now()
         payment = Payment.objects.create(
             account=account, invoice=invoice, method=PaymentMethodKind.BANK_TRANSFER,
             method_label="Bank transfer", currency=amount.currency, amount=amount.amount,
             status=PaymentStatus.SUCCEEDED, reference=reference[:255],
-            idempotency_key=f"transfer:{invoice.pk}:{reference}"[:255],
+            idempotency_key=key,
             attempt=invoice.payments.count() + 1, created_at=at, completed_at=at,
         )
         invoice_apply_payment(invoice=invoice, amount=amount.amount, at=at)

@@ -149,7 +149,9 @@ def card_brand(digits: str) -> str:
 def check_card(card: CardDetails, at: datetime) -> tuple[str, int]:
     """The card's digits and four-digit expiry year, or :class:`CardRejected` saying what to fix."""
     digits = _SEPARATORS.sub("", card.number or "")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_valid(digits):
+    # ASCII only: "²" is a digit to isdigit() and not to int() (a 500), "٤" is read as 4.
+    if (not digits.isascii() or not digits.isdigit() or not 12 <= len(digits) <= 19
+            or not luhn_valid(digits)):
         raise CardRejected(
             "This card number is not valid: check the digits and type it again.", field="number"
         )
@@ -167,7 +169,8 @@ def check_card(card: CardDetails, at: datetime) -> tuple[str, int]:
         )
     brand = card_brand(digits)
     cvc_length = 4 if brand == "American Express" else 3
-    if not (card.cvc or "").isdigit() or len(card.cvc) != cvc_length:
+    cvc = card.cvc or ""
+    if not (cvc.isascii() and cvc.isdigit()) or len(cvc) != cvc_length:
         raise CardRejected(
             f"The security code must be the {cvc_length} digits "
             + ("on the front of the card." if cvc_length == 4 else "on the back of the card."),

@@ -58,7 +58,8 @@ def card_form(request: HttpRequest) -> HttpResponse:
 
 def _expiry(text: str) -> tuple[int, int] | None:
     parts = text.replace(" ", "").split("/")
-    if len(parts) == 2 and all(part.isdigit() and 1 <= len(part) <= 4 for part in parts):
+    if len(parts) == 2 and all(part.isascii() and part.isdigit() and 1 <= len(part) <= 4
+                                for part in parts):
         return int(parts[0]), int(parts[1])
     return None
 

@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "prorata.accounts.access.RequestAccessMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Before CSRF and the views: a NUL character in a page's input is a 400 page, never a 500.
+    "prorata.web.middleware.NulCharacterMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -81,3 +81,10 @@ class CancelReasonTooLong(ValidationError):
     """The optional reason given for cancelling a renewal is longer than the form allows."""
 
     code = "cancel_reason_too_long"
+
+
+class VatNumberOutsideEu(ValidationError):
+    """A VAT number typed for an account outside the EU, which has none (DESIGN §3 "Tax"): the
+    quote and the checkout both refuse it, so that what was quoted is what can be placed."""
+
+    code = "vat_number_outside_eu"

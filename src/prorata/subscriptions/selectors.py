@@ -23,7 +23,7 @@ from prorata.accounts.permissions import Action, can, staff_roles
 from prorata.billing.selectors import credit_balance, default_currency
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common.clock import MOVABLE, WALL, clock_mode, now
-from prorata.subscriptions.errors import NotPermitted
+from prorata.subscriptions.errors import NotPermitted, VatNumberOutsideEu
 from prorata.subscriptions.models import (
     CartItem,
     Subscription,
@@ -52,7 +52,13 @@ from prorata_core.orders import (
 )
 from prorata_core.periods import Period
 from prorata_core.policy import BillingMode, Change, Status, check_order
-from prorata_core.tax import TaxDecision, TaxRule, tax_decision
+from prorata_core.tax import (
+    EU_COUNTRIES,
+    TaxDecision,
+    TaxRule,
+    normalize_vat_number,
+    tax_decision,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +233,20 @@ def account_currency(account: Account, subscription: SubscriptionState | None = 
     if subscription is not None:
         return subscription.currency
     return account.currency or default_currency(account.country)
+
+
+def typed_vat_number(account: Account, raw: str | None) -> str | None:
+    """A VAT number typed at checkout (or sent with a quote), normalised; ``None`` when none was
+    typed (blank), so that the account's own is used. One rule for the quote and the checkout:
+    :class:`~prorata.subscriptions.errors.VatNumberOutsideEu` for an account outside the EU,
+    :class:`~prorata_core.errors.InvalidVatNumber` for a malformed one. Writes nothing."""
+    if raw is None or not str(raw).strip():
+        return None
+    if account.country not in EU_COUNTRIES:
+        raise VatNumberOutsideEu(
+            f"A VAT number is only for accounts in the European Union; this account is in "
+            f"{account.country}: leave the VAT number out.", country=account.country)
+    return normalize_vat_number(str(raw), account.country)
 
 
 def account_tax(account: Account, at: datetime, vat_number: str | None = None) -> TaxDecision:
@@ -464,7 +484,7 @@ def checkout_quote(
     if items is None:
         items = cart_items(account=account)
     at = now()
-    tax = account_tax(account, at, vat_number)
+    tax = account_tax(account, at, typed_vat_number(account, vat_number))
     subscriptions, credit = _subscriptions_and_credit(account, [i.product_code for i in items])
     arguments = {"account": account, "items": items, "subscriptions": subscriptions, "at": at,
                  "tax": tax, "credit": credit, "by_staff": by_staff}

@@ -115,6 +115,7 @@ from prorata.subscriptions.selectors import (
     quote_catalog,
     require_may_order,
     state_of,
+    typed_vat_number,
 )
 from prorata.subscriptions.transitions import (
     subscription_describe,
@@ -126,7 +127,6 @@ from prorata_core.errors import NotInCatalog, ProrataError, ValidationError
 from prorata_core.lifecycle import Event, Status
 from prorata_core.money import Money
 from prorata_core.orders import LineKind, OrderKind
-from prorata_core.tax import normalize_vat_number
 
 logger = logging.getLogger(__name__)
 
@@ -418,10 +418,7 @@ def _checkout_request(
     if not key or len(key) > 200:
         raise ValidationError("An idempotency key of 1 to 200 characters is required.")
     expected_list = (expected,) if isinstance(expected, str) else tuple(expected)
-    if vat_number is not None and vat_number.strip():
-        vat_number = normalize_vat_number(vat_number, account.country)
-    else:
-        vat_number = None
+    vat_number = typed_vat_number(account, vat_number)
     from_cart = items is None
     item_list = list(items) if items is not None else cart_items(account=account)
     card_label = str(card_token)[:200] if card_token else None

@@ -21,8 +21,30 @@ from django.utils.translation import gettext_lazy as _
 
 from prorata_core.errors import ProrataError
 
+
+class NulCharacter(ProrataError):
+    """A NUL character (U+0000) in a page's address, query or form: no name, code, reference or
+    message holds one, and PostgreSQL cannot store one (:class:`prorata.web.middleware.
+    NulCharacterMiddleware` refuses the request before any view reads it)."""
+
+    code = "nul_character"
+    http_status = 400
+
+
 #: code → message; ``%(name)s`` are filled from the error's params.
 MESSAGES: dict[str, Any] = {
+    "transfer_already_recorded": _(
+        "A transfer with the bank reference %(reference)s is already recorded on invoice "
+        "%(number)s: check the bank statement; a second transfer has its own reference."
+    ),
+    "vat_number_outside_eu": _(
+        "A VAT number is only for accounts in the European Union: leave the field empty, or "
+        "change the account's country in its billing details first."
+    ),
+    "nul_character": _(
+        "What you sent contains an invisible NUL character, which no field accepts: remove it "
+        "(retype the text rather than pasting it) and send again."
+    ),
     "invalid_input": None,  # many different messages: the English text, through gettext
     "invalid_license_count": _(
         "This plan takes between %(min)s and %(max)s licenses: choose a number in that range."
@@ -188,4 +210,4 @@ def error_message(error: ProrataError) -> str:
 
 Formatter = Callable[[ProrataError], str]
 
-__all__ = ["MESSAGES", "RAISER_WORDED", "error_message", "page_messages"]
+__all__ = ["MESSAGES", "RAISER_WORDED", "NulCharacter", "error_message", "page_messages"]

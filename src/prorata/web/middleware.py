@@ -12,7 +12,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone, translation
+
+from prorata.web.errors import NulCharacter, error_message
 
 
 class UserLanguageMiddleware:
@@ -57,3 +60,38 @@ class AccountTimeZoneMiddleware:
             zone = account_zone_by_id(account_id)
             if zone is not None:
                 timezone.activate(zone)
+
+
+class NulCharacterMiddleware:
+    """Refuse (400 page, nothing read or written) a request with a NUL character in its path, its
+    query string or its form fields (URL-encoded or multipart), before any view reads it:
+    PostgreSQL cannot store the character (a 500 there), and no field of any form takes one.
+
+    The JSON API (``/api/``) refuses it itself, after authentication, with its JSON error
+    (:func:`prorata.api.operator.reject_nul`): an anonymous request there answers 401 first.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith("/api/") and self._has_nul(request):
+            error = NulCharacter("A NUL character is not allowed in any field.")
+            return render(request, "400.html", {"message": error_message(error),
+                                                "code": error.code}, status=400)
+        return self.get_response(request)
+
+    @staticmethod
+    def _has_nul(request: HttpRequest) -> bool:
+        if "\x00" in request.path_info:
+            return True
+        fields = [request.GET]
+        if request.method == "POST" and request.content_type in (
+                "application/x-www-form-urlencoded", "multipart/form-data"):
+            # The raw body first: it stays readable by a view that wants it (a webhook), which
+            # parsing the form from the stream would prevent. (No form of the project uploads
+            # files: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is Django's own 400.)
+            request.body  # noqa: B018
+            fields.append(request.POST)
+        return any("\x00" in key or any("\x00" in str(value) for value in values)
+                   for query in fields for key, values in query.lists())

@@ -8,7 +8,7 @@ then one selector, then a page or a streamed response.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -65,7 +65,9 @@ class Filters:
         self.end_text = query.get("end", "") if _day(query.get("end")) else ""
         self.start = _day(self.start_text)
         end = _day(self.end_text)
-        self.end = end + timedelta(days=1) if end else None  # the end day is included
+        # The end day is included; the last day there is (9999-12-31, no day after it: an
+        # OverflowError, a 500) includes everything, as no end does.
+        self.end = end + timedelta(days=1) if end and end.date() < date.max else None
 
     def selector_args(self) -> dict[str, Any]:
         return {"kinds": [self.kind] if self.kind else None,
