@@ -12,6 +12,7 @@ def page(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``rows`` as the last page of a list (the envelope of prorata.api.pagination)."""
     return {"data": rows, "has_more": False, "next_cursor": None}
 
+
 ME: dict[str, Any] = {
     "id": 4,
     "email": "alice@acme.example",
@@ -62,55 +63,9 @@ TOKENS_PAGE: dict[str, Any] = {
     "next_cursor": "AQAAAAAAAAAAAAAAAAAAACrB9kD1ZQm8",
 }
 
-TOKEN_REVOKED: dict[str, Any] = {
-    "id": 1,
-    "name": "docs",
-    "display": "prorata_oxqdyobvqn_…",
-    "created_at": "2026-03-11T00:00:00Z",
-    "last_used_at": "2026-03-11T00:00:00Z",
-    "expires_at": None,
+TOKEN_REVOKED: dict[str, Any] = TOKENS_PAGE["data"][0] | {
     "revoked_at": "2026-03-11T00:00:00Z",
     "status": "revoked",
-}
-
-SUBSCRIPTIONS_PAGE: dict[str, Any] = {
-    "data": [
-        {
-            "id": 1,
-            "product": "webinar",
-            "product_name": "Webinar",
-            "plan": "standard",
-            "plan_name": "Standard",
-            "cycle": "annual",
-            "quantity": 4,
-            "status": "active",
-            "auto_renew": True,
-            "unit_amount": {"amount": 118800, "currency": "USD", "decimal": "1188.00"},
-            "invoiced_amount": {"amount": 475200, "currency": "USD", "decimal": "4752.00"},
-            "period_start": "2026-03-11T00:00:00Z",
-            "period_end": "2027-03-11T00:00:00Z",
-            "next_billing_date": "2027-03-11T00:00:00Z",
-        }
-    ],
-    "has_more": False,
-    "next_cursor": None,
-}
-
-SUBSCRIPTION_RENEWAL_OFF: dict[str, Any] = {
-    "id": 1,
-    "product": "webinar",
-    "product_name": "Webinar",
-    "plan": "standard",
-    "plan_name": "Standard",
-    "cycle": "annual",
-    "quantity": 4,
-    "status": "active",
-    "auto_renew": False,
-    "unit_amount": {"amount": 118800, "currency": "USD", "decimal": "1188.00"},
-    "invoiced_amount": {"amount": 475200, "currency": "USD", "decimal": "4752.00"},
-    "period_start": "2026-03-11T00:00:00Z",
-    "period_end": "2027-03-11T00:00:00Z",
-    "next_billing_date": "2027-03-11T00:00:00Z",
 }
 
 SUBSCRIPTION: dict[str, Any] = {
@@ -130,34 +85,13 @@ SUBSCRIPTION: dict[str, Any] = {
     "next_billing_date": "2027-03-11T00:00:00Z",
 }
 
-INVOICES_PAGE: dict[str, Any] = {
-    "data": [
-        {
-            "id": 5,
-            "kind": "invoice",
-            "number": "2026-000004",
-            "status": "paid",
-            "issued_at": "2026-03-11T00:00:00Z",
-            "due_at": None,
-            "paid_at": "2026-03-11T00:00:00Z",
-            "refers_to": None,
-            "currency": "USD",
-            "subtotal": {"amount": 475200, "currency": "USD", "decimal": "4752.00"},
-            "tax": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-            "total": {"amount": 475200, "currency": "USD", "decimal": "4752.00"},
-            "credit_applied": {"amount": 192684, "currency": "USD", "decimal": "1926.84"},
-            "amount_paid": {"amount": 282516, "currency": "USD", "decimal": "2825.16"},
-            "amount_due": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-            "tax_rule": "outside_eu",
-            "tax_mention": "",
-            "pdf_url": "/api/v1/accounts/1/invoices/5/pdf",
-        }
-    ],
-    "has_more": True,
-    "next_cursor": "AQAGTLRRLSAAAAAAAAAAAAU9cguuUEo2",
-}
+SUBSCRIPTIONS_PAGE: dict[str, Any] = page([SUBSCRIPTION])
 
-INVOICE: dict[str, Any] = {
+SUBSCRIPTION_RENEWAL_OFF: dict[str, Any] = SUBSCRIPTION | {"auto_renew": False}
+
+
+#: One invoice as the lists show it (DocumentOut).
+INVOICE_ROW: dict[str, Any] = {
     "id": 5,
     "kind": "invoice",
     "number": "2026-000004",
@@ -176,6 +110,15 @@ INVOICE: dict[str, Any] = {
     "tax_rule": "outside_eu",
     "tax_mention": "",
     "pdf_url": "/api/v1/accounts/1/invoices/5/pdf",
+}
+
+INVOICES_PAGE: dict[str, Any] = {
+    "data": [INVOICE_ROW],
+    "has_more": True,
+    "next_cursor": "AQAGTLRRLSAAAAAAAAAAAAU9cguuUEo2",
+}
+
+INVOICE: dict[str, Any] = INVOICE_ROW | {
     "lines": [
         {
             "kind": "charge",
@@ -303,81 +246,9 @@ CART: dict[str, Any] = {
         "currency": "USD",
         "tax": {"rate_bp": 0, "rule": "outside_eu", "country": "US", "mention": None},
         "credit_balance": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-        "items": [
-            {
-                "product": "webinar",
-                "product_name": "Webinar",
-                "kind": "change",
-                "fingerprint": "e77c97e566b468ad8b79980b64e757b9",
-                "subscription_id": 1,
-                "changes": ["upgrade"],
-                "configuration": {
-                    "plan": "pro",
-                    "plan_name": "Pro",
-                    "cycle": "annual",
-                    "quantity": 4,
-                    "unit_amount": {"amount": 238800, "currency": "USD", "decimal": "2388.00"},
-                },
-                "previous": {
-                    "plan": "standard",
-                    "plan_name": "Standard",
-                    "cycle": "annual",
-                    "quantity": 4,
-                    "unit_amount": {"amount": 118800, "currency": "USD", "decimal": "1188.00"},
-                },
-                "currency": "USD",
-                "period": {"start": "2026-03-11T00:00:00Z", "end": "2027-03-11T00:00:00Z"},
-                "next_billing_date": "2027-03-11T00:00:00Z",
-                "lines": [
-                    {
-                        "kind": "credit",
-                        "description": "Unused time of Standard, annual, 4 licenses",
-                        "plan_code": "standard",
-                        "cycle_code": "annual",
-                        "period_start": "2026-03-11T00:00:00Z",
-                        "period_end": "2027-03-11T00:00:00Z",
-                        "quantity": 4,
-                        "unit_amount": {"amount": 118800, "currency": "USD", "decimal": "1188.00"},
-                        "ratio": "311723/1168000",
-                        "amount": {"amount": -126824, "currency": "USD", "decimal": "-1268.24"},
-                        "tax_rate_bp": 0,
-                        "tax": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-                    },
-                    {
-                        "kind": "charge",
-                        "description": "Pro, annual, 4 licenses",
-                        "plan_code": "pro",
-                        "cycle_code": "annual",
-                        "period_start": "2026-03-11T00:00:00Z",
-                        "period_end": "2027-03-11T00:00:00Z",
-                        "quantity": 4,
-                        "unit_amount": {"amount": 238800, "currency": "USD", "decimal": "2388.00"},
-                        "ratio": "1/1",
-                        "amount": {"amount": 955200, "currency": "USD", "decimal": "9552.00"},
-                        "tax_rate_bp": 0,
-                        "tax": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-                    },
-                ],
-                "totals": {
-                    "subtotal": {"amount": 828376, "currency": "USD", "decimal": "8283.76"},
-                    "tax": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-                    "total": {"amount": 828376, "currency": "USD", "decimal": "8283.76"},
-                    "credit_applied": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-                    "amount_due": {"amount": 828376, "currency": "USD", "decimal": "8283.76"},
-                    "credit_created": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-                },
-                "credit_balance": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-            }
-        ],
-        "totals": {
-            "subtotal": {"amount": 828376, "currency": "USD", "decimal": "8283.76"},
-            "tax": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-            "total": {"amount": 828376, "currency": "USD", "decimal": "8283.76"},
-            "credit_applied": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-            "amount_due": {"amount": 828376, "currency": "USD", "decimal": "8283.76"},
-            "credit_created": {"amount": 0, "currency": "USD", "decimal": "0.00"},
-        },
-        "expected": ["e77c97e566b468ad8b79980b64e757b9"],
+        "items": [QUOTE],
+        "totals": QUOTE["totals"],
+        "expected": [QUOTE["fingerprint"]],
     },
 }
 
@@ -455,30 +326,61 @@ HISTORY_CSV = (
 )
 
 MEMBERS: list[dict[str, Any]] = [
-    {"user_id": 4, "email": "alice@acme.example", "first_name": "Alice", "last_name": "Anderson",
-     "roles": ["billing_contact"]},
-    {"user_id": 5, "email": "bob@acme.example", "first_name": "Bob", "last_name": "Brown",
-     "roles": ["admin"]},
-    {"user_id": 6, "email": "carol@acme.example", "first_name": "Carol", "last_name": "Clark",
-     "roles": ["organizer"]},
+    {
+        "user_id": 4,
+        "email": "alice@acme.example",
+        "first_name": "Alice",
+        "last_name": "Anderson",
+        "roles": ["billing_contact"],
+    },
+    {
+        "user_id": 5,
+        "email": "bob@acme.example",
+        "first_name": "Bob",
+        "last_name": "Brown",
+        "roles": ["admin"],
+    },
+    {
+        "user_id": 6,
+        "email": "carol@acme.example",
+        "first_name": "Carol",
+        "last_name": "Clark",
+        "roles": ["organizer"],
+    },
 ]
 
 PAYMENT_METHODS: list[dict[str, Any]] = [
-    {"id": 1, "brand": "Visa", "last4": "4242", "exp_month": 12, "exp_year": 2030,
-     "is_default": True, "created_at": "2026-01-01T00:00:00Z"},
+    {
+        "id": 1,
+        "brand": "Visa",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2030,
+        "is_default": True,
+        "created_at": "2026-01-01T00:00:00Z",
+    },
 ]
 
 POOLS: list[dict[str, Any]] = [
-    {"subscription_id": 1, "product": "webinar", "bought": 4, "used": 1, "free": 3,
-     "holders": [{"member_id": 3, "email": "carol@acme.example",
-                  "assigned_at": "2026-03-11T00:00:00Z"}],
-     "releasing": []},
+    {
+        "subscription_id": 1,
+        "product": "webinar",
+        "bought": 4,
+        "used": 1,
+        "free": 3,
+        "holders": [
+            {"member_id": 3, "email": "carol@acme.example", "assigned_at": "2026-03-11T00:00:00Z"}
+        ],
+        "releasing": [],
+    },
 ]
 
 #: A 202: the bank's answer is not known yet (or it asks the customer to authenticate: then
 #: ``action_url`` is the page to send them to).
 CHECKOUT_PLACED: dict[str, Any] = CHECKOUT | {
-    "status": "placed", "invoice": None, "credit_notes": [],
+    "status": "placed",
+    "invoice": None,
+    "credit_notes": [],
     "amount_charged": {"amount": 0, "currency": "USD", "decimal": "0.00"},
     "message": "The bank has not confirmed the payment yet: do not pay again.",
 }
