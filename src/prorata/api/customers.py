@@ -45,7 +45,7 @@ from prorata.api.billing import (
     documents_list,
     transactions_list,
 )
-from prorata.api.licenses import PoolOut
+from prorata.api.licenses import PoolOut, pool_out, pools_out
 from prorata.api.money import MoneyOut, Out, money
 from prorata.api.operator import (
     IDEMPOTENCY_HEADER,
@@ -70,8 +70,8 @@ from prorata.billing.models import Document, DocumentKind, Payment
 from prorata.billing.receipts import document_pdf
 from prorata.billing.selectors import credit_balance, document_for_account
 from prorata.common.clock import now
-from prorata.licenses.selectors import license_pools
-from prorata.licenses.services import license_release_choose, member_invite, pending_releases
+from prorata.licenses.selectors import license_pools_page
+from prorata.licenses.services import license_release_choose, member_invite
 from prorata.subscriptions.errors import QuoteChanged
 from prorata.subscriptions.models import OrderStatus
 from prorata.subscriptions.selectors import CheckoutItem, checkout_quote
@@ -645,16 +645,6 @@ class LicensesQuery(ListQuery):
     pass
 
 
-def _pools(account: Account, *, after: int | None = None, limit: int | None = None,
-           ) -> list[PoolOut]:
-    """The account's pools by subscription id (one per product), those after ``after``."""
-    pools = sorted(license_pools(account=account), key=lambda pool: pool.subscription.pk)
-    pools = [pool for pool in pools if after is None or pool.subscription.pk > after]
-    return [PoolOut.of(pool, [r.email for r in pending_releases(
-        account=account, product_code=pool.subscription.product.code)])
-        for pool in pools[:None if limit is None else limit + 1]]
-
-
 @router.get("/customers/{customer_id}/licenses", response={200: Page[PoolOut], **_READ},
             summary="The customer's license pools: bought, used, who holds each license",
             openapi_extra=documented(Page[PoolOut], _page_example(POOL_EXAMPLE)))
@@ -665,9 +655,10 @@ def licenses(request: OperatorApiRequest, customer_id: int,
     account = _customer(customer_id)
     scope = f"customer.licenses:{account.pk}"
     after = cursor_decode(scope, filters.cursor)[1] if filters.cursor else None
-    rows = _pools(account, after=after, limit=filters.limit)
+    rows = license_pools_page(account=account, after_id=after, limit=filters.limit)
     return page_of(rows, limit=filters.limit, scope=scope,
-                   position=lambda pool: (None, pool.subscription_id), out=lambda pool: pool)
+                   position=lambda pool: (None, pool.subscription.pk),
+                   out=lambda pool: pool_out(account, pool))
 
 
 class ReleasesBody(In):
@@ -700,7 +691,7 @@ def license_releases(request: OperatorApiRequest, customer_id: int, product_code
         license_release_choose(actor=request.auth_user, account=account,
                                product_code=product_code, quantity=body.quantity,
                                member_ids=body.member_ids)
-        pools = _pools(account)
+        pools = pools_out(account)
         return Written(200, Page[PoolOut](data=pools, has_more=False, next_cursor=None),
                        account)
 

@@ -13,6 +13,7 @@ from typing import Any
 from ninja import Query, Router, Schema
 from pydantic import Field, StrictInt
 
+from prorata.accounts.models import Account
 from prorata.accounts.permissions import Action, account_for
 from prorata.api import examples
 from prorata.api.auth import ApiRequest
@@ -71,10 +72,15 @@ class ReleasesIn(Schema):
         description="Members holding a license who lose it when that order is placed.")
 
 
-def _pools(account) -> list[PoolOut]:
-    return [PoolOut.of(pool, [r.email for r in pending_releases(
+def pool_out(account: Account, pool: Pool) -> PoolOut:
+    """One pool as the API answers it, with the members chosen to lose a license."""
+    return PoolOut.of(pool, [r.email for r in pending_releases(
         account=account, product_code=pool.subscription.product.code)])
-        for pool in license_pools(account=account)]
+
+
+def pools_out(account: Account) -> list[PoolOut]:
+    """Every pool of ``account`` (what the license writes answer)."""
+    return [pool_out(account, pool) for pool in license_pools(account=account)]
 
 
 @router.get("/accounts/{account_id}/licenses",
@@ -92,8 +98,7 @@ def licenses(request: ApiRequest, account_id: int, filters: Query[ListQuery]) ->
     rows = license_pools_page(account=account, after_id=after, limit=filters.limit)
     return page_of(rows, limit=filters.limit, scope=scope,
                    position=lambda pool: (None, pool.subscription.pk),
-                   out=lambda pool: PoolOut.of(pool, [r.email for r in pending_releases(
-                       account=account, product_code=pool.subscription.product.code)]))
+                   out=lambda pool: pool_out(account, pool))
 
 
 @router.post("/accounts/{account_id}/licenses/{subscription_id}/assignments",
@@ -108,7 +113,7 @@ def assign(request: ApiRequest, account_id: int, subscription_id: int,
     account = account_for(request.auth_user, account_id, Action.MANAGE_LICENSES)
     license_assign(actor=request.auth_user, account=account, subscription_id=subscription_id,
                    member_id=body.member_id, ip=request.META.get("REMOTE_ADDR"))
-    return _pools(account)
+    return pools_out(account)
 
 
 @router.delete("/accounts/{account_id}/licenses/{subscription_id}/assignments/{member_id}",
@@ -120,7 +125,7 @@ def unassign(request: ApiRequest, account_id: int, subscription_id: int,
     account = account_for(request.auth_user, account_id, Action.MANAGE_LICENSES)
     license_unassign(actor=request.auth_user, account=account, subscription_id=subscription_id,
                      member_id=member_id, ip=request.META.get("REMOTE_ADDR"))
-    return _pools(account)
+    return pools_out(account)
 
 
 @router.put("/accounts/{account_id}/subscriptions/{product_code}/license-releases",
@@ -136,4 +141,4 @@ def releases(request: ApiRequest, account_id: int, product_code: str,
     account = account_for(request.auth_user, account_id, Action.MANAGE_LICENSES)
     license_release_choose(actor=request.auth_user, account=account, product_code=product_code,
                            quantity=body.quantity, member_ids=body.member_ids)
-    return _pools(account)
+    return pools_out(account)
