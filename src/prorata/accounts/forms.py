@@ -8,11 +8,9 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import forms as auth_forms
 from django.core.exceptions import ValidationError
-from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from prorata.accounts.credentials import account_mail_context, user_mail_language
 from prorata.accounts.throttle import (
     ADDRESS,
     Block,
@@ -40,6 +38,16 @@ def lockout_message(block: Block) -> str:
             minutes,
         )
     return text % {"minutes": minutes}
+
+
+def reset_block_message(block: Block) -> str:
+    """The password-reset page's refusal once one network asked too often (:mod:`prorata.accounts.resets`)."""
+    minutes = block.minutes_left(now())
+    return ngettext(
+        "Too many password reset requests from your network. Try again in %(minutes)d minute.",
+        "Too many password reset requests from your network. Try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
 
 
 class SignInForm(auth_forms.AuthenticationForm):
@@ -155,19 +163,11 @@ class LanguageForm(forms.Form):
 
 
 class PasswordResetForm(auth_forms.PasswordResetForm):
-    """Django's reset form; the e-mail goes out in the user's own language when they chose one."""
+    """The address to send a reset link to; the view records the request
+    (:func:`prorata.accounts.resets.password_reset_request`) instead of Django's sending it."""
 
     email = forms.EmailField(
         label=_("Email"), max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
         error_messages={"invalid": _("Enter a valid e-mail address.")},
     )
-
-    def send_mail(self, subject_template_name: str, email_template_name: str,
-                  context: dict[str, Any], from_email: str | None, to_email: str,
-                  html_email_template_name: str | None = None) -> None:
-        language = user_mail_language(context["user"])
-        with translation.override(language):
-            super().send_mail(subject_template_name, email_template_name,
-                              account_mail_context(context, language), from_email, to_email,
-                              html_email_template_name)

@@ -269,3 +269,31 @@ class EmailChangeRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.old_email} → {self.new_email}"
+
+
+class PasswordResetRequest(models.Model):
+    """One submission of the password-reset page, whether the address is known or not
+    (:mod:`prorata.accounts.resets`).
+
+    The page only writes this row; the worker's mail job later looks the address up and queues the
+    e-mail (``outcome`` ``sent``), or finds no active user (``unknown``) or too many recent e-mails to
+    the address (``throttled``). A working table: handled rows older than the throttling window are
+    purged by that job. ``at`` and ``handled_at`` are the project clock's.
+    """
+
+    email = models.CharField(max_length=254)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    language = models.CharField(max_length=8)
+    at = models.DateTimeField()
+    handled_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["ip", "at"], name="reset_request_ip_at"),
+            models.Index(fields=["email", "at"], name="reset_request_email_at"),
+            models.Index(fields=["handled_at"], name="reset_request_handled"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.email} {self.outcome or 'pending'}"

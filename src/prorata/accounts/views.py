@@ -50,7 +50,9 @@ from prorata.accounts.forms import (
     PasswordResetForm,
     SetPasswordForm,
     SignInForm,
+    reset_block_message,
 )
+from prorata.accounts.resets import password_reset_request
 from prorata.accounts.throttle import client_ip
 from prorata.accounts.tokens import password_reset_tokens
 from prorata.common.urls import absolute_url
@@ -87,6 +89,19 @@ class PasswordResetView(auth_views.PasswordResetView):
     token_generator = password_reset_tokens
     success_url = reverse_lazy("accounts:password_reset_done")
     title = _("Reset your password")
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:  # type: ignore[override]
+        # Only a row written here, the same work for any address; the worker looks the address
+        # up and queues the e-mail (prorata.accounts.resets).
+        block = password_reset_request(email=form.cleaned_data["email"],
+                                       ip=client_ip(self.request),
+                                       language=translation.get_language() or settings.LANGUAGE_CODE)
+        if block is not None:
+            form.add_error(None, reset_block_message(block))
+            response = self.form_invalid(form)
+            response.status_code = 429
+            return response
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):

@@ -20,15 +20,19 @@ from prorata.common.clock import now, wall_now
 
 
 def deliver_mail(*, batch_size: int = 100) -> dict[str, int]:
-    """Send every e-mail of the outbox that is due (batches of ``batch_size``, until a batch claims
-    nothing). ``claimed - sent`` failed and will be retried (or were given up)."""
+    """Queue the e-mails of the password-reset requests made since the last run
+    (:mod:`prorata.accounts.resets`), then send every e-mail of the outbox that is due (batches of
+    ``batch_size``, until a batch claims nothing). ``claimed - sent`` failed and will be retried
+    (or were given up); ``resets`` counts the reset links queued."""
+    from prorata.accounts.resets import SENT, password_resets_queue
     from prorata.notifications.outbox import outbox_deliver_batch
 
+    resets = password_resets_queue(limit=batch_size)[SENT]
     claimed = sent = 0
     while True:
         batch = outbox_deliver_batch(limit=batch_size)
         if batch.claimed == 0:
-            return {"claimed": claimed, "sent": sent, "failed": claimed - sent}
+            return {"resets": resets, "claimed": claimed, "sent": sent, "failed": claimed - sent}
         claimed += batch.claimed
         sent += batch.sent
 

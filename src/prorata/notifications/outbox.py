@@ -132,6 +132,9 @@ TEMPLATES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"amount_due", "url"}),
         frozenset({"name", "document_number", "next_retry_at", "items"}),
     ),
+    # A password-reset link (prorata.accounts.resets), in the accounts e-mails' wording: the
+    # address, the user's id in base 64 (uid) and the reset token, which the link carries.
+    "password_reset": (frozenset({"email", "uid", "token"}), frozenset()),
 }
 
 #: Keys any template's context may carry, about its reader (:mod:`prorata.billing.writer`'s

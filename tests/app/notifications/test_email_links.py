@@ -22,6 +22,7 @@ from prorata.accounts.models import User
 from prorata.console.models import StaffRefundStatus
 from prorata.console.services import credit_adjust, refund_request
 from prorata.jobs.billing_run import bill_run
+from prorata.jobs.periodic import deliver_mail
 from prorata.licenses.services import member_invite
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.notifications.outbox import outbox_deliver, render_message
@@ -162,6 +163,7 @@ def test_every_link_of_every_email_of_a_journey_opens(clock, demo_catalog):
     # The account e-mails, through the pages that send them.
     outbox_count = len(mail.outbox)
     assert Client().post("/accounts/password_reset/", {"email": alice.email}).status_code == 302
+    deliver_mail()  # the worker queues and sends the reset link
     signed_in = Client()
     signed_in.force_login(alice)
     signed_in.post("/profile/email/", {"new_email": "alice.new@acme.example",

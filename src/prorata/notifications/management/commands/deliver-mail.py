@@ -1,6 +1,8 @@
 """``prorata deliver-mail``: send every due e-mail of the outbox, then stop.
 
-Runs :func:`~prorata.notifications.outbox.outbox_deliver_batch` until a batch claims nothing. Failed
+Queues the reset links of pending password-reset requests first
+(:func:`~prorata.jobs.periodic.deliver_mail`), then runs
+:func:`~prorata.notifications.outbox.outbox_deliver_batch` until a batch claims nothing. Failed
 attempts are rescheduled by the project clock (1 min, 5 min, 30 min, 2 h, ...), so they are not due
 again in the same run. Run it from cron or a systemd timer every minute, or after ``clock advance``.
 """
@@ -11,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from prorata.notifications.outbox import outbox_deliver_batch
+from prorata.jobs.periodic import deliver_mail
 
 
 class Command(BaseCommand):
@@ -23,14 +25,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        claimed = sent = 0
-        while True:
-            batch = outbox_deliver_batch(limit=options["batch_size"])
-            if batch.claimed == 0:
-                break
-            claimed += batch.claimed
-            sent += batch.sent
-        failed = claimed - sent
+        counts = deliver_mail(batch_size=options["batch_size"])
+        sent, failed = counts["sent"], counts["failed"]
         self.stdout.write(
             f"Sent {sent} e-mail{'s' if sent != 1 else ''}"
             + (f"; {failed} failed and will be retried or were given up (see the console)."
