@@ -8,6 +8,10 @@ request writes (:class:`ContextFilter`, through context variables: threads and p
 them). After the response it logs one ``request`` line (method, route pattern, status, duration) and
 counts the request in the metrics by route pattern.
 
+A refused request (401, 403, 404, 429) also writes one ``denied`` line at WARNING on the
+``prorata.security`` logger, with the signed-in user's id and the client address, so that probing
+(another account's invoice ids, a missing role, a forged form) stands out from the request lines.
+
 Never logged: request bodies, headers, query strings (a reset token travels in a path, which is
 logged as its route pattern only), so card data and secrets cannot reach the log.
 """
@@ -27,6 +31,11 @@ from django.http import HttpRequest, HttpResponse
 from prorata.common import metrics
 
 logger = logging.getLogger("prorata.request")
+security_logger = logging.getLogger("prorata.security")
+
+#: Statuses that refuse the caller: not signed in, not allowed, not theirs (Prorata answers 404
+#: for another account's objects), throttled.
+DENIED = frozenset({401, 403, 404, 429})
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 account_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("account_id", default=None)
@@ -86,6 +95,8 @@ class RequestLogMiddleware:
                        seconds * 1000, extra={
                            "method": method, "route": route, "status": response.status_code,
                            "duration_ms": round(seconds * 1000, 1)})
+            if response.status_code in DENIED and route != "static":
+                _log_denied(request, method, route, response.status_code)
             return response
         finally:
             request_id.reset(tokens[0])
@@ -96,6 +107,17 @@ class RequestLogMiddleware:
         value = kwargs.get("account_id")
         if isinstance(value, int):
             account_id.set(value)
+
+
+def _log_denied(request: HttpRequest, method: str, route: str, status: int) -> None:
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    # The route pattern, not the path: a path may hold a one-time token.
+    security_logger.warning(
+        "denied %s %s %d user=%s ip=%s", method, route, status, user_id or "-",
+        request.META.get("REMOTE_ADDR") or "-",
+        extra={"method": method, "route": route, "status": status, "user_id": user_id,
+               "client_ip": request.META.get("REMOTE_ADDR")})
 
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
