@@ -10,7 +10,9 @@ instant, the billing run (renewing and charging) in one thread and one API check
 in as many threads (quote, then checkout, through the whole HTTP stack: token check, middleware,
 view, service); a checkout answered 503 (busy, nothing saved) is sent again, as the API asks.
 Prints one JSON line: every answer's HTTP status, the run's outcome, and what the database holds
-afterwards (payments by status, paid orders, renewals).
+afterwards (payments by status, paid orders, renewals) and the reliability suite's invariants
+broken, if any (:func:`tests.reliability.invariants.check_all`). :func:`race` is the same race on
+whichever database Django is set up with (the PostgreSQL case of ``tests/reliability``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ def main(path: str, subscriptions: int, checkouts: int, chunk: int | None) -> di
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
     from django.test.utils import setup_test_environment
 
     setup_test_environment()
@@ -52,28 +53,50 @@ def main(path: str, subscriptions: int, checkouts: int, chunk: int | None) -> di
     spec.loader.exec_module(bench)
     bench._load(subscriptions, "sqlite", credit_share=0)
 
+    from prorata.payments.models import SandboxCard
+
+    SandboxCard.objects.update(behaviour="succeed")
+    customers = customers_with_cards(checkouts)
+    connection.close()
+    result = race(customers, chunk)
+    from tests.reliability.invariants import check_all
+
+    result["violations"] = [str(violation) for violation in check_all()]
+    return result
+
+
+def customers_with_cards(count: int) -> list[tuple[int, str]]:
+    """``count`` US customers, each with a billing contact, a saved card and an API token:
+    ``[(account id, token)]``."""
     from prorata.accounts.models import User
     from prorata.accounts.services import account_create, membership_set_roles
     from prorata.api.services import api_token_create
-    from prorata.billing.models import Payment
-    from prorata.jobs.billing_run import bill_run
-    from prorata.jobs.models import Renewal
-    from prorata.payments.models import SandboxCard
     from prorata.payments.sandbox import sandbox_token
     from prorata.payments.services import payment_method_add
-    from prorata.subscriptions.models import Order
 
-    SandboxCard.objects.update(behaviour="succeed")
     customers = []
-    for index in range(checkouts):
+    for index in range(count):
         account = account_create(name=f"Load {index}", country="US", currency="USD")
         user = User.objects.create_user(f"load{index}@example.com", "pw")
         membership_set_roles(actor=None, account=account, user=user, billing_contact=True)
         payment_method_add(account=account, token=sandbox_token(), actor=user)
         customers.append((account.pk, api_token_create(user=user, name="load")[1]))
-    connection.close()
+    return customers
 
-    start = threading.Barrier(checkouts + 1)
+
+def race(customers: list[tuple[int, str]], chunk: int | None) -> dict[str, object]:
+    """At the same instant, the billing run (renewing and charging) in one thread and one API
+    checkout per customer in as many threads, each thread on its own connection; answers what
+    :func:`main` prints (without the invariants)."""
+    from django.db import connection
+    from django.test import Client
+
+    from prorata.billing.models import Payment
+    from prorata.jobs.billing_run import bill_run
+    from prorata.jobs.models import Renewal
+    from prorata.subscriptions.models import Order
+
+    start = threading.Barrier(len(customers) + 1)
     statuses: list[int] = []
     errors: list[str] = []
     run: dict[str, object] = {}
