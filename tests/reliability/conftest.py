@@ -13,6 +13,7 @@ import pytest
 
 from tests.app.conftest import Clock, clock, demo_catalog  # noqa: F401  (fixtures shared)
 from tests.reliability.invariants import assert_invariants
+from tests.reliability.processes import shared_database  # noqa: F401  (fixture shared)
 
 _HERE = Path(__file__).parent
 
@@ -31,8 +32,10 @@ def _invariants_after(request: pytest.FixtureRequest):
     """Check I1-I6 and I11 once the test is over, on the database it used (taken here, before the
     test body, so that it is still open at teardown)."""
     names = request.fixturenames
-    if "transactional_db" in names or "live_server" in names:
+    if "transactional_db" in names or "live_server" in names or "shared_database" in names:
         request.getfixturevalue("transactional_db")
+        if "shared_database" in names:  # checked on the file the test's processes shared
+            request.getfixturevalue("shared_database")
     else:
         request.getfixturevalue("db")
     yield

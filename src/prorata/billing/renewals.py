@@ -63,6 +63,7 @@ from prorata.billing.writer import (
     renewal_payment_key,
 )
 from prorata.catalog.selectors import catalog_snapshot
+from prorata.common import faults
 from prorata.common.clock import now
 from prorata.common.db import JOB_ATTEMPTS, retry_transient
 from prorata.common.urls import absolute_url
@@ -131,7 +132,9 @@ def renewal_attempt_create(*, renewal: Renewal, card: Card | None, at: datetime)
         card_label=card.label if card else "", attempt=renewal.attempts, at=at,
         idempotency_key=renewal_payment_key(renewal.subscription_id, renewal.period_start,
                                             renewal.attempts))
-    return Payment.objects.create(invoice=renewal.invoice, **row._asdict())
+    payment = Payment.objects.create(invoice=renewal.invoice, **row._asdict())
+    faults.point("after_payment_row")
+    return payment
 
 
 def renewal_of_payment(payment: Payment) -> Renewal:
@@ -366,8 +369,10 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int,
         return_url=renewal_return_url(account_id=account.pk, invoice_id=renewal.invoice_id,
                                       site_url=site_url),
     )
+    faults.point("after_gateway_call")
     if result.outcome is ChargeOutcome.SUCCEEDED:
         renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at)
+        faults.point("after_payment_commit")
         return PayNow("paid")
     if result.outcome is ChargeOutcome.UNKNOWN:
         return PayNow("pending")

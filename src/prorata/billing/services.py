@@ -60,6 +60,7 @@ from prorata.billing.writer import (
 )
 from prorata.billing.writer import document_snapshot as build_snapshot
 from prorata.catalog.selectors import catalog_snapshot
+from prorata.common import faults
 from prorata.common.clock import now
 from prorata.common.db import retry_transient
 from prorata.jobs.models import Renewal
@@ -201,6 +202,7 @@ def documents_issue(drafts: Sequence[DocumentDraft], *,
     caller's transaction, under the account lock."""
     keys = [(draft.rows.head.series, draft.rows.head.year) for draft in drafts]
     following = counters_take(Counter(keys))
+    faults.point("after_number")
     documents = []
     for draft, key in zip(drafts, keys, strict=True):
         head = draft.rows.head
@@ -217,6 +219,7 @@ def documents_issue(drafts: Sequence[DocumentDraft], *,
             sequence=sequence, number=number, snapshot=snapshot_with_number(snapshot, number),
             **fields))
     Document.objects.bulk_create(documents)
+    faults.point("after_invoice")
     lines = DocumentLine.objects.bulk_create([
         DocumentLine(document=document, **line._asdict())
         for document, draft in zip(documents, drafts, strict=True) for line in draft.rows.lines

@@ -37,6 +37,7 @@ from prorata.billing.renewals import (
     renewal_payment_succeeded,
 )
 from prorata.billing.services import invoice_payment_failed, notify_billing_contacts
+from prorata.common import faults
 from prorata.common.clock import format_instant
 from prorata.common.db import JOB_ATTEMPTS, WriterPacer, retry_transient
 from prorata.jobs.models import BETWEEN_ATTEMPTS, Renewal, RenewalStatus
@@ -72,9 +73,11 @@ def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | No
             idempotency_key=payment.idempotency_key,
             description=f"Invoice {payment.invoice.number}", off_session=True,
         )
+        faults.point("after_gateway_call")
         if result.outcome is ChargeOutcome.SUCCEEDED:
             if renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at):
                 stats.charged += 1
+            faults.point("after_payment_commit")
         elif result.outcome is ChargeOutcome.UNKNOWN:
             stats.unknown += 1  # left pending: the next run asks again with the same key
         elif result.outcome is ChargeOutcome.REQUIRES_ACTION:

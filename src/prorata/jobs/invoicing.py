@@ -56,6 +56,7 @@ from prorata.billing.writer import (
 )
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
+from prorata.common import faults
 from prorata.common.bulk import as_json, insert_rows, pg_array, reserve_ids, sqlite_value
 from prorata.common.db import JOB_ATTEMPTS, WriterPacer, prepared_cursor, retry_transient
 from prorata.jobs.claim import Claim, Due, claim_due
@@ -112,6 +113,7 @@ def renew_chunk(
         due = claim.take(at=at, limit=chunk_size, partition=partition, skip=stats.failed_ids)
         if not due:
             return 0
+        faults.point("after_lock")
         # Written in id order (claimed oldest first, or in id order already): the chunk's rows
         # then reach each table and index (by subscription, by account) in ascending key order.
         due.sort(key=_by_id)
@@ -265,11 +267,14 @@ def _renew_rows(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes
     invoices_last = connection.vendor == "postgresql"
     if not invoices_last:
         numbers = _number_documents(len(document_ids), at=at)
+        faults.point("after_number")
         insert_rows(Document._meta.db_table, DOCUMENT_COLUMNS, rows.documents(numbers))
+        faults.point("after_invoice")
     insert_rows(DocumentLine._meta.db_table, LINE_COLUMNS, rows.lines)
     # The unique constraint on (subscription, period_start) refuses a period twice: exactly once.
     insert_rows(Renewal._meta.db_table, RENEWAL_COLUMNS, rows.renewals)
     insert_rows(Payment._meta.db_table, PAYMENT_COLUMNS, rows.payments)
+    faults.point("after_payment_row")
     _advance_subscriptions(rows.updates)
     _move_balances(rows.deltas)
     if invoices_last:
@@ -278,7 +283,9 @@ def _renew_rows(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes
         # rows that carry the numbers, just before the commit; workers run side by side until
         # then. (Foreign keys are checked at commit: the lines may name invoices not yet written.)
         numbers = _number_documents(len(document_ids), at=at)
+        faults.point("after_number")
         insert_rows(Document._meta.db_table, DOCUMENT_COLUMNS, rows.documents(numbers))
+        faults.point("after_invoice")
     insert_rows(LedgerEntry._meta.db_table, _LEDGER_COLUMNS, rows.ledger(numbers))
     if rows.settled:
         _receipts_for_credit_paid(rows.settled, numbers=rows.numbers_of(numbers), at=at,

@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from prorata.common import faults
 from prorata.common.clock import now
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 
@@ -201,6 +202,7 @@ def outbox_save(message: OutboxMessage) -> OutboxMessage:
             "next_attempt_at": message.next_attempt_at, "created_at": message.created_at,
         },
     )
+    faults.point("after_outbox_row")
     return saved
 
 
@@ -208,6 +210,7 @@ def outbox_save_many(messages: list[OutboxMessage]) -> None:
     """Save rows built by :func:`outbox_message` in one statement, in the caller's transaction;
     a ``dedupe_key`` already queued keeps its first row."""
     OutboxMessage.objects.bulk_create(messages, ignore_conflicts=True)
+    faults.point("after_outbox_row")
 
 
 def outbox_enqueue(
@@ -247,6 +250,7 @@ def outbox_deliver_batch(*, limit: int = 100) -> DeliveryBatch:
     claimed = _claim(limit)
     if not claimed:
         return DeliveryBatch(0, 0)
+    faults.point("relay_after_claim")
     mail = get_connection(fail_silently=False)
     try:
         mail.open()
@@ -261,12 +265,14 @@ def outbox_deliver_batch(*, limit: int = 100) -> DeliveryBatch:
                 email = render_message(message)
                 email.connection = mail
                 email.send(fail_silently=False)
+                faults.point("relay_after_send")
             except Exception as error:
                 _record_failure(message, error)
             else:
                 OutboxMessage.objects.filter(pk=message.pk).update(
                     status=OutboxStatus.SENT, sent_at=now(), last_error=""
                 )
+                faults.point("relay_after_mark_sent")
                 sent += 1
     finally:
         mail.close()

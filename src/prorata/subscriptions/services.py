@@ -70,6 +70,7 @@ from prorata.billing.writer import (
 )
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
+from prorata.common import faults
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
 from prorata.common.urls import absolute_url
@@ -461,6 +462,7 @@ def _charge(*, payment: Payment, token: str, return_url: str = "") -> _Answer:
             idempotency_key=payment.idempotency_key,
             description=f"Order {payment.order_id}", off_session=False, return_url=return_url,
         )
+        faults.point("after_gateway_call")
     except ProrataError as refused:
         logger.warning("Gateway refused payment %s: %s (%s)", payment.pk, refused.message,
                        refused.code)
@@ -560,6 +562,7 @@ def _place(
     method made from the card typed at checkout, is kept with the order until it has paid."""
     with transaction.atomic():
         account = lock_account(account.pk)
+        faults.point("after_lock")
         # The same key's first request may have committed while we waited for the lock; and while
         # an order of the account awaits its payment, no other one is placed (one query for both).
         busy = list(Order.objects.filter(
@@ -596,6 +599,7 @@ def _place(
             currency=order.currency, amount=due, status=PaymentStatus.PENDING,
             idempotency_key=f"prorata:order:{order.pk}:1", attempt=1, created_at=order.created_at,
         )
+        faults.point("after_payment_row")
         # The order reserves its subscriptions: a quote made before it is stale from now on.
         Subscription.objects.filter(pk__in=[row.pk for row in subscriptions.values()]).update(
             version=F("version") + 1
@@ -868,6 +872,7 @@ def _settle(
     try:
         result = _finish(order_id=order_id, account_id=account_id, answer=answer, actor=actor,
                          notify_failure=notify_failure)
+        faults.point("after_payment_commit")
     except PaymentFailed as failed:
         if failed.code == "order_outdated":
             _refund_set_aside(order_id)
