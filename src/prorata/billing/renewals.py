@@ -20,6 +20,7 @@ Amounts are integer minor units; every instant is the caller's (the project cloc
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -74,6 +75,7 @@ from prorata.subscriptions.models import Subscription, SubscriptionStatus
 from prorata.subscriptions.selectors import account_tax
 from prorata.subscriptions.transitions import subscription_transition
 from prorata_core.catalog import Catalog
+from prorata_core.errors import ProrataError
 from prorata_core.lifecycle import Event, Status
 from prorata_core.money import Money
 from prorata_core.periods import Period
@@ -95,6 +97,8 @@ AUTHENTICATION_ABANDONED = gettext_noop(
 )
 #: Failure codes of an attempt whose authentication was not done: the renewal still needs one.
 _AUTHENTICATION_CODES = frozenset({"authentication_failed", "authentication_abandoned"})
+
+logger = logging.getLogger(__name__)
 
 
 class Card(NamedTuple):
@@ -362,13 +366,23 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int,
     at = now()
     renewal, card, payment = _pay_now_attempt(account=account, user=user, invoice_id=invoice_id,
                                               at=at)
-    result = get_gateway().charge(
-        token=PaymentMethod.objects.get(pk=card.pk).token,
-        amount=Money(payment.amount, payment.currency), idempotency_key=payment.idempotency_key,
-        description=f"Invoice {renewal.invoice.number}", off_session=False,
-        return_url=renewal_return_url(account_id=account.pk, invoice_id=renewal.invoice_id,
-                                      site_url=site_url),
-    )
+    try:
+        result = get_gateway().charge(
+            token=PaymentMethod.objects.get(pk=card.pk).token,
+            amount=Money(payment.amount, payment.currency),
+            idempotency_key=payment.idempotency_key,
+            description=f"Invoice {renewal.invoice.number}", off_session=False,
+            return_url=renewal_return_url(account_id=account.pk, invoice_id=renewal.invoice_id,
+                                          site_url=site_url),
+        )
+    except ProrataError:
+        raise
+    except Exception:
+        # No answer (a timeout, an HTTP 500): maybe charged. The attempt stays pending, as for
+        # an unknown outcome, and the charge step drives it again with the same key (it was a
+        # 500 page, the attempt left in ``charging`` until then all the same).
+        logger.exception("Gateway charge for Pay now payment %s did not answer", payment.pk)
+        return PayNow("pending")
     faults.point("after_gateway_call")
     if result.outcome is ChargeOutcome.SUCCEEDED:
         renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at)

@@ -20,6 +20,7 @@ service as Pay now's (:func:`prorata.billing.renewals.renewal_payment_succeeded`
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +46,15 @@ from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway
 from prorata.subscriptions.models import Subscription
 from prorata.subscriptions.transitions import subscription_transition
+from prorata_core.errors import ProrataError
 from prorata_core.lifecycle import Event, Status, attempts_made_by, is_allowed, next_attempt_at
 from prorata_core.money import Money
 
 if TYPE_CHECKING:
     from prorata.jobs.billing_run import RunStats
+
+logger = logging.getLogger(__name__)
+
 
 def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | None = None) -> None:
     """Start the dunning retries that are due, then drive every pending renewal payment through
@@ -68,11 +73,22 @@ def charge_due(*, at: datetime, stats: RunStats, partition: tuple[int, int] | No
             _record_failure(payment.pk, at=at, code="no_payment_method",
                             message="There is no card on file: add one to pay.", stats=stats)
             continue
-        result = gateway.charge(
-            token=payment.payment_method.token, amount=Money(payment.amount, payment.currency),
-            idempotency_key=payment.idempotency_key,
-            description=f"Invoice {payment.invoice.number}", off_session=True,
-        )
+        try:
+            result = gateway.charge(
+                token=payment.payment_method.token,
+                amount=Money(payment.amount, payment.currency),
+                idempotency_key=payment.idempotency_key,
+                description=f"Invoice {payment.invoice.number}", off_session=True,
+            )
+        except ProrataError:
+            raise  # refused by the gateway before any money moved: a defect to see, not retry
+        except Exception:
+            # No answer (a timeout, an HTTP 500, a lost connection): maybe charged. Left pending
+            # like an unknown outcome, and the next payments charged: one payment's silence must
+            # not stop the run's charge step (it did: the exception ended the run).
+            logger.exception("Gateway charge for renewal payment %s did not answer", payment.pk)
+            stats.unknown += 1
+            continue
         faults.point("after_gateway_call")
         if result.outcome is ChargeOutcome.SUCCEEDED:
             if renewal_payment_succeeded(payment_id=payment.pk, reference=result.reference, at=at):

@@ -222,6 +222,10 @@ def _charge_record(**fields: object) -> SandboxCharge:
 class SandboxGateway:
     """The offline gateway (see the module's docstring). Stateless: every fact is in the database."""
 
+    #: A behaviour that overrides the card's for the next first charge of a key (the fault modes
+    #: of :class:`prorata.payments.sandbox_faults.FaultySandboxGateway`); ``None``: the card's.
+    _forced: SandboxBehaviour | None = None
+
     def card_form(self, *, locale: str) -> CardForm:
         _content, integrity = script()
         return CardForm(script_url=f"{PREFIX}/gateway.js", integrity=integrity,
@@ -250,7 +254,7 @@ class SandboxGateway:
         replay = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
         if replay is None:
             card = SandboxCard.objects.filter(token=token).first()
-            behaviour = card.behaviour if card is not None else None
+            behaviour = (self._forced or card.behaviour) if card is not None else None
             outcome = _OUTCOME_OF[behaviour] if behaviour is not None else ChargeOutcome.DECLINED
             first_answer = (
                 ChargeOutcome.UNKNOWN
