@@ -158,7 +158,10 @@ def check_renewals_once() -> list[Violation]:
         if kind == LineKind.CHARGE:
             charges[sub].append((start, end, doc))
     for sub, periods in sorted(charges.items()):
-        periods.sort()
+        # In the order the periods were charged (start, then document): a later document's
+        # period replaces the earlier one's from its start, whose rest a credit must give back,
+        # whether the new period is shorter (annual to monthly) or longer.
+        periods.sort(key=lambda period: (period[0], period[2]))
         for (start, end, doc), (next_start, next_end, next_doc) in pairwise(periods):
             if next_start < end and (next_start, min(end, next_end)) not in credits[sub] and (
                     next_start, end) not in credits[sub]:
