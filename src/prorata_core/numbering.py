@@ -7,6 +7,7 @@ transaction that finalises the document); this module only says how a number is 
 from __future__ import annotations
 
 import re
+from datetime import datetime, tzinfo
 
 from prorata_core.errors import ValidationError
 
@@ -26,6 +27,14 @@ def format_number(series: str, year: int, counter: int) -> str:
             counter=counter,
         )
     return f"{series}{year}-{counter:06d}"
+
+
+def document_year(issued_at: datetime, zone: tzinfo) -> int:
+    """The year whose series numbers a document issued at ``issued_at`` (aware): the year of that
+    instant on the seller's calendar, in ``zone``. An invoice issued at 2026-12-31T23:30Z by a
+    seller in Paris is dated 1 January 2027 there, so it is ``2027-…``; the year of the UTC
+    instant would number it in 2026's series under a 2027 date."""
+    return issued_at.astimezone(zone).year
 
 
 def parse_number(number: str) -> tuple[str, int, int]:

@@ -271,6 +271,7 @@ def test_a_billing_run_beside_fifty_checkouts_on_postgresql():
     _assert_run_beside_checkouts(result, busy=set())
 
 
+@pytest.mark.django_db  # the suite's check afterwards reads the test database (empty here)
 def test_a_billing_run_beside_fifty_checkouts_on_sqlite(tmp_path):
     """The same race on a SQLite file with the production pragmas (WAL, busy timeout, ``BEGIN
     IMMEDIATE``), in a process of its own (:mod:`tests.app.jobs.sqlite_load`), which also checks

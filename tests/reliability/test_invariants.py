@@ -122,6 +122,24 @@ def mail_sent_without_date(world: History) -> None:
     OutboxMessage.objects.filter(pk=OutboxMessage.objects.first().pk).update(sent_at=None)
 
 
+def renewal_after_a_gap(world: History) -> None:
+    line = DocumentLine.objects.filter(document__account=world.acme, kind=LineKind.CHARGE,
+                                       document__order__isnull=True).first()
+    DocumentLine.objects.filter(pk=line.pk).update(period_start=F("period_start") + timedelta(days=1))
+
+
+def empty_period(world: History) -> None:
+    line = DocumentLine.objects.filter(kind=LineKind.CREDIT, document__account=world.initech).first()
+    DocumentLine.objects.filter(pk=line.pk).update(period_end=F("period_start"))
+
+
+def document_numbered_in_the_utc_year(world: History) -> None:
+    # Issued at 23:30 UTC on 31 December: already the next year in Paris, numbered in the UTC
+    # year (the rule before the seller's time zone).
+    issued = world.purchase.issued_at.replace(month=12, day=31, hour=23, minute=30)
+    Document.objects.filter(pk=world.purchase.pk).update(issued_at=issued, year=issued.year)
+
+
 def card_number_in_a_text(world: History) -> None:
     type(world.acme).objects.filter(pk=world.acme.pk).update(
         billing_address="4242 4242 4242 4242\n1 Road")
@@ -149,6 +167,9 @@ CORRUPTIONS: list[tuple[str, Callable[[History], None]]] = [
     ("I5", counter_ahead),
     ("I6", mail_failed_silently),
     ("I6", mail_sent_without_date),
+    ("I10", renewal_after_a_gap),
+    ("I10", empty_period),
+    ("I10", document_numbered_in_the_utc_year),
     ("I11", card_number_in_a_text),
     ("I11", card_number_in_json),
 ]
@@ -172,7 +193,7 @@ def test_each_corruption_is_caught(world):
 
 def test_every_invariant_has_a_corruption():
     assert {invariant for invariant, _ in CORRUPTIONS} == {
-        "I1", "I2", "I3", "I4", "I5", "I6", "I11"}
+        "I1", "I2", "I3", "I4", "I5", "I6", "I10", "I11"}
 
 
 @pytest.mark.parametrize(("text", "found"), [

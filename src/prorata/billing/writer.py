@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
+from zoneinfo import ZoneInfo
 
 from prorata.billing.models import (
     DocumentKind,
@@ -44,6 +45,7 @@ from prorata_core.catalog import Catalog
 from prorata_core.errors import InvalidAmount, ValidationError
 from prorata_core.money import Money
 from prorata_core.numbering import CREDIT_NOTE_SERIES, INVOICE_SERIES
+from prorata_core.numbering import document_year as year_in_zone
 from prorata_core.orders import Configuration, Order, OrderKind, OrderLine, Term, price_order
 from prorata_core.periods import Period
 from prorata_core.tax import TaxDecision
@@ -177,7 +179,7 @@ def document_build(
             )
         status = DocumentStatus.PAID.value if amount_due == 0 else DocumentStatus.OPEN.value
     head = DocumentHead(
-        kind, SERIES[kind], at.year, account_id, order_id, refers_to_id, status, at, due_at,
+        kind, SERIES[kind], document_year(at), account_id, order_id, refers_to_id, status, at, due_at,
         at if status == DocumentStatus.PAID.value else None, currency, subtotal, tax_total, total,
         credit_applied, amount_paid, amount_due, tax.rule.value, tax.mention or "",
     )
@@ -197,11 +199,20 @@ def credit_note_voiding(invoice: DocumentRows, *, invoice_id: int, at: datetime)
     tax_total = sum(line.tax for line in lines)
     head = invoice.head._replace(
         kind=DocumentKind.CREDIT_NOTE.value, series=SERIES[DocumentKind.CREDIT_NOTE.value],
-        year=at.year, order_id=None, refers_to_id=invoice_id, status=DocumentStatus.PAID.value,
+        year=document_year(at), order_id=None, refers_to_id=invoice_id, status=DocumentStatus.PAID.value,
         issued_at=at, due_at=None, paid_at=at, subtotal=subtotal, tax=tax_total,
         total=subtotal + tax_total, credit_applied=0, amount_paid=0, amount_due=0,
     )
     return DocumentRows(head, lines)
+
+
+def document_year(at: datetime) -> int:
+    """The numbering year of a document issued at ``at``: its year in the seller's time zone
+    (``PRORATA_SELLER_TIME_ZONE``). Every writer of a document number (the services, the billing
+    run's set-based writer) takes its year from here, so that the series and the counter agree."""
+    from django.conf import settings
+
+    return year_in_zone(at, ZoneInfo(settings.PRORATA_SELLER_TIME_ZONE))
 
 
 def seller_of(settings: Any) -> dict[str, str]:

@@ -48,6 +48,7 @@ from prorata.billing.writer import (
     buyer_of,
     document_entry_amount,
     document_snapshot,
+    document_year,
     ledger_memo,
     receipt_context_for_renewal,
     receipt_messages,
@@ -378,14 +379,16 @@ class _ChunkRows:
 
 
 def _number_documents(count: int, *, at: datetime) -> list[tuple[int, str]]:
-    """Take ``count`` gapless (sequence, number) pairs of this year's invoice series, in order.
+    """Take ``count`` gapless (sequence, number) pairs of this year's invoice series (the year in
+    the seller's time zone, as the documents' own), in order.
 
     Locks the counter row until the caller's transaction ends: call last, just before commit."""
-    counter = lock_counters([(INVOICE_SERIES, at.year)])[(INVOICE_SERIES, at.year)]
+    year = document_year(at)
+    counter = lock_counters([(INVOICE_SERIES, year)])[(INVOICE_SERIES, year)]
     first = counter.last + 1
     counter.last += count
     counter.save(update_fields=["last"])
-    return [(sequence, format_number(INVOICE_SERIES, at.year, sequence))
+    return [(sequence, format_number(INVOICE_SERIES, year, sequence))
             for sequence in range(first, first + count)]
 
 

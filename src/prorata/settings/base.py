@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 VAR_DIR = Path(os.environ.get("PRORATA_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -240,6 +242,15 @@ if _flag("PRORATA_HTTPS"):
 PRORATA_SELLER_COUNTRY = os.environ.get("PRORATA_SELLER_COUNTRY", "FR")
 PRORATA_SELLER_VAT_NUMBER = os.environ.get("PRORATA_SELLER_VAT_NUMBER", "FR40303265045")
 PRORATA_SELLER_NAME = os.environ.get("PRORATA_SELLER_NAME", "Prorata Webinars SAS")
+#: The seller's time zone (IANA name): the year of a document's number is the year of its issue
+#: there (an invoice issued at 2026-12-31T23:30Z in Paris is 2027-…).
+PRORATA_SELLER_TIME_ZONE = os.environ.get("PRORATA_SELLER_TIME_ZONE", "Europe/Paris")
+try:  # refused at start-up, not at the first invoice
+    zoneinfo.ZoneInfo(PRORATA_SELLER_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"PRORATA_SELLER_TIME_ZONE={PRORATA_SELLER_TIME_ZONE!r} is not a time zone name "
+        "(examples: Europe/Paris, America/New_York).") from None
 #: The seller's postal address as printed on invoices (lines separated by "\n" in the variable).
 PRORATA_SELLER_ADDRESS = os.environ.get(
     "PRORATA_SELLER_ADDRESS", "12 rue de la Paix\n75002 Paris\nFrance"
