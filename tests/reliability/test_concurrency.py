@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,8 @@ def test_twenty_concurrent_plan_changes_equal_their_serial_replay(clock, demo_ca
                                                   if a["status"] not in (200, 201, 409, 422)]
     lost = [a for a in answers if a["status"] in (409, 422)]
     assert {(a["status"], a["body"]["code"]) for a in lost} <= {
-        (409, "quote_changed"), (422, "nothing_to_change")}, lost
+        (409, "quote_changed"), (409, "downgrade_needs_support"),
+        (422, "nothing_to_change")}, lost
     placed = {a["body"]["order_id"]: a["change"]["item"] for a in answers if a["status"] == 201}
     # "Nothing to change" only when the round's winner placed that very change.
     for a in lost:
@@ -167,6 +169,101 @@ def test_twenty_concurrent_plan_changes_equal_their_serial_replay(clock, demo_ca
             subscription_resume_renewal(account=twin, user=bob, product_code="webinar")
     assert _history(acme) == _history(twin)
     assert OutboxMessage.objects.filter(to=bob.email).count() == mails + mails_before
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_plan_changes_racing_the_due_renewal_wait_for_it_and_follow_it(clock, demo_catalog):
+    """The subscription's period ended 30 s ago and the billing run is renewing it while three
+    of the customer's browsers change it (quote, then checkout, each through the API in a thread
+    with its own connection), retrying what they are refused. Must hold: before the renewal a
+    change is refused with a clear 422 ``invalid_instant`` ("renew first"), never a 500; the
+    period is renewed exactly once and charged once; every placed change comes after it, with
+    its credit inside the renewed period; the periods tile (I2, I10)."""
+    import random
+    import time
+
+    from django.test import Client
+
+    from prorata.jobs.billing_run import bill_run
+    from prorata.jobs.models import Renewal
+    from tests.reliability.concurrent_clients import choose
+
+    clock.set(utc(2026, 1, 1))
+    account, alice = customer("Acme Corp", "US", "alice@acme.example", currency="USD")
+    save_card(account, alice)
+    buy(account, alice, "lite", "monthly", 3)
+    due = Subscription.objects.get(account=account).period_end
+    clock.set(due + timedelta(seconds=30))
+    token = api_token_create(user=alice, name="race")[1]
+    connections.close_all()
+    start = threading.Barrier(4)
+    answers: list[tuple[int, str, str]] = []  # (status, code, step)
+    run: dict[str, object] = {}
+
+    def billing() -> None:
+        try:
+            start.wait(timeout=30)
+            run["stats"] = bill_run().as_dict()
+        except BaseException as error:
+            run["error"] = repr(error)
+        finally:
+            connections.close_all()
+
+    def browser(index: int) -> None:
+        client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {token}")
+        base = f"/api/v1/accounts/{account.pk}"
+        rng, placed = random.Random(index), 0
+        try:
+            start.wait(timeout=30)
+            for attempt in range(60):
+                if placed == 2:
+                    break
+                change = choose(rng, client.get(f"{base}/subscriptions").json()["data"][0])
+                if change["kind"] != "checkout":
+                    continue
+                quote = client.post(f"{base}/quote", change["item"],
+                                    content_type="application/json")
+                if quote.status_code != 200:
+                    answers.append((quote.status_code, quote.json().get("code", ""), "quote"))
+                    time.sleep(0.05)
+                    continue
+                response = client.post(
+                    f"{base}/checkout", {"items": [change["item"]],
+                                         "expected": [quote.json()["fingerprint"]]},
+                    content_type="application/json",
+                    HTTP_IDEMPOTENCY_KEY=f"race-{index}-{attempt}")
+                body = response.json()
+                answers.append((response.status_code, body.get("code", body.get("status", "")),
+                                "checkout"))
+                placed += response.status_code == 201
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=billing)] + [
+        threading.Thread(target=browser, args=(index,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert "error" not in run, run
+    statuses = Counter(status for status, _code, _step in answers)
+    assert set(statuses) <= {201, 409, 422}, answers
+    assert {code for status, code, _ in answers if status == 422} <= {
+        "invalid_instant", "nothing_to_change"}, answers
+    # A browser that read the plan before another one upgraded it asks for what is now a
+    # downgrade: refused as such (support does downgrades).
+    assert {code for status, code, _ in answers if status == 409} <= {
+        "quote_changed", "downgrade_needs_support"}, answers
+    assert statuses[201] == 6, answers
+    subscription = Subscription.objects.get(account=account)
+    renewal = Renewal.objects.get(subscription=subscription)
+    assert renewal.period_start == due
+    assert Payment.objects.filter(invoice=renewal.invoice, status=PaymentStatus.SUCCEEDED).count() == 1
+    changes = Document.objects.filter(account=account, order__isnull=False).exclude(
+        order__in=Order.objects.filter(account=account).order_by("id")[:1])
+    assert all(line.period_start >= due for doc in changes for line in doc.lines.all())
+    print("racing the renewal", dict(statuses), run["stats"])
 
 
 # --- T06: overlapping billing runs ----------------------------------------------------------------
