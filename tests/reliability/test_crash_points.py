@@ -36,20 +36,22 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from prorata.billing.models import Document, DocumentKind, Payment, PaymentStatus
+from prorata.billing.renewals import renewal_pay_now
 from prorata.common import faults
 from prorata.jobs.billing_run import bill_run
-from prorata.jobs.models import Renewal
+from prorata.jobs.models import Renewal, RenewalStatus
 from prorata.jobs.periodic import deliver_mail, reconcile_payments
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.notifications.outbox import message_id
-from prorata.payments.models import SandboxCharge
+from prorata.payments.models import PaymentMethod, SandboxCharge
+from prorata.payments.services import payment_method_add
 from prorata.subscriptions.errors import CheckoutInProgress
 from prorata.subscriptions.models import Order, OrderStatus, Subscription
 from prorata.subscriptions.selectors import CheckoutItem, order_quote
 from prorata.subscriptions.services import checkout_place
 from prorata_core.periods import utc
 from tests.app.jobs.support import assert_each_period_once
-from tests.app.subscriptions.support import buy, card, customer, save_card
+from tests.app.subscriptions.support import DECLINED_CARD, buy, card, customer, save_card
 from tests.reliability.crash_child import ITEM
 from tests.reliability.invariants import assert_invariants
 from tests.reliability.processes import ROOT, child_environment, run_child
@@ -200,6 +202,50 @@ def test_a_checkout_killed_at_each_point_then_retried(
     assert SandboxCharge.objects.filter(outcome="succeeded").count() == 1
     assert Payment.objects.get(order=orders[0]).status == PaymentStatus.SUCCEEDED
     assert OutboxMessage.objects.filter(template="receipt").count() == 1
+    _assert_every_email_sent()
+
+
+@pytest.mark.parametrize(("road", "point"), [
+    ("pay-now", "after_payment_row"), ("pay-now", "after_gateway_call"),
+    ("pay-now", "after_payment_commit"), ("retry", "after_payment_row"),
+    ("retry", "after_gateway_call")])
+def test_a_past_due_renewal_paid_now_or_retried_killed_at_each_point(
+        road, point, shared_database, demo_catalog, clock, tmp_path):
+    """A renewal refused (the card on file declines); the customer adds a good card. Then Pay now
+    (``pay-now``), or the dunning retry a day later (``retry``: the charge step), killed at the
+    point: the attempt's row rolled back, or the card charged with nothing recorded. Everything
+    runs again, and the customer presses Pay now if the invoice is still owed: paid once, one
+    receipt."""
+    clock.set(BOUGHT_AT)
+    account, user = customer("Late Ltd", "US", "late@example.com", currency="USD")
+    buy(account, user, "lite", "monthly", 5, card_token=card())
+    PaymentMethod.objects.filter(account=account).update(is_default=False, removed_at=BOUGHT_AT)
+    payment_method_add(account=account, token=card(DECLINED_CARD), actor=user)
+    clock.set(RUN_AT)
+    assert bill_run().declined == 1
+    payment_method_add(account=account, token=card(), actor=user)
+    renewal = Renewal.objects.get(account=account)
+    env = child_environment(shared_database, tmp_path)
+    if road == "pay-now":
+        _crash(["tests.reliability.crash_child", "pay-now", str(account.pk), str(user.pk),
+                str(renewal.invoice_id)], env, point)
+    else:
+        clock.set(renewal.next_attempt_at)
+        _crash(["tests.reliability.crash_child", "charge"], env, point)
+    _until_idle(clock)
+    renewal.refresh_from_db()
+    if renewal.status != RenewalStatus.PAID:
+        assert renewal_pay_now(account=account, user=user,
+                               invoice_id=renewal.invoice_id).status == "paid"
+        deliver_mail()
+    assert Renewal.objects.get(pk=renewal.pk).status == RenewalStatus.PAID
+    attempts = Payment.objects.filter(invoice_id=renewal.invoice_id)
+    assert sorted(attempts.values_list("status", flat=True)) == [
+        PaymentStatus.FAILED, PaymentStatus.SUCCEEDED]
+    keys = list(attempts.values_list("idempotency_key", flat=True))
+    assert SandboxCharge.objects.filter(idempotency_key__in=keys,
+                                        outcome="succeeded").count() == 1
+    assert OutboxMessage.objects.filter(template="receipt").count() == 2  # purchase, renewal
     _assert_every_email_sent()
 
 
