@@ -138,8 +138,17 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'prorata.sqlite3'}"
+#: PostgreSQL: the tables' owner, for ``prorata migrate`` (and ``grant_app_role``, ``flush``); the
+#: application itself connects as DATABASE_URL's user, a role that owns nothing and may not
+#: truncate, alter or disable a trigger (prorata.common.books). Empty: DATABASE_URL does both.
+PRORATA_MIGRATE_DATABASE_URL = os.environ.get("PRORATA_MIGRATE_DATABASE_URL", "")
+#: The application's role, which ``prorata grant_app_role`` grants to.
+PRORATA_APP_DATABASE_USER = dj_database_url.parse(DATABASE_URL).get("USER") or ""
+# Set by the ``prorata`` command for the commands that change the schema (prorata.cli).
+_AS_OWNER = bool(PRORATA_MIGRATE_DATABASE_URL) and _flag("PRORATA_AS_OWNER")
 # Persistent connections: reopening one per request cost 42-53 % of throughput (DESIGN §8).
-_default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+_default_db = dj_database_url.parse(PRORATA_MIGRATE_DATABASE_URL if _AS_OWNER else DATABASE_URL,
+                                    conn_max_age=600, conn_health_checks=True)
 if _default_db["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, with this process's writers queued on a lock rather than on SQLite's
     # polling busy handler (prorata.common.sqlite.base: stalls and unfair waits under load).

@@ -35,7 +35,10 @@ import threading
 from typing import Any
 
 from django.db.backends.sqlite3 import base
+from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 from django.db.utils import OperationalError
+
+from prorata.common import books
 
 #: Seconds a transaction waits for its process's writer lock, as long as the busy timeout of the
 #: settings (``PRAGMA busy_timeout=5000``) lets SQLite wait for another process's.
@@ -51,8 +54,19 @@ def writer_lock(name: str) -> threading.Lock:
         return _locks.setdefault(str(name), threading.Lock())
 
 
+class DatabaseOperations(SQLiteOperations):
+    """Django's, with ``flush`` passing the books' DELETE triggers (prorata.common.books)."""
+
+    def sql_flush(self, style: Any, tables: Any, *, reset_sequences: bool = False,
+                  allow_cascade: bool = False) -> list[str]:
+        return books.sqlite_flush_statements(list(tables), super().sql_flush(
+            style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade))
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     """SQLite, each write transaction queued on its process's writer lock first (module doc)."""
+
+    ops_class = DatabaseOperations
 
     _writer: threading.Lock | None = None
 
