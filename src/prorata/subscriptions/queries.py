@@ -1,5 +1,8 @@
 """The subscriptions app's hand-written queries: what a quote needs of the account's subscriptions,
-and the checkout's order completion in one statement (:func:`order_complete`, PostgreSQL).
+and the checkout's statements folded into one each on PostgreSQL: its reads under the account lock
+(:func:`checkout_reads`), the order placed with its payment (:func:`order_place`), the order's
+completion (:func:`order_complete`); each with its ORM twin (SQLite's road, the parity tests'
+reference).
 
 The quote is the hottest read of the billing center (DESIGN §8 budgets it at one indexed read).
 :func:`subscription_states` reads the same values as the ORM query written beside it
@@ -15,13 +18,26 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import F, Model, OuterRef, Subquery
+from django.db.models import F, Model, OuterRef, Q, Subquery
 
-from prorata.accounts.models import AuditEntry
-from prorata.billing.models import AccountBalance
+from prorata.accounts.models import Account, AuditEntry
+from prorata.billing.models import AccountBalance, Payment
 from prorata.catalog.models import Product
-from prorata.common.db import insert_parts, instant_from_db, prepared_cursor
-from prorata.subscriptions.models import CartItem, Order, Subscription, SubscriptionEvent
+from prorata.common.db import (
+    concrete_columns,
+    insert_parts,
+    instant_from_db,
+    model_from_row,
+    prepared_cursor,
+)
+from prorata.payments.models import PaymentMethod
+from prorata.subscriptions.models import (
+    CartItem,
+    Order,
+    OrderStatus,
+    Subscription,
+    SubscriptionEvent,
+)
 
 
 class SubscriptionState(NamedTuple):
@@ -202,3 +218,136 @@ def subscription_move_orm(*, subscription: Subscription, current: str, read_vers
         return False
     entry.save(force_insert=True)
     return True
+
+
+# --- the checkout's first transaction: what it reads under the account lock, and what it writes ---
+
+class CheckoutReads(NamedTuple):
+    """What a checkout reads once it holds the account's lock: the orders that stop it (``busy``:
+    (id, idempotency key) of the request's own key's order and of every order still ``placed``),
+    the account's stored balances by currency (minor units; a currency without a row is absent),
+    and the saved card it would charge: ``payment_method_id``'s, else the default one (None: no
+    such card, or removed)."""
+
+    busy: list[tuple[int, str]]
+    balances: dict[str, int]
+    card: PaymentMethod | None
+
+
+_CARD_COLUMNS = concrete_columns(PaymentMethod)
+_CHECKOUT_READS_SQL = (
+    "SELECT o.id, o.idempotency_key, "  # noqa: S608
+    f"(SELECT json_object_agg(b.currency, b.balance) FROM {AccountBalance._meta.db_table} b "
+    " WHERE b.account_id = a.id), "
+    + ", ".join(f"m.{column}" for column in _CARD_COLUMNS)
+    + f" FROM {Account._meta.db_table} a "  # noqa: S608 (table and column names only)
+    f"LEFT JOIN LATERAL (SELECT * FROM {PaymentMethod._meta.db_table} pm "
+    " WHERE pm.account_id = a.id AND pm.removed_at IS NULL "
+    "   AND CASE WHEN %s::bigint IS NULL THEN pm.is_default ELSE pm.id = %s::bigint END "
+    " ORDER BY pm.id LIMIT 1) m ON true "
+    f"LEFT JOIN {Order._meta.db_table} o ON o.account_id = a.id "
+    " AND (o.idempotency_key = %s OR o.status = %s) "
+    "WHERE a.id = %s ORDER BY o.id"
+)
+
+
+def checkout_reads(*, account_id: int, key: str, payment_method_id: int | None) -> CheckoutReads:
+    """The checkout's reads after the account lock (:class:`CheckoutReads`), in one statement on
+    PostgreSQL (its snapshot is taken after the lock was granted: every writer of these rows holds
+    that lock); elsewhere :func:`checkout_reads_orm`. Who may call:
+    :mod:`prorata.subscriptions.services`, under the account lock."""
+    if connection.vendor != "postgresql":
+        return checkout_reads_orm(account_id=account_id, key=key,
+                                  payment_method_id=payment_method_id)
+    with prepared_cursor() as cursor:
+        cursor.execute(_CHECKOUT_READS_SQL, [payment_method_id, payment_method_id, key,
+                                             OrderStatus.PLACED, account_id])
+        rows = cursor.fetchall()
+    first = rows[0]
+    card = first[3:]
+    return CheckoutReads(
+        busy=[(row[0], row[1]) for row in rows if row[0] is not None],
+        balances={currency: int(amount) for currency, amount in (first[2] or {}).items()},
+        card=model_from_row(PaymentMethod, card) if card[0] is not None else None,
+    )
+
+
+def checkout_reads_orm(*, account_id: int, key: str,
+                       payment_method_id: int | None) -> CheckoutReads:
+    """:func:`checkout_reads` through the ORM, in three queries (SQLite's road and the parity
+    test's reference)."""
+    busy = list(Order.objects.filter(Q(idempotency_key=key) | Q(status=OrderStatus.PLACED),
+                                     account_id=account_id)
+                .order_by("id").values_list("id", "idempotency_key"))
+    balances = dict(AccountBalance.objects.filter(account_id=account_id)
+                    .values_list("currency", "balance"))
+    cards = PaymentMethod.objects.filter(account_id=account_id, removed_at__isnull=True)
+    cards = cards.filter(pk=payment_method_id) if payment_method_id is not None else cards.filter(
+        is_default=True)
+    return CheckoutReads(busy=busy, balances=balances, card=cards.order_by("id").first())
+
+
+_ORDER_PLACE_SQL = (
+    f"WITH o AS (INSERT INTO {Order._meta.db_table} ({{order_columns}}) "  # noqa: S608
+    "VALUES ({order_values}) RETURNING id), "
+    f"p AS (INSERT INTO {Payment._meta.db_table} ({{payment_columns}}) "
+    "SELECT {payment_values} FROM o RETURNING id){versions} "
+    "SELECT o.id, p.id FROM o, p"
+)
+_VERSIONS_SQL = (f", v AS (UPDATE {_SUBSCRIPTION} SET version = version + 1 "  # noqa: S608
+                 "WHERE id = ANY(%s))")
+
+
+def order_place(*, order: Order, payment: Payment, key_prefix: str, key_suffix: str,
+                reserve: Sequence[int]) -> None:
+    """Save the new ``order`` and its pending card ``payment`` (both unsaved; the payment's
+    ``order`` and ``idempotency_key`` — ``key_prefix`` + the order's id + ``key_suffix`` — are
+    set here), and bump the ``version`` of the subscriptions ``reserve`` (ids) so that a quote
+    made before the order is stale. One statement on PostgreSQL (data-modifying ``WITH``: the
+    payment reads the order's new id); elsewhere :func:`order_place_orm`. Inside the caller's
+    transaction, under the account and subscriptions locks. Who may call:
+    :mod:`prorata.subscriptions.services`."""
+    if connection.vendor != "postgresql":
+        order_place_orm(order=order, payment=payment, key_prefix=key_prefix,
+                        key_suffix=key_suffix, reserve=reserve)
+        return
+    order_columns, order_values, params = insert_parts(order)
+    columns, values = [], []
+    for field in Payment._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        if field.name == "order":
+            values.append("o.id")
+        elif field.name == "idempotency_key":
+            values.append("%s || o.id || %s")
+            params += [key_prefix, key_suffix]
+        else:
+            values.append("%s")
+            params.append(field.get_db_prep_save(field.pre_save(payment, True), connection))
+    sql = _ORDER_PLACE_SQL.format(
+        order_columns=order_columns, order_values=order_values,
+        payment_columns=", ".join(columns), payment_values=", ".join(values),
+        versions=_VERSIONS_SQL if reserve else "")
+    if reserve:
+        params.append(list(reserve))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        order.pk, payment.pk = cursor.fetchone()
+    payment.order = order
+    payment.idempotency_key = f"{key_prefix}{order.pk}{key_suffix}"
+    for saved in (order, payment):
+        saved._state.adding = False
+        saved._state.db = connection.alias
+
+
+def order_place_orm(*, order: Order, payment: Payment, key_prefix: str, key_suffix: str,
+                    reserve: Sequence[int]) -> None:
+    """:func:`order_place` through the ORM, in three statements (SQLite's road and the parity
+    test's reference)."""
+    order.save(force_insert=True)
+    payment.order = order
+    payment.idempotency_key = f"{key_prefix}{order.pk}{key_suffix}"
+    payment.save(force_insert=True)
+    if reserve:
+        Subscription.objects.filter(pk__in=list(reserve)).update(version=F("version") + 1)

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.translation import gettext_noop
 
@@ -102,7 +102,7 @@ from prorata.subscriptions.models import (
     SubscriptionEvent,
     SubscriptionStatus,
 )
-from prorata.subscriptions.queries import order_complete
+from prorata.subscriptions.queries import checkout_reads, order_complete, order_place
 from prorata.subscriptions.selectors import (
     CheckoutItem,
     CheckoutQuote,
@@ -564,18 +564,20 @@ def _place(
         account = lock_account(account.pk)
         faults.point("after_lock")
         # The same key's first request may have committed while we waited for the lock; and while
-        # an order of the account awaits its payment, no other one is placed (one query for both).
-        busy = list(Order.objects.filter(
-            Q(idempotency_key=request.key) | Q(status=OrderStatus.PLACED), account=account
-        ))
-        stored = next((order for order in busy if order.idempotency_key == request.key), None)
+        # an order of the account awaits its payment, no other one is placed. The balance and
+        # the card to charge come in the same read (one statement on PostgreSQL).
+        reads = checkout_reads(account_id=account.pk, key=request.key,
+                               payment_method_id=None if token else payment_method_id)
+        stored = next((pk for pk, key in reads.busy if key == request.key), None)
         if stored is not None:
-            return _Placed(order=stored, result=_replay(stored, request.fingerprint))
-        subscriptions, quote = _price_locked(account=account, request=request, by_staff=by_staff)
+            order = Order.objects.get(pk=stored)
+            return _Placed(order=order, result=_replay(order, request.fingerprint))
+        subscriptions, quote = _price_locked(account=account, request=request, by_staff=by_staff,
+                                             balances=reads.balances)
         # Fewer licenses than assigned: the members who lose theirs must be chosen (issue 13).
         licenses_check_order(subscriptions=subscriptions, quantities={
             q.item.product_code: q.item.quantity for q in quote.items})
-        if busy:
+        if reads.busy:
             raise OrderInProgress(
                 "Another order of this account is waiting for its payment to be confirmed; try "
                 "again in a moment.",
@@ -584,34 +586,35 @@ def _place(
                                   vat_number=request.vat_number)
         due = quote.totals.amount_due.amount
         charge_card = due > 0 and not account.is_corporate
-        method = _payment_method(account, payment_method_id, token) if charge_card else None
-        order = _order_create(account=account, user=user, request=request, quote=quote,
-                              subscriptions=subscriptions, by_staff=by_staff,
-                              new_card=new_card if method is not None else None)
+        method = _payment_method(reads.card, payment_method_id, token) if charge_card else None
+        order = _order_new(account=account, user=user, request=request, quote=quote,
+                           by_staff=by_staff, new_card=new_card if method is not None else None)
         if method is None:
+            order.save(force_insert=True)
             documents = _apply(order=order, account=account, subscriptions=subscriptions,
                                payment=None, actor=user)
             return _Placed(order=order, result=_result(order, documents=documents, payments=[]))
         saved, token = method
-        payment = Payment.objects.create(
-            account=account, order=order, method=PaymentMethodKind.CARD, payment_method=saved,
+        payment = Payment(
+            account=account, method=PaymentMethodKind.CARD, payment_method=saved,
             method_label=str(saved) if saved is not None else "Card",
             currency=order.currency, amount=due, status=PaymentStatus.PENDING,
-            idempotency_key=f"prorata:order:{order.pk}:1", attempt=1, created_at=order.created_at,
+            attempt=1, created_at=order.created_at,
         )
+        # The order reserves its subscriptions (their versions move with it): a quote made
+        # before it is stale from now on.
+        order_place(order=order, payment=payment, key_prefix="prorata:order:", key_suffix=":1",
+                    reserve=[row.pk for row in subscriptions.values()])
         faults.point("after_payment_row")
-        # The order reserves its subscriptions: a quote made before it is stale from now on.
-        Subscription.objects.filter(pk__in=[row.pk for row in subscriptions.values()]).update(
-            version=F("version") + 1
-        )
     return _Placed(order=order, payment=payment, token=token)
 
 
 def _price_locked(
-    *, account: Account, request: _Request, by_staff: bool
+    *, account: Account, request: _Request, by_staff: bool, balances: dict[str, int]
 ) -> tuple[dict[str, Subscription], CheckoutQuote]:
-    """Lock the items' subscriptions and price the order again through the one engine; refuse
-    (:class:`QuoteChanged`, nothing written) when it is not what the customer saw. In the
+    """Lock the items' subscriptions and price the order again through the one engine, with the
+    account's stored ``balances`` (by currency, minor units, read under the account's lock);
+    refuse (:class:`QuoteChanged`, nothing written) when it is not what the customer saw. In the
     caller's transaction, under the account's lock."""
     locked = lock_subscriptions(
         account_id=account.pk, product_codes=[item.product_code for item in request.items]
@@ -625,7 +628,8 @@ def _price_locked(
     # clock): the order must equal the quote shown anyway, so a price changed within that second
     # is charged as the customer saw it, and the four catalog reads leave the locked transaction.
     arguments = {"account": account, "items": request.items, "subscriptions": states, "at": at,
-                 "tax": tax, "credit": credit_balance(account, currency), "by_staff": by_staff}
+                 "tax": tax, "credit": Money(max(balances.get(currency, 0), 0), currency),
+                 "by_staff": by_staff}
     try:
         quote = price_items(catalog=quote_catalog(), **arguments)
     except NotInCatalog:  # perhaps just added to the catalog: read it again before refusing
@@ -639,15 +643,15 @@ def _price_locked(
     return subscriptions, quote
 
 
-def _order_create(
-    *, account: Account, user: User, request: _Request, quote: CheckoutQuote,
-    subscriptions: dict[str, Subscription], by_staff: bool, new_card: TokenizedCard | None = None,
+def _order_new(
+    *, account: Account, user: User, request: _Request, quote: CheckoutQuote, by_staff: bool,
+    new_card: TokenizedCard | None = None,
 ) -> Order:
-    """Record the order ``placed`` with the quote's snapshot and the versions it was priced at
-    (and the new card that is to pay it: saved on the account once it has)."""
+    """The order ``placed`` (not saved yet) with the quote's snapshot and the versions it was
+    priced at (and the new card that is to pay it: saved on the account once it has)."""
     kinds = {quote_item.kind.value for quote_item in quote.items}
     totals = quote.totals
-    return Order.objects.create(
+    return Order(
         account=account, kind=kinds.pop() if len(kinds) == 1 else OrderKindChoice.MIXED,
         status=OrderStatus.PLACED, currency=quote.currency,
         subtotal=totals.subtotal.amount, tax=totals.tax.amount, total=totals.total.amount,
@@ -684,14 +688,15 @@ def _remember_account_details(
 
 
 def _payment_method(
-    account: Account, payment_method_id: int | None, token: str
+    card: PaymentMethod | None, payment_method_id: int | None, token: str
 ) -> tuple[PaymentMethod | None, str]:
+    """What pays the order: the card typed at checkout (``token``), else ``card``, the saved one
+    read under the account lock (``payment_method_id``'s, else the default); refused when there
+    is none."""
     if token:
         return None, token
-    methods = PaymentMethod.objects.filter(account=account, removed_at__isnull=True)
     if payment_method_id is not None:
-        method = methods.filter(pk=payment_method_id).first()
-        if method is None:
+        if card is None:
             from prorata.payments.errors import PaymentMethodNotFound
 
             raise PaymentMethodNotFound(
@@ -699,13 +704,12 @@ def _payment_method(
                 "account's saved cards, or add a new one.",
                 payment_method_id=payment_method_id,
             )
-        return method, method.token
-    method = methods.filter(is_default=True).first()
-    if method is None:
+        return card, card.token
+    if card is None:
         raise PaymentMethodRequired(
             "This order has an amount to pay: enter your card details.",
         )
-    return method, method.token
+    return card, card.token
 
 
 @retry_transient
