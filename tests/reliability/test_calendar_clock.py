@@ -11,8 +11,10 @@ period is invoiced twice (and the suite's invariants after the test, I10 among t
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -330,3 +332,96 @@ def test_a_run_across_midnight_on_the_first_renews_each_period_once(clock, demo_
     assert [charged_periods(s)[-1][0] for s in subscriptions] == [
         utc(2026, 3, 31, 23, 59, 30), utc(2026, 3, 31, 23, 59, 59), utc(2026, 4, 1),
         utc(2026, 4, 1, 0, 0, 30)]
+
+
+# --- clocks that disagree (T24) ------------------------------------------------------------------
+
+#: SQL's own clocks: a business time set by the database would disagree with the project clock.
+_SQL_CLOCK = re.compile(r"\bNOW\(\)|CURRENT_TIMESTAMP|LOCALTIMESTAMP|CURRENT_DATE|"
+                        r"(?:clock|statement|transaction)_timestamp\(|datetime\('now'|['\"]now\(\)")
+
+
+def test_business_times_come_from_the_project_clock_never_the_database():
+    """With the application's clock 5 minutes ahead of or behind the database server's, every
+    stored instant must still be the project clock's: no model field takes its time from the
+    database or from Django (``auto_now``, ``auto_now_add``, a ``db_default``), and no SQL in
+    the code (queries, migrations, triggers) reads the database's clock."""
+    from django.apps import apps
+    from django.db import models
+    from django.db.models import NOT_PROVIDED
+
+    fields = [f"{model._meta.label}.{field.name}" for model in apps.get_models()
+              if model._meta.app_label in {app.label for app in apps.get_app_configs()
+                                           if app.name.startswith("prorata")}
+              for field in model._meta.concrete_fields
+              if isinstance(field, models.DateTimeField | models.DateField)
+              and (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+                   or field.db_default is not NOT_PROVIDED)]
+    assert fields == []
+    src = Path(__file__).resolve().parents[2] / "src"
+    reads = [f"{path.relative_to(src)}:{number}" for path in sorted(src.rglob("*"))
+             if path.suffix in {".py", ".sql"}
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if _SQL_CLOCK.search(line)]
+    assert reads == []
+
+
+@pytest.mark.django_db(transaction=True)  # the workers' connections see what was committed
+def test_two_workers_whose_clocks_differ_by_90_s_renew_each_period_once(
+        clock, demo_catalog, monkeypatch):
+    """Two billing-run workers at a period boundary, one clock 45 s fast, the other 45 s slow
+    (each run reads its own clock; on PostgreSQL they run at the same time, on SQLite the slow
+    one first). Subscriptions fall due every 20 s from 60 s before the boundary to 60 s after:
+    each is renewed once if one worker's clock has reached its end, else left for later, never
+    twice, each new period starting exactly at its end."""
+    import threading
+
+    from django.db import connection, connections
+
+    boundary = utc(2026, 3, 1)
+    offsets = range(-60, 61, 20)
+    subscriptions = []
+    for offset in offsets:
+        # Bought a month before: 31 Jan 23:59:00 + 1 month is 28 Feb 23:59:00 (boundary - 60 s).
+        account, user = a_customer(clock, utc(2026, 2, 1) + timedelta(seconds=offset),
+                                   email=f"w{offset + 60}@acme.example")
+        buy(account, user, "lite", "monthly", 1)
+        subscription = Subscription.objects.get(account=account)
+        assert subscription.period_end == boundary + timedelta(seconds=offset)
+        subscriptions.append(subscription)
+    skews = {"slow": timedelta(seconds=-45), "fast": timedelta(seconds=45)}
+    own = threading.local()
+    project_now = billing_run.now
+    monkeypatch.setattr(billing_run, "now", lambda: project_now() + own.skew)
+    clock.set(boundary)
+    results: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        own.skew = skews[name]
+        try:
+            results[name] = bill_run().renewed
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            if connection.vendor == "postgresql":
+                connections.close_all()
+
+    if connection.vendor == "postgresql":
+        threads = [threading.Thread(target=worker, args=(name,)) for name in skews]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    else:
+        for name in skews:
+            worker(name)
+    assert errors == []
+    # Due by the fast clock: -60 … +40 (6); the slow clock reaches only -60, which either takes.
+    assert results["slow"] + results["fast"] == 6 and results["slow"] <= 1, results
+    for subscription, offset in zip(subscriptions, offsets, strict=True):
+        periods = assert_tiles(subscription)
+        assert len(periods) == (2 if offset <= 45 else 1), (offset, periods)
+    monkeypatch.undo()
+    clock.set(boundary + timedelta(seconds=60))
+    assert bill_run().renewed == 1  # the last one, on time by the project clock
