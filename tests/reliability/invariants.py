@@ -41,7 +41,6 @@ Who may call: tests (and a future ``prorata_check`` command). Read-only; amounts
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from itertools import pairwise
@@ -67,9 +66,9 @@ from prorata.billing.models import (
 )
 from prorata.billing.queries import books_imbalances_sql
 from prorata.billing.selectors import books_balance
+from prorata.common.cardnumbers import card_numbers_in as _card_numbers_in
 from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.payments.models import SandboxCharge
-from prorata.payments.sandbox import luhn_valid
 from prorata.subscriptions.models import Order, Subscription
 from prorata.webhooks.models import DeliveryStatus, WebhookDelivery
 
@@ -377,24 +376,13 @@ def check_time_tiles() -> list[Violation]:
 
 # --- I11 -----------------------------------------------------------------------------------------
 
-#: A card number as people type it: 13-19 digits in one run, or groups of 4 (the last 1-7) split
-#: by one space or dash each, or American Express's 4-6-5. Not inside a longer alphanumeric run:
-#: hex tokens and hashes are not card numbers.
-_PAN = re.compile(
-    r"(?<![0-9A-Za-z])(?:\d{13,19}|\d{4}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?:(?P=sep)\d{1,7})?"
-    r"|\d{4}[ -]\d{6}[ -]\d{5})(?![0-9A-Za-z])"
-)
 _TEXT_FIELDS = (models.CharField, models.TextField, models.JSONField)
 
 
 def card_numbers_in(text: str) -> list[str]:
-    """The Luhn-valid card numbers in ``text``, masked to their last four digits."""
-    found = []
-    for match in _PAN.finditer(text):
-        digits = re.sub(r"[ -]", "", match.group(0))
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            found.append(f"…{digits[-4:]}")
-    return found
+    """The Luhn-valid card numbers in ``text``, masked to their last four digits (the product's
+    own definition, :mod:`prorata.common.cardnumbers`: the scrubber and this check agree)."""
+    return [f"…{last4}" for last4 in _card_numbers_in(text)]
 
 
 def check_no_card_numbers() -> list[Violation]:

@@ -22,6 +22,7 @@ from prorata.accounts.errors import BillingDetailsInvalid
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_record
 from prorata.billing.locks import lock_account
+from prorata.common.cardnumbers import has_card_number, mask_card_numbers
 from prorata_core.tax import EU_COUNTRIES, normalize_vat_number
 
 
@@ -67,10 +68,10 @@ def account_billing_details_update(
     (format and check digit) and stored normalised in the EU (elsewhere it is only printed); ``time_zone`` is an IANA name ("" shows UTC). Refusals (:class:`BillingDetailsInvalid`, ``InvalidVatNumber``) change nothing.
     Documents already issued keep the details they were issued with.
     """
-    name = " ".join(name.split())
+    name = mask_card_numbers(" ".join(name.split()))
     country = country.strip().upper()
-    address = "\n".join(line.strip() for line in billing_address.strip().splitlines()
-                        if line.strip())
+    address = mask_card_numbers("\n".join(
+        line.strip() for line in billing_address.strip().splitlines() if line.strip()))
     email = billing_email.strip().lower()
     zone = time_zone.strip()
     if not name:
@@ -94,6 +95,10 @@ def account_billing_details_update(
     elif len(vat) > 20:  # outside the EU it is printed only: a tax id of any format
         raise BillingDetailsInvalid(gettext_noop("A tax number has at most 20 characters."),
                                     field="vat_number")
+    elif has_card_number(vat):  # printed as typed: masking it would print a wrong tax number
+        raise BillingDetailsInvalid(gettext_noop(
+            "This looks like a card number, not a tax number: never type a card number here."),
+            field="vat_number")
     with transaction.atomic():
         locked = lock_account(account.pk)
         before = _details(locked)

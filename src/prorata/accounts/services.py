@@ -10,6 +10,7 @@ from django.db import transaction
 from prorata.accounts.access import membership_changed
 from prorata.accounts.countries import default_time_zone
 from prorata.accounts.models import Account, AuditEntry, BillingMode, Membership, User
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import now
 from prorata.webhooks.events import webhook_emit
 from prorata.webhooks.payloads import customer_object
@@ -93,7 +94,8 @@ def account_create(
         raise ValidationError("A corporate account needs an advisor: choose a staff member.")
     with transaction.atomic():
         account = Account.objects.create(
-            name=name.strip(), country=country, currency=currency, billing_address=billing_address,
+            name=mask_card_numbers(name.strip()), country=country, currency=currency,
+            billing_address=mask_card_numbers(billing_address),
             vat_number=vat_number.strip(), billing_mode=billing_mode, advisor=advisor,
             language=language, payment_terms_days=payment_terms_days, created_at=now(),
             time_zone=time_zone or default_time_zone(country),

@@ -34,6 +34,7 @@ from prorata.accounts.errors import (
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import account_create, audit_record
 from prorata.accounts.tokens import ClockPasswordResetTokenGenerator, email_change_lifetime
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import format_instant, now
 from prorata_core.tax import EU_COUNTRIES
 
@@ -66,7 +67,7 @@ def signup_create(
     use, :class:`SignUpInvalid` for a missing company or an unknown country, :class:`EmailNotSent`
     when the e-mail fails (then nothing is kept).
     """
-    company = " ".join(company.split())
+    company = mask_card_numbers(" ".join(company.split()))
     country = country.strip().upper()
     address = email.strip().lower()
     if not company:

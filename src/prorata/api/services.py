@@ -21,6 +21,7 @@ from prorata.accounts.services import audit_record
 from prorata.api.errors import InvalidApiToken
 from prorata.api.models import ApiToken, OperatorKey, OperatorKeyScope, OperatorRequest
 from prorata.api.queries import token_with_memberships
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import MOVABLE, clock_mode, format_instant, now
 from prorata.common.db import retry_transient
 from prorata_core.errors import ValidationError
@@ -57,7 +58,7 @@ def api_token_create(
     token expires that long after the project clock's instant; without it, it lasts until revoked.
     Bad input raises ValidationError and creates nothing.
     """
-    name = name.strip()
+    name = mask_card_numbers(name.strip())
     if not name:
         raise ValidationError("Give the token a name that says what it is for.")
     if len(name) > NAME_MAX_LENGTH:
@@ -189,7 +190,7 @@ def operator_key_create(
     Audited (``operator_key.create``, with the prefix and scope, never the secret). Bad input
     raises ValidationError and creates nothing.
     """
-    name = " ".join((name or "").split())
+    name = mask_card_numbers(" ".join((name or "").split()))
     if not name:
         raise ValidationError("Give the key a name that says which system uses it.", field="name")
     if len(name) > NAME_MAX_LENGTH:

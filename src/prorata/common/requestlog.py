@@ -13,7 +13,10 @@ A refused request (401, 403, 404, 429) also writes one ``denied`` line at WARNIN
 (another account's invoice ids, a missing role, a forged form) stands out from the request lines.
 
 Never logged: request bodies, headers, query strings (a reset token travels in a path, which is
-logged as its route pattern only), so card data and secrets cannot reach the log.
+logged as its route pattern only), so card data and secrets cannot reach the log. A card number
+typed into a text field is masked by the service that stores it; :class:`ContextFilter` masks one
+in a record's message, exception text or string fields all the same (an error repeating the value
+it refused, a database error quoting a row), as a last guard.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from prorata.common import metrics
+from prorata.common.cardnumbers import mask_card_numbers
 
 logger = logging.getLogger("prorata.request")
 security_logger = logging.getLogger("prorata.security")
@@ -53,9 +57,32 @@ def request_id_from(incoming: str | None) -> str:
     return uuid.uuid4().hex
 
 
+#: A LogRecord's own attributes: anything else on a record came from ``extra``.
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def _mask_record(record: logging.LogRecord) -> None:
+    """Mask card numbers in ``record``'s message, exception text and ``extra`` strings."""
+    message = record.getMessage()
+    scrubbed = mask_card_numbers(message)
+    if scrubbed != message:
+        record.msg, record.args = scrubbed, ()
+    if record.exc_info and record.exc_info[0] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        scrubbed = mask_card_numbers(text)
+        if scrubbed != text:  # formatters print exc_text when exc_info is gone
+            record.exc_info, record.exc_text = None, scrubbed
+    elif record.exc_text:
+        record.exc_text = mask_card_numbers(record.exc_text)
+    for name, value in list(record.__dict__.items()):
+        if name not in _RECORD_FIELDS and isinstance(value, str):
+            setattr(record, name, mask_card_numbers(value))
+
+
 class ContextFilter(logging.Filter):
     """Adds ``request_id``, ``account_id``, ``job`` and ``job_id`` to every record (``None``
-    outside a request or a job), unless the record already carries them."""
+    outside a request or a job), unless the record already carries them; masks card numbers
+    (:func:`_mask_record`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)
@@ -70,6 +97,7 @@ class ContextFilter(logging.Filter):
                                ("job", job), ("job_id", job_id)):
             if not hasattr(record, name):
                 setattr(record, name, variable.get())
+        _mask_record(record)
         return True
 
 

@@ -58,6 +58,7 @@ from prorata.billing.services import (
     receipt_enqueue,
 )
 from prorata.billing.writer import receipt_context_for_refund
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import now
 from prorata.common.db import retry_transient
 from prorata.console.errors import StaffActionRefused, StaffNotPermitted
@@ -105,7 +106,7 @@ def _reason(reason: str) -> str:
     if not text or len(text) > REASON_MAX:
         raise ValidationError(gettext_noop(
             "Give the reason, 1 to 500 characters: it is kept in the audit log."))
-    return text
+    return mask_card_numbers(text)  # staff paste from the customer's message too
 
 
 def staff_limits(currency: str) -> StaffLimits:

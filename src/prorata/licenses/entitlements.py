@@ -21,6 +21,7 @@ from django.db import transaction
 
 from prorata.accounts.models import User
 from prorata.accounts.services import audit_record
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import now
 from prorata.licenses.models import EntitlementKey
 from prorata.licenses.queries import KEY as _KEY
@@ -45,6 +46,7 @@ def entitlement_key_create(*, name: str, actor: User | None) -> tuple[Entitlemen
     if not name or len(name) > 100:
         raise ValidationError("Give the key a name of 1 to 100 characters saying who uses it.",
                               field="name")
+    name = mask_card_numbers(name)
     secret = secrets.token_urlsafe(32)
     prefix = "".join(secrets.choice(_ALPHABET) for _ in range(10))
     key = f"{BRAND}{prefix}_{secret}"

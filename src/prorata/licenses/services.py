@@ -22,6 +22,7 @@ from django.urls import reverse
 from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import audit_record
 from prorata.billing.locks import lock_account, lock_subscriptions
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import format_instant, now
 from prorata.licenses.errors import (
     AlreadyLicensed,
@@ -379,8 +380,9 @@ def invitation_accept(*, token: str, user: User | None = None, password: str = "
                 raise InvitationForAnotherAddress(
                     f"An account already exists for {invitation.email}: sign in to join.",
                     email=invitation.email)
-            user = User.objects.create_user(invitation.email, password, first_name=first_name,
-                                            last_name=last_name)
+            user = User.objects.create_user(invitation.email, password,
+                                            first_name=mask_card_numbers(first_name),
+                                            last_name=mask_card_numbers(last_name))
             audit_record(actor=user, action="user.create", account=account, obj=user,
                          after={"email": user.email, "invitation": invitation.pk}, ip=ip)
         elif user.email.lower() != invitation.email.lower():

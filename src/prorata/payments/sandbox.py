@@ -43,6 +43,7 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_noop
 
+from prorata.common.cardnumbers import luhn_valid  # re-exported: the card form checks it
 from prorata.common.clock import now
 from prorata.common.db import JOB_ATTEMPTS, retry_transient
 from prorata.payments.errors import CardRejected, CardTokenInvalid, IdempotencyKeyReused
@@ -118,19 +119,6 @@ class CardDetails:
     exp_month: int
     exp_year: int
     cvc: str = field(repr=False)
-
-
-def luhn_valid(digits: str) -> bool:
-    """Whether a string of digits passes the Luhn check (the card number's last digit)."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def card_brand(digits: str) -> str:

@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 ]
 
 AUTH_USER_MODEL = "accounts.User"
+#: Error reports (the DEBUG 500 page, e-mails to ADMINS) mask card numbers typed into text fields.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "prorata.common.reporting.CardSafeExceptionReporterFilter"
 # argon2 first: new and re-hashed passwords use it; the others only verify legacy hashes.
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",

@@ -71,6 +71,7 @@ from prorata.billing.writer import (
 from prorata.catalog.models import BillingCycle, Plan
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common import faults
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import format_instant, now
 from prorata.common.db import retry_transient
 from prorata.common.urls import absolute_url
@@ -1513,7 +1514,7 @@ def subscription_cancel_renewal(*, account: Account, user: User, product_code: s
     entry and the audit entry, where staff read it; a longer one is refused and nothing changes."""
     from django.utils.translation import gettext_noop
 
-    reason = " ".join(reason.split())
+    reason = mask_card_numbers(" ".join(reason.split()))
     if len(reason) > CANCEL_REASON_MAX:
         from prorata.subscriptions.errors import CancelReasonTooLong
 

@@ -23,6 +23,7 @@ from prorata.accounts.models import Account, Membership, User
 from prorata.accounts.services import audit_record
 from prorata.billing.models import Document, DocumentKind
 from prorata.catalog.models import Plan
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import now
 from prorata.support.models import (
     SupportMessage,
@@ -36,12 +37,13 @@ MESSAGE_MAX = 5000
 
 
 def _text(message: str) -> str:
+    """The message as stored, e-mailed and audited: trimmed, any card number masked."""
     text = (message or "").strip()
     if not text or len(text) > MESSAGE_MAX:
         # One literal, so that the page shows its translation (web.errors falls back to gettext).
         raise ValidationError(gettext_noop("Write a message of 1 to 5000 characters."),
                               max=MESSAGE_MAX)
-    return text
+    return mask_card_numbers(text)
 
 
 def support_request_create(

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from prorata.accounts.models import User
 from prorata.accounts.services import audit_record
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import format_instant, now
 from prorata.webhooks.events import EVENT_TYPES
 from prorata.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -72,7 +73,7 @@ def webhook_endpoint_create(*, actor: User, url: str, event_types: Iterable[str]
     url, types = checked_url(url), checked_event_types(event_types)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
-            url=url, event_types=types, description=description.strip()[:200],
+            url=url, event_types=types, description=mask_card_numbers(description.strip()[:200]),
             secret=new_secret(), created_at=now(), created_by=actor if actor.pk else None)
         audit_record(actor=actor, action="webhook.endpoint.create", obj=endpoint,
                      after=_described(endpoint), ip=ip)
@@ -89,7 +90,7 @@ def webhook_endpoint_update(*, actor: User, endpoint_id: int, url: str,
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint_id)
         before = _described(endpoint)
         endpoint.url, endpoint.event_types, endpoint.is_active = url, types, is_active
-        endpoint.description = description.strip()[:200]
+        endpoint.description = mask_card_numbers(description.strip()[:200])
         after = _described(endpoint)
         if before != after:
             endpoint.save(update_fields=["url", "event_types", "is_active", "description"])

@@ -28,6 +28,7 @@ from prorata.accounts.models import Account, User
 from prorata.accounts.permissions import Action, can
 from prorata.accounts.services import audit_record
 from prorata.billing.locks import lock_account
+from prorata.common.cardnumbers import mask_card_numbers
 from prorata.common.clock import format_instant, now
 from prorata.notifications.outbox import outbox_enqueue
 from prorata.webinars.errors import (
@@ -78,7 +79,7 @@ def _checked(title: str, starts_at: datetime, duration_minutes: int, time_zone: 
         raise ValidationError(
             f"A webinar lasts between {MIN_DURATION} and {MAX_DURATION} minutes.",
             field="duration_minutes", min=MIN_DURATION, max=MAX_DURATION)
-    return title, duration_minutes, valid_time_zone(time_zone)
+    return mask_card_numbers(title), duration_minutes, valid_time_zone(time_zone)
 
 
 def webinar_schedule(*, organizer: User, account: Account, title: str, starts_at: datetime,
@@ -166,6 +167,7 @@ def registration_create(*, public_id: str, name: str, email: str,
     name, email = (name or "").strip(), (email or "").strip()
     if not name or len(name) > 200:
         raise ValidationError("Enter your name (at most 200 characters).", field="name")
+    name = mask_card_numbers(name)
     try:
         validate_email(email)
     except DjangoValidationError:
