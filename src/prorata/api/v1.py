@@ -33,10 +33,13 @@ Adding an area (e.g. invoices)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from importlib import import_module
 from typing import Any
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import NinjaAPI
 
@@ -63,6 +66,25 @@ class ProrataApi(NinjaAPI):
         return document_body_errors(super().get_openapi_schema(*args, **kwargs))
 
 
+def docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Who may read the documentation page and the OpenAPI document: everyone (``public``),
+    staff signed in to the console with their second factor (``staff``), or nobody (``off``),
+    by ``PRORATA_API_DOCS``, read at each request. Anyone else gets the 404 of a page that does
+    not exist: a private document does not say it is there."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        mode = settings.PRORATA_API_DOCS
+        user = request.user
+        staff = (user.is_authenticated and user.is_active and user.is_staff
+                 and user.is_verified())  # type: ignore[union-attr]
+        if mode == "off" or (mode == "staff" and not staff):
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
 api = ProrataApi(
     title="Prorata API",
     version="1",
@@ -79,6 +101,7 @@ api = ProrataApi(
     urls_namespace="api-v1",
     auth=[BearerToken(), SessionCookie()],
     renderer=ApiRenderer(),
+    docs_decorator=docs_access,
 )
 install_error_handlers(api)
 

@@ -84,6 +84,15 @@ logger = logging.getLogger(__name__)
 PREFIX = "/payments/stripe/v1"
 #: Stripe.js: always loaded from Stripe's host (Stripe's rule), never bundled or pinned.
 STRIPE_JS = "https://js.stripe.com/v3/"
+#: What the pages' Content-Security-Policy adds while this gateway is selected (Stripe's own list
+#: for Stripe.js and the Card Element): its script, its frames, its API, and the bank's page a
+#: checkout needing 3-D Secure is sent on to.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "script-src": ["https://js.stripe.com"],
+    "connect-src": ["https://api.stripe.com"],
+    "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+    "form-action": ["https://hooks.stripe.com"],
+}
 #: The metadata key that carries Prorata's idempotency key on every PaymentIntent and Refund.
 METADATA_KEY = "prorata_idempotency_key"
 #: How long a customer has to authenticate a payment (project clock): a PaymentIntent still

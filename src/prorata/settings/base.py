@@ -95,6 +95,8 @@ MIDDLEWARE = [
     # First: every request gets its id and its log line, whatever answers it.
     "prorata.common.requestlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before X-Frame-Options (last): its header is set when this one answers.
+    "prorata.web.middleware.ContentSecurityPolicyMiddleware",
     # Static files are served by the project itself (no CDN, no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Each request's own cache of the rows its authorization reads (prorata.accounts.access).
@@ -280,6 +282,30 @@ PRORATA_STRIPE_WEBHOOK_SECRET = os.environ.get("PRORATA_STRIPE_WEBHOOK_SECRET", 
 PRORATA_STRIPE_API_BASE = os.environ.get(
     "PRORATA_STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
 PRORATA_STRIPE_TIMEOUT = float(os.environ.get("PRORATA_STRIPE_TIMEOUT", "30"))
+#: The Content-Security-Policy of every page (prorata.web.middleware): every script is a file of
+#: this server (none inline, no eval: the pages' behaviour is in static/prorata/*.js, htmx is
+#: configured by its meta tag); with the Stripe gateway, Stripe.js and its frames are added at
+#: each request (prorata.payments.stripe_gateway.CONTENT_SECURITY_POLICY). Inline styles stay
+#: allowed: the pages' style attributes cannot run script, and htmx inserts its indicator style.
+PRORATA_CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "frame-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
+
+#: The API's documentation (/api/v1/docs and its OpenAPI document /api/v1/openapi.json):
+#: ``public``, ``staff`` (signed-in staff only, others 404) or ``off`` (404).
+PRORATA_API_DOCS = os.environ.get("PRORATA_API_DOCS", "public")
+if PRORATA_API_DOCS not in {"public", "staff", "off"}:
+    raise ValueError(f"PRORATA_API_DOCS must be 'public', 'staff' or 'off', not {PRORATA_API_DOCS!r}")
+
 #: Where people reach this server; links in e-mails are made absolute with it.
 PRORATA_BASE_URL = os.environ.get("PRORATA_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Web server worker processes (prorata serve); 0: one per core.

@@ -95,3 +95,44 @@ class NulCharacterMiddleware:
             fields.append(request.POST)
         return any("\x00" in key or any("\x00" in str(value) for value in values)
                    for query in fields for key, values in query.lists())
+
+
+class ContentSecurityPolicyMiddleware:
+    """Every answer carries ``settings.PRORATA_CONTENT_SECURITY_POLICY`` (a view that sets its own
+    header keeps it): scripts only from this server, no inline script, no ``eval``, no plugin,
+    forms posted only here; with the Stripe gateway selected, Stripe's sources added (read at each
+    request, as the gateway is: prorata.payments.gateway).
+
+    ``frame-ancestors`` follows the answer's X-Frame-Options (set later in the chain, so already
+    there on the way out): ``DENY`` is ``'none'``, ``SAMEORIGIN`` (the sandbox's card form, framed
+    by the checkout) ``'self'``; browsers that read both then agree.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._policies: dict[str, str] = {}
+
+    def policy(self) -> str:
+        """The header's value for the gateway selected now (one string per gateway, kept)."""
+        gateway = settings.PRORATA_PAYMENT_GATEWAY
+        if gateway not in self._policies:
+            directives = {name: list(sources) for name, sources in
+                          settings.PRORATA_CONTENT_SECURITY_POLICY.items()}
+            if gateway == "stripe":
+                from prorata.payments.stripe_gateway import CONTENT_SECURITY_POLICY
+
+                for name, sources in CONTENT_SECURITY_POLICY.items():
+                    directives.setdefault(name, ["'self'"]).extend(sources)
+            self._policies[gateway] = "; ".join(
+                f"{name} {' '.join(sources)}" for name, sources in directives.items())
+        return self._policies[gateway]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if "Content-Security-Policy" not in response:
+            policy = self.policy()
+            frame = response.get("X-Frame-Options", "").upper()
+            ancestors = {"DENY": "'none'", "SAMEORIGIN": "'self'"}.get(frame)
+            response["Content-Security-Policy"] = (
+                f"{policy}; frame-ancestors {ancestors}" if ancestors else policy)
+        return response
