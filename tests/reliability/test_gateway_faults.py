@@ -188,7 +188,8 @@ def test_a_fault_at_renewal(fault, inject, demo_catalog, clock):
 PAY_NOW = {
     Fault.DECLINE: ("payment_declined", []),
     Fault.INSUFFICIENT_FUNDS: ("insufficient_funds", []),
-    Fault.AUTHENTICATION_REQUIRED: ("requires_action", []),  # abandoned: back on the schedule
+    # abandoned: the customer is e-mailed (payment_failed), the renewal back on its schedule
+    Fault.AUTHENTICATION_REQUIRED: ("requires_action", ["payment_failed"]),
     Fault.TIMEOUT_BEFORE: ("pending", ["receipt"]),  # the charge step charges it, same key
     Fault.HTTP_500: ("pending", ["receipt"]),
     Fault.TIMEOUT_AFTER: ("pending", ["receipt"]),

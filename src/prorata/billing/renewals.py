@@ -51,6 +51,7 @@ from prorata.billing.services import (
     invoice_apply_payment,
     invoice_payment_failed,
     ledger_append,
+    notify_billing_contacts,
     receipt_enqueue,
 )
 from prorata.billing.writer import (
@@ -65,10 +66,11 @@ from prorata.billing.writer import (
 )
 from prorata.catalog.selectors import catalog_snapshot
 from prorata.common import faults
-from prorata.common.clock import now
+from prorata.common.clock import format_instant, now
 from prorata.common.db import JOB_ATTEMPTS, retry_transient
 from prorata.common.urls import absolute_url
 from prorata.jobs.models import BETWEEN_ATTEMPTS, Renewal, RenewalStatus
+from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, ChargeResult, get_gateway
 from prorata.payments.models import PaymentMethod
 from prorata.subscriptions.models import Subscription, SubscriptionStatus
@@ -402,7 +404,7 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int,
 
 
 def renewal_payment_confirm(*, account_id: int, invoice_id: int, at: datetime | None = None,
-                            abandon_after: timedelta | None = None) -> str:
+                            abandon_after: timedelta | None = None, notify: bool = False) -> str:
     """The customer is back from authenticating the Pay now payment of renewal invoice
     ``invoice_id`` (or a webhook announced its outcome, or the reconciliation job looks at it):
     the gateway is asked by the payment's idempotency key (outside any transaction) and the
@@ -415,6 +417,8 @@ def renewal_payment_confirm(*, account_id: int, invoice_id: int, at: datetime | 
       older than that at ``at`` fails instead (``authentication_abandoned``);
     - no attempt awaiting an authentication (settled before): ``"settled_before"``.
 
+    ``notify`` (the job: the customer is not there to read the page) e-mails a failure to the
+    billing contacts (``payment_failed``, with the Pay now link), as the checkout's job does.
     Never charges. ``at``: by default the project clock.
     """
     at = at or now()
@@ -444,7 +448,7 @@ def renewal_payment_confirm(*, account_id: int, invoice_id: int, at: datetime | 
     renewal = Renewal.objects.select_related("invoice").get(invoice_id=invoice_id)
     account = Account.objects.get(pk=account_id)
     return ("failed" if _pay_now_declined(account=account, renewal=renewal, payment=payment,
-                                          code=code, message=message, at=at)
+                                          code=code, message=message, at=at, notify=notify)
             else "settled_before")
 
 
@@ -463,7 +467,7 @@ def renewal_authentications_reconcile(*, at: datetime | None = None) -> dict[str
                .order_by("created_at", "id").values_list("account_id", "invoice_id"))
     for account_id, invoice_id in waiting:
         outcome = renewal_payment_confirm(account_id=account_id, invoice_id=invoice_id, at=at,
-                                          abandon_after=AUTHENTICATION_TIMEOUT)
+                                          abandon_after=AUTHENTICATION_TIMEOUT, notify=True)
         key = {"paid": "renewals_paid", "failed": "renewals_failed",
                "requires_action": "renewals_waiting"}.get(outcome)
         if key:
@@ -520,11 +524,13 @@ def _pay_now_authenticating(*, payment_id: int, result: ChargeResult) -> None:
 
 @retry_transient
 def _pay_now_declined(*, account: Account, renewal: Renewal, payment: Payment, code: str,
-                      message: str, at: datetime) -> bool:
+                      message: str, at: datetime, notify: bool = False) -> bool:
     """Record a refused Pay now (its card refused, or its authentication failed or abandoned):
     the attempt failed (the ``invoice.payment_failed`` event), the renewal between its dunning
     attempts again (``requires_action`` while the bank still wants an authentication), its
-    schedule as it was. Returns False when the attempt was settled already."""
+    schedule as it was; with ``notify``, the billing contacts e-mailed (``payment_failed``: why,
+    what is due, the next retry, the Pay now link). Returns False when the attempt was settled
+    already."""
     with transaction.atomic():
         lock_account(account.pk)
         failed = Payment.objects.filter(
@@ -538,4 +544,28 @@ def _pay_now_declined(*, account: Account, renewal: Renewal, payment: Payment, c
         Renewal.objects.filter(pk=renewal.pk, status=RenewalStatus.CHARGING).update(
             status=(RenewalStatus.REQUIRES_ACTION if code in _AUTHENTICATION_CODES
                     else RenewalStatus.RETRYING))
+        if failed and notify:
+            _pay_now_failed_mail(account=account, renewal=renewal, payment=payment)
     return bool(failed)
+
+
+def _pay_now_failed_mail(*, account: Account, renewal: Renewal, payment: Payment) -> None:
+    """``payment_failed`` to the billing contacts for a Pay now attempt settled in the
+    customer's absence (an authentication abandoned or expired): the same e-mail as a refused
+    renewal charge, linking to Pay now (inside the caller's transaction)."""
+    from prorata.jobs.charging import subscription_item  # charging imports this module
+
+    renewal = Renewal.objects.select_related(
+        "invoice", "subscription__product", "subscription__plan", "subscription__cycle",
+    ).get(pk=renewal.pk)
+    invoice = renewal.invoice
+    context: dict[str, Any] = {
+        "amount_due": money_json(invoice.amount_due, payment.currency),
+        "document_number": invoice.number, "reason": payment.message,
+        "items": [subscription_item(renewal.subscription)],
+        "url": reverse("billing:pay", args=[account.pk, invoice.pk]),
+    }
+    if renewal.next_attempt_at is not None:
+        context["next_retry_at"] = format_instant(renewal.next_attempt_at)
+    notify_billing_contacts(account=account, template="payment_failed", context=context,
+                            dedupe_key=f"payment_failed:{payment.pk}")

@@ -228,6 +228,16 @@ def test_a_failed_or_abandoned_authentication_leaves_the_dunning_schedule_as_it_
                                                          utc(2026, 2, 4))
     assert "Authenticate and pay</button>" in client.get(pay_url(account, invoice)).content.decode()
     assert payments_reconcile_due()["renewals_failed"] == 0  # settled once
+    # the customer left: the job's failure is e-mailed, with the way back to Pay now (EN/FR)
+    (abandoned,) = OutboxMessage.objects.filter(template="payment_failed")
+    assert abandoned.to == "jeanne@bistro.example"
+    assert abandoned.context["url"] == pay_url(account, invoice)
+    subject, text, _html = rendered(abandoned)
+    assert invoice.number in subject + text and "330.00" in text
+    assert Payment.objects.filter(invoice=invoice).latest("id").message in text
+    assert pay_url(account, invoice) in text
+    subject_fr, text_fr, _html = rendered(abandoned, "fr")
+    assert subject_fr != subject and "330,00" in text_fr
 
     # the second retry on 02-04, the last on 02-08: then the subscription expires
     clock.set(utc(2026, 2, 4))
@@ -255,7 +265,9 @@ def test_a_failed_or_abandoned_authentication_leaves_the_dunning_schedule_as_it_
     # an e-mail for each attempt that had a retry left, then the expiry
     assert OutboxMessage.objects.filter(template="payment_requires_action").count() == 3
     assert OutboxMessage.objects.filter(template="subscription_expired").count() == 1
-    assert not OutboxMessage.objects.filter(template="payment_failed").exists()
+    # and one for the authentication the customer abandoned; none for the one they failed
+    # on the page (they read the refusal there)
+    assert OutboxMessage.objects.filter(template="payment_failed").count() == 1
     page = client.get(pay_url(account, invoice)).content.decode()
     assert f"cancelled by credit note {note.number}" in page
     assert "Authenticate and pay" not in page and "Pay now</button>" not in page
