@@ -549,12 +549,17 @@ def _pay_now_declined(*, account: Account, renewal: Renewal, payment: Payment, c
     return bool(failed)
 
 
+def subscription_item(subscription: Subscription) -> dict[str, Any]:
+    """A subscription as an e-mail names it (``outbox.TEMPLATES``' item shape)."""
+    return {"product": subscription.product.name, "plan": subscription.plan.name,
+            "licenses": subscription.quantity, "cycle": subscription.cycle.code,
+            "previous": None}
+
+
 def _pay_now_failed_mail(*, account: Account, renewal: Renewal, payment: Payment) -> None:
     """``payment_failed`` to the billing contacts for a Pay now attempt settled in the
     customer's absence (an authentication abandoned or expired): the same e-mail as a refused
     renewal charge, linking to Pay now (inside the caller's transaction)."""
-    from prorata.jobs.charging import subscription_item  # charging imports this module
-
     renewal = Renewal.objects.select_related(
         "invoice", "subscription__product", "subscription__plan", "subscription__cycle",
     ).get(pk=renewal.pk)

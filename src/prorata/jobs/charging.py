@@ -36,6 +36,7 @@ from prorata.billing.renewals import (
     renewal_dunning_ended,
     renewal_of_payment,
     renewal_payment_succeeded,
+    subscription_item,
 )
 from prorata.billing.services import invoice_payment_failed, notify_billing_contacts
 from prorata.common import faults
@@ -44,7 +45,6 @@ from prorata.common.db import JOB_ATTEMPTS, WriterPacer, retry_transient
 from prorata.jobs.models import BETWEEN_ATTEMPTS, Renewal, RenewalStatus
 from prorata.notifications.context import money_json
 from prorata.payments.gateway import ChargeOutcome, get_gateway
-from prorata.subscriptions.models import Subscription
 from prorata.subscriptions.transitions import subscription_transition
 from prorata_core.errors import ProrataError
 from prorata_core.lifecycle import Event, Status, attempts_made_by, is_allowed, next_attempt_at
@@ -225,10 +225,3 @@ def _next_attempt(renewal: Renewal, payment: Payment, *, at: datetime) -> dateti
     except ValueError:  # planned by another schedule than today's: count the attempts instead
         made = renewal.attempts
     return next_attempt_at(first_failed_at=renewal.first_failed_at, attempts_made=made)
-
-
-def subscription_item(subscription: Subscription) -> dict[str, Any]:
-    """A subscription as an e-mail names it (``outbox.TEMPLATES``' item shape)."""
-    return {"product": subscription.product.name, "plan": subscription.plan.name,
-            "licenses": subscription.quantity, "cycle": subscription.cycle.code,
-            "previous": None}
