@@ -259,9 +259,11 @@ def checkout_reads(*, account_id: int, key: str, payment_method_id: int | None) 
     if connection.vendor != "postgresql":
         return checkout_reads_orm(account_id=account_id, key=key,
                                   payment_method_id=payment_method_id)
+    wanted = payment_method_id
+    if wanted is not None and not 0 < wanted < 2**63:
+        wanted = 0  # no card has an id outside bigint's range (nor 0): none found, as the ORM
     with prepared_cursor() as cursor:
-        cursor.execute(_CHECKOUT_READS_SQL, [payment_method_id, payment_method_id, key,
-                                             OrderStatus.PLACED, account_id])
+        cursor.execute(_CHECKOUT_READS_SQL, [wanted, wanted, key, OrderStatus.PLACED, account_id])
         rows = cursor.fetchall()
     first = rows[0]
     card = first[3:]

@@ -60,7 +60,8 @@ def world(acme, clock):
 
 
 @pytest.mark.parametrize("key", ["paid-key", "new-key"])
-@pytest.mark.parametrize("card", [None, "other", "default", "removed", "foreign", 999_999])
+@pytest.mark.parametrize("card", [None, "other", "default", "removed", "foreign", 999_999,
+                                  2**63, -(2**63) - 1, 0, -1])
 def test_the_reads_equal_the_orm_s(world, key, card):
     card_id = world[card] if isinstance(card, str) else card
     found = [as_compared(read(account_id=world["account"].pk, key=key, payment_method_id=card_id))
