@@ -57,6 +57,14 @@ SERIES = {DocumentKind.INVOICE.value: INVOICE_SERIES,
 #: same few instants (its ``at``, clustered period ends) thousands of times.
 _instant = lru_cache(maxsize=4096)(format_instant)
 
+# The choices' values, read once: a billing run's chunk builds thousands of rows with them (an
+# enum member's ``.value`` is a property call).
+_INVOICE, _CREDIT_NOTE = DocumentKind.INVOICE.value, DocumentKind.CREDIT_NOTE.value
+_PAID, _OPEN = DocumentStatus.PAID.value, DocumentStatus.OPEN.value
+_CARD, _PENDING = PaymentMethodKind.CARD.value, PaymentStatus.PENDING.value
+_RENEWAL_PAID, _RENEWAL_INVOICED, _RENEWAL_CHARGING = (
+    RenewalStatus.PAID.value, RenewalStatus.INVOICED.value, RenewalStatus.CHARGING.value)
+
 
 # --- documents ----------------------------------------------------------------------------------
 
@@ -153,8 +161,11 @@ def document_build(
     credit_applied: int = 0,
     amount_paid: int = 0,
     due_at: datetime | None = None,
+    year: int | None = None,
 ) -> DocumentRows:
     """A document issued at ``at``: totals summed from its lines (each rounded once by the engine).
+    ``year``: its numbering year, :func:`document_year` of ``at`` (a caller issuing many documents
+    at one instant, the billing run's chunk, reads it once).
 
     An invoice's ``amount_due`` is ``total − credit_applied − amount_paid``; it is ``paid`` (at
     ``at``) when that is zero, ``open`` otherwise. A credit note (negative lines) is ``paid``: its
@@ -167,9 +178,9 @@ def document_build(
     subtotal = sum(row.amount for row in rows)
     tax_total = sum(row.tax for row in rows)
     total = subtotal + tax_total
-    if kind == DocumentKind.CREDIT_NOTE.value:
+    if kind == _CREDIT_NOTE:
         credit_applied = amount_paid = amount_due = 0
-        status = DocumentStatus.PAID.value
+        status = _PAID
     else:
         amount_due = total - credit_applied - amount_paid
         if amount_due < 0 or credit_applied < 0 or amount_paid < 0:
@@ -177,10 +188,10 @@ def document_build(
                 f"An invoice of {total} cannot take {credit_applied} of credit and {amount_paid} "
                 "paid.", total=total,
             )
-        status = DocumentStatus.PAID.value if amount_due == 0 else DocumentStatus.OPEN.value
+        status = _PAID if amount_due == 0 else _OPEN
     head = DocumentHead(
-        kind, SERIES[kind], document_year(at), account_id, order_id, refers_to_id, status, at, due_at,
-        at if status == DocumentStatus.PAID.value else None, currency, subtotal, tax_total, total,
+        kind, SERIES[kind], document_year(at) if year is None else year, account_id, order_id, refers_to_id, status, at, due_at,
+        at if status == _PAID else None, currency, subtotal, tax_total, total,
         credit_applied, amount_paid, amount_due, tax.rule.value, tax.mention or "",
     )
     return DocumentRows(head, rows)
@@ -264,7 +275,8 @@ def document_snapshot(
                 "tax_rate_bp": line.tax_rate_bp,
                 "tax": line.tax,
             }
-            for line in sorted(rows.lines, key=lambda line: line.position)
+            for line in (rows.lines if len(rows.lines) == 1 else
+                         sorted(rows.lines, key=lambda line: line.position))
         ],
         "subtotal": head.subtotal,
         "tax": head.tax,
@@ -334,9 +346,8 @@ def card_attempt(
 ) -> PaymentRow:
     """A pending card attempt of ``amount`` (``card_id`` None: no card on file, which the charge
     step records as a failure)."""
-    return PaymentRow(account_id, PaymentMethodKind.CARD.value, card_id, card_label, currency,
-                      amount, PaymentStatus.PENDING.value, "", idempotency_key, attempt, "", "",
-                      at)
+    return PaymentRow(account_id, _CARD, card_id, card_label, currency, amount, _PENDING, "",
+                      idempotency_key, attempt, "", "", at)
 
 
 class Applied(NamedTuple):
@@ -429,6 +440,7 @@ class RenewalRows(NamedTuple):
 def renewal_build(
     *, order: Order, subscription_id: int, account_id: int, corporate: bool,
     payment_terms_days: int, card_id: int | None, card_label: str, at: datetime,
+    year: int | None = None,
 ) -> RenewalRows:
     """The rows of a renewal priced as ``order`` (:func:`renewal_order`), issued at ``at``: an
     invoice of one line for the new period; a corporate account's is due ``payment_terms_days``
@@ -436,19 +448,19 @@ def renewal_build(
     on the default card (``card_id``, None: none on file)."""
     totals = order.totals
     document = document_build(
-        account_id=account_id, kind=DocumentKind.INVOICE.value,
+        account_id=account_id, kind=_INVOICE,
         lines=[DraftLine(line, subscription_id) for line in order.lines], at=at, tax=order.tax,
         currency=order.currency, credit_applied=totals.credit_applied.amount,
-        due_at=at + timedelta(days=payment_terms_days) if corporate else None,
+        due_at=at + timedelta(days=payment_terms_days) if corporate else None, year=year,
     )
     due = document.head.amount_due
     payment = None
     if due == 0:
-        status, attempts = RenewalStatus.PAID.value, 0
+        status, attempts = _RENEWAL_PAID, 0
     elif corporate:
-        status, attempts = RenewalStatus.INVOICED.value, 0
+        status, attempts = _RENEWAL_INVOICED, 0
     else:
-        status, attempts = RenewalStatus.CHARGING.value, 1
+        status, attempts = _RENEWAL_CHARGING, 1
         payment = card_attempt(
             account_id=account_id, currency=order.currency, amount=due, card_id=card_id,
             card_label=card_label, at=at, attempt=1,

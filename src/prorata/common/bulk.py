@@ -10,7 +10,7 @@ Callers are services that already hold the locks they need, inside ``transaction
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -60,7 +60,7 @@ def pg_array(values: Sequence[int | str | datetime]) -> str:
         if isinstance(value, str):
             parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
         elif isinstance(value, datetime):
-            if value.utcoffset() is None:
+            if value.tzinfo is not UTC and value.utcoffset() is None:
                 raise ValueError(f"{value!r} has no time zone: PostgreSQL would read local time.")
             parts.append(value.isoformat())
         else:

@@ -229,6 +229,7 @@ def _renew_rows(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes
     taxes: dict[tuple[str, str], TaxDecision] = {}
     configs: dict[tuple[int, int, int, int, str], Configuration] = {}
     built: list[tuple[Due, RenewalRows]] = []
+    year = document_year(at)  # every invoice of the chunk is issued at ``at``
     for item in due:
         tax_key = (item.country, item.vat_number)
         tax = taxes.get(tax_key)
@@ -258,7 +259,7 @@ def _renew_rows(due: list[Due], *, at: datetime, catalog: Catalog, codes: _Codes
             order=order, subscription_id=item.id, account_id=item.account_id,
             corporate=item.billing_mode == BillingMode.CORPORATE,
             payment_terms_days=item.payment_terms_days, card_id=card.pk if card else None,
-            card_label=card.label if card else "", at=at)))
+            card_label=card.label if card else "", at=at, year=year)))
 
     document_ids = reserve_ids(Document._meta.db_table, len(built))
     rows = _ChunkRows.build(built, document_ids)

@@ -228,3 +228,15 @@ def test_format_instant_is_iso_with_z():
     assert format_instant(utc(2026, 3, 11)) == "2026-03-11T00:00:00Z"
     paris = datetime(2026, 3, 11, 1, tzinfo=timezone(timedelta(hours=1)))
     assert format_instant(paris) == "2026-03-11T00:00:00Z"
+
+
+def test_format_instant_is_the_same_on_every_road_to_utc():
+    """The fast road (``tzinfo is UTC``) and the converting one write the same text, microseconds
+    included, whatever object says "UTC"."""
+    from zoneinfo import ZoneInfo
+
+    at = datetime(2026, 3, 11, 13, 45, 12, 5, tzinfo=UTC)
+    assert format_instant(at) == "2026-03-11T13:45:12.000005Z"
+    for same in (at.replace(tzinfo=ZoneInfo("UTC")), at.replace(tzinfo=timezone(timedelta(0))),
+                 at.astimezone(timezone(timedelta(hours=-5)))):
+        assert format_instant(same) == "2026-03-11T13:45:12.000005Z"
