@@ -11,7 +11,7 @@ It creates a throwaway database next to ``DATABASE_URL``'s (``test_<name>``), mi
 with a Standard subscription of 5 licenses held by its first 5 members — written set-based with
 ``bulk_create`` (benchmark data, not a purchase: no invoices, the endpoint does not read them) —
 creates an entitlement key, starts ``prorata serve``'s gunicorn command with ``--workers 2`` on
-loopback (gthread workers of one thread, keep-alive; ``--worker-class sync`` to compare), and drives
+loopback (its own worker, keep-alive; ``--worker-class gthread`` or ``sync`` to compare), and drives
 it with keep-alive connections over random members' addresses (licensed and not): once plain
 (200), once with the ETag of the previous answer (304). With Debian's ``wrk`` when installed
 (``taskset -c 1``), else a Python client (threads with persistent connections, which share the
@@ -111,7 +111,7 @@ def load(accounts: int, members: int) -> list[str]:
 
 @contextlib.contextmanager
 def gunicorn(database_name: str, workers: int,
-             worker_class: str = "sync") -> Iterator[tuple[str, int]]:
+             worker_class: str = "serve") -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "PRORATA_CLOCK": "wall", "PRORATA_LOG_LEVEL": "ERROR",
            "DJANGO_SETTINGS_MODULE": "prorata.settings.base",
@@ -119,7 +119,7 @@ def gunicorn(database_name: str, workers: int,
     # prorata serve's own command line (the production server), on a free loopback port.
     command = gunicorn_argv(bind=f"127.0.0.1:{port}", workers=workers, timeout=30,
                             graceful_timeout=5, max_requests=10_000_000)
-    if worker_class != "gthread":
+    if worker_class != "serve":
         at = command.index("--worker-class")
         command[at + 1] = worker_class
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)  # noqa: S603
@@ -276,8 +276,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="gthread",
-                        help="gunicorn's worker class (prorata serve's: gthread, one thread)")
+    parser.add_argument("--worker-class", default="serve",
+                        help="gunicorn's worker class (default: prorata serve's own, "
+                             "prorata.common.webworker.InlineWorker; gthread or sync to compare)")
     parser.add_argument("--python-client", action="store_true",
                         help="drive with Python threads even when wrk is installed")
     args = parser.parse_args()
@@ -302,7 +303,9 @@ def main() -> None:
                     "members": args.accounts * args.members, "load_seconds": loaded,
                     "server": f"gunicorn {args.workers} {args.worker_class} workers",
                     "python": platform.python_version(),
-                    "load_average": round(os.getloadavg()[0], 2), **best}), flush=True)
+                    "load_average": round(os.getloadavg()[0], 2), **best,
+                    "every_run_requests_per_s": [r["requests_per_s"] for r in results]}),
+                    flush=True)
     finally:
         connection.close()
         connection.creation.destroy_test_db(name, verbosity=0)

@@ -139,7 +139,10 @@ def database_url(name: str) -> str:
     db = settings.DATABASES["default"]
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{name}"
+    host = db.get("HOST") or "127.0.0.1"
+    if host.startswith("/"):  # PostgreSQL's Unix socket directory, as a URL's host
+        host = quote(host, safe="")
+    return f"postgres://{user}{password}@{host}:{db.get('PORT') or 5432}/{name}"
 
 
 def measure(base: str, path: str, *, seconds: float, connections: int, token: str = "",

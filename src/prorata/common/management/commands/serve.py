@@ -1,8 +1,9 @@
 """``prorata serve``: the production web server (gunicorn), static files included (WhiteNoise).
 
 Replaces this process by a gunicorn master serving ``prorata.wsgi:application`` with ``--workers``
-sync worker processes (default ``PRORATA_WEB_WORKERS``, else one per core). The master restarts a
-worker that dies, and:
+worker processes (default ``PRORATA_WEB_WORKERS``, else one per core;
+:class:`prorata.common.webworker.InlineWorker`: one request at a time each, connections kept
+alive). The master restarts a worker that dies, and:
 
 - ``SIGHUP``: graceful restart: new workers start with the new code and settings, the old ones finish
   their requests (at most ``--graceful-timeout`` seconds) and exit; no request is refused;
@@ -29,6 +30,10 @@ def default_workers() -> int:
     return settings.PRORATA_WEB_WORKERS or (os.cpu_count() or 1)
 
 
+#: The gunicorn worker ``prorata serve`` runs.
+WORKER_CLASS = "prorata.common.webworker.InlineWorker"
+
+
 def gunicorn_argv(*, bind: str, workers: int, timeout: int, graceful_timeout: int,
                   max_requests: int) -> list[str]:
     """The gunicorn command line :class:`Command` runs (printed by ``--dry-run``)."""
@@ -38,12 +43,15 @@ def gunicorn_argv(*, bind: str, workers: int, timeout: int, graceful_timeout: in
         # One request at a time per worker, as a sync worker, but connections are kept alive
         # between requests (sync workers close each one): the webinar product's backend asks the
         # entitlement endpoint over one connection, and a new TCP connection per request cost a
-        # fifth of that endpoint's throughput (benchmarks/README.md, "Entitlement endpoint").
-        "--worker-class", "gthread", "--threads", "1", "--keep-alive", "5",
+        # fifth of that endpoint's throughput. gthread's loop, without its hand-off of each
+        # request to a pool thread (prorata.common.webworker; benchmarks/README.md, "Entitlement
+        # endpoint").
+        "--worker-class", WORKER_CLASS, "--threads", "1", "--keep-alive", "5",
         "--timeout", str(timeout), "--graceful-timeout", str(graceful_timeout),
         "--max-requests", str(max_requests), "--max-requests-jitter", str(max(max_requests // 10, 1)),
-        # Requests are logged by the application itself (JSON, with their request id).
-        "--access-logfile", "/dev/null", "--error-logfile", "-",
+        # Requests are logged by the application itself (JSON, with their request id): no access
+        # log (an access log sent to /dev/null is still formatted, request by request).
+        "--error-logfile", "-",
         # Signals do what the control socket would; one shared socket path would clash between
         # two deployments on one machine.
         "--no-control-socket",
