@@ -111,7 +111,7 @@ def load(accounts: int, members: int) -> list[str]:
 
 @contextlib.contextmanager
 def gunicorn(database_name: str, workers: int,
-             worker_class: str = "serve") -> Iterator[tuple[str, int]]:
+             worker_class: str = "serve") -> Iterator[tuple[str, int, int]]:
     port = free_port()
     env = {**os.environ, "PRORATA_CLOCK": "wall", "PRORATA_LOG_LEVEL": "ERROR",
            "DJANGO_SETTINGS_MODULE": "prorata.settings.base",
@@ -133,7 +133,7 @@ def gunicorn(database_name: str, workers: int,
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.2)
-        yield "127.0.0.1", port
+        yield "127.0.0.1", port, server.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
@@ -145,7 +145,7 @@ def gunicorn(database_name: str, workers: int,
 
 
 def drive(host: str, port: int, emails: list[str], key: str, *, seconds: float,
-          connections: int, conditional: bool) -> dict:
+          connections: int, conditional: bool, server: int) -> dict:
     """``connections`` threads, each on one keep-alive connection, for ``seconds``: GET random
     members' entitlements (with ``If-None-Match`` = that member's ETag when ``conditional``)."""
     etags: dict[str, str] = {}
@@ -188,13 +188,14 @@ def drive(host: str, port: int, emails: list[str], key: str, *, seconds: float,
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with cpu_meter(server) as spent:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     elapsed = time.perf_counter() - started
     return {"client": "python keep-alive", "connections": connections,
-            "requests": len(samples), "statuses": statuses,
+            "requests": len(samples), "statuses": statuses, **per_request(spent, len(samples)),
             "requests_per_s": round(len(samples) / elapsed, 1),
             "p50_ms": round(statistics.median(samples), 2),
             "p90_ms": round(percentile(samples, 0.90), 2),
@@ -235,7 +236,7 @@ def etags_of(host: str, port: int, emails: list[str], key: str) -> dict[str, str
 
 
 def drive_wrk(host: str, port: int, emails: list[str], key: str, *, seconds: float,
-              connections: int, conditional: bool) -> dict:
+              connections: int, conditional: bool, server: int) -> dict:
     """Debian's ``wrk`` on core 1 (one thread, ``connections`` connections) over random members
     (the first 2,000 with their ETags when ``conditional``); its latency percentiles."""
     import tempfile
@@ -250,8 +251,9 @@ def drive_wrk(host: str, port: int, emails: list[str], key: str, *, seconds: flo
         env = {**os.environ, "ENTITLEMENT_ROWS": str(rows), "ENTITLEMENT_KEY": key}
         command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
                    f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), f"http://{host}:{port}"]
-        out = subprocess.run(command, env=env, capture_output=True, text=True,  # noqa: S603
-                             check=True).stdout
+        with cpu_meter(server) as spent:
+            out = subprocess.run(command, env=env, capture_output=True, text=True,  # noqa: S603
+                                 check=True).stdout
 
     def ms(text: str) -> float:
         value = float(re.match(r"[\d.]+", text).group(0))
@@ -260,12 +262,51 @@ def drive_wrk(host: str, port: int, emails: list[str], key: str, *, seconds: flo
 
     percentiles = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"client": "wrk", "connections": connections,
-            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"client": "wrk", "connections": connections, "requests": requests,
+            **per_request(spent, requests),
             "errors": int(non_2xx.group(1)) if non_2xx else 0,
             "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50_ms": ms(percentiles["50"]), "p90_ms": ms(percentiles["90"]),
             "p99_ms": ms(percentiles["99"])}
+
+
+def _processes() -> Iterator[tuple[int, int, str, int]]:
+    """(pid, parent pid, name, CPU clock ticks: user + system) of every process, from /proc."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        yield int(stat.parent.name), int(fields[1]), name, int(fields[11]) + int(fields[12])
+
+
+def _cpu_ticks(server: int) -> tuple[int, int]:
+    """CPU ticks used so far by the server's processes (master and workers) and by every
+    PostgreSQL process (the machine's server: its backends serve the workers)."""
+    rows = list(_processes())
+    web = sum(ticks for pid, parent, _name, ticks in rows if server in (pid, parent))
+    postgres = sum(ticks for _pid, _parent, name, ticks in rows if name == "postgres")
+    return web, postgres
+
+
+@contextlib.contextmanager
+def cpu_meter(server: int) -> Iterator[dict[str, float]]:
+    """The CPU seconds the web server and PostgreSQL spend inside the block (filled on exit)."""
+    spent: dict[str, float] = {}
+    web, postgres = _cpu_ticks(server)
+    yield spent
+    web_after, postgres_after = _cpu_ticks(server)
+    tick = os.sysconf("SC_CLK_TCK")
+    spent["web"], spent["postgres"] = (web_after - web) / tick, (postgres_after - postgres) / tick
+
+
+def per_request(spent: dict[str, float], requests: int) -> dict[str, int]:
+    """CPU µs per request: what a 304 saves shows here even when the load client sets the rate."""
+    return {"server_cpu_us_per_request": round(spent["web"] / max(requests, 1) * 1e6),
+            "postgres_cpu_us_per_request": round(spent["postgres"] / max(requests, 1) * 1e6)}
 
 
 def main() -> None:
@@ -291,11 +332,12 @@ def main() -> None:
         _row, key = entitlement_key_create(name="benchmark", actor=None)
         loaded = round(time.perf_counter() - started, 1)
         connection.close()
-        with gunicorn(name, args.workers, args.worker_class) as (host, port):
+        with gunicorn(name, args.workers, args.worker_class) as (host, port, server):
             for label, conditional in (("entitlement_200", False), ("entitlement_304", True)):
                 runner = drive_wrk if shutil.which("wrk") and not args.python_client else drive
                 results = [runner(host, port, emails, key, seconds=args.seconds,
-                                 connections=args.connections, conditional=conditional)
+                                  connections=args.connections, conditional=conditional,
+                                  server=server)
                            for _ in range(args.repeat)]
                 best = max(results, key=lambda r: r["requests_per_s"])
                 print(json.dumps({

@@ -141,3 +141,25 @@ def test_an_operator_creates_a_key_in_the_console_and_sees_it_once(world):
     support.groups.set([Group.objects.get(name="support_agent")])
     console_login(client, support)
     assert client.get("/console/licenses/entitlementkey/").status_code == 403
+
+
+def test_the_etag_names_every_field_of_the_answer_and_nothing_else():
+    """Computed from the fields (a 304 renders no body): equal answers give equal tags, and a
+    change of any one field gives another tag."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from prorata.api.entitlements import entitlement_etag
+    from prorata.licenses.entitlements import Entitlement
+
+    base = Entitlement("carol@acme.example", True, None, 7, "Acme Corp", "standard", 500,
+                       ["recording"], datetime(2027, 1, 1, tzinfo=UTC))
+    assert entitlement_etag(base) == entitlement_etag(replace(base, features=["recording"]))
+    changed = [replace(base, email="dave@acme.example"), replace(base, may_host=False),
+               replace(base, reason="expired"), replace(base, account_id=8),
+               replace(base, account_name="Acme"), replace(base, plan="pro"),
+               replace(base, participant_limit=1000), replace(base, features=[]),
+               replace(base, valid_until=datetime(2027, 2, 1, tzinfo=UTC)),
+               replace(base, valid_until=None)]
+    tags = {entitlement_etag(answer) for answer in changed}
+    assert len(tags) == len(changed) and entitlement_etag(base) not in tags
