@@ -12,7 +12,8 @@ end with "and nothing is lost, doubled or left unreconciled":
 - **I2 exactly-once renewal**: at most one renewal invoice (an invoice without an order, not void)
   per (subscription, period start); a subscription's invoiced periods do not overlap, except where
   a credit line of the same subscription gives back exactly the overlapped part (a change ends the
-  old period at the change instant: DESIGN §3).
+  old period at the change instant: DESIGN §3), or the overlap is worth 0.00 (a change in the
+  period's last second: no credit note of nothing is issued).
 - **I3 ledger balanced**: the ledger here is single-entry per account (positive in the customer's
   favour), so "each transaction sums to zero" is: every issued document, succeeded payment and
   succeeded refund has exactly one ledger row of its signed amount, in its account and currency,
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from fractions import Fraction
 from itertools import pairwise
 from typing import Any
 
@@ -71,6 +73,8 @@ from prorata.notifications.models import OutboxMessage, OutboxStatus
 from prorata.payments.models import SandboxCharge
 from prorata.subscriptions.models import Order, Subscription
 from prorata.webhooks.models import DeliveryStatus, WebhookDelivery
+from prorata_core.money import Money
+from prorata_core.periods import seconds_between
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +150,8 @@ def check_renewals_once() -> list[Violation]:
         subscription__isnull=False,
     ).exclude(document__status=DocumentStatus.VOID).values_list(
         "subscription_id", "kind", "period_start", "period_end", "document_id",
-        "document__order_id"))
-    renewals = Counter((sub, start) for sub, kind, start, _end, _doc, order in lines
+        "document__order_id", "amount", "document__currency"))
+    renewals = Counter((sub, start) for sub, kind, start, _end, _doc, order, _amount, _cur in lines
                        if kind == LineKind.CHARGE and order is None)
     for (sub, start), count in sorted(renewals.items()):
         if count > 1:
@@ -159,23 +163,27 @@ def check_renewals_once() -> list[Violation]:
             document__number__isnull=False).values_list("subscription_id", "period_start",
                                                          "period_end"):
         credits[sub].add((start, end))
-    charges: dict[int, list[tuple[Any, Any, int]]] = defaultdict(list)
-    for sub, kind, start, end, doc, _order in lines:
+    charges: dict[int, list[tuple[Any, Any, int, Money]]] = defaultdict(list)
+    for sub, kind, start, end, doc, _order, amount, currency in lines:
         if kind == LineKind.CHARGE:
-            charges[sub].append((start, end, doc))
+            charges[sub].append((start, end, doc, Money(amount, currency)))
     for sub, periods in sorted(charges.items()):
         # In the order the periods were charged (start, then document): a later document's
         # period replaces the earlier one's from its start, whose rest a credit must give back,
         # whether the new period is shorter (annual to monthly) or longer.
         periods.sort(key=lambda period: (period[0], period[2]))
-        for (start, end, doc), (next_start, next_end, next_doc) in pairwise(periods):
-            if next_start < end and (next_start, min(end, next_end)) not in credits[sub] and (
-                    next_start, end) not in credits[sub]:
-                found.append(Violation(
-                    "I2", f"subscription {sub}: period [{start:%Y-%m-%d %H:%M}, "
-                          f"{end:%Y-%m-%d %H:%M}) of document {doc} overlaps "
-                          f"[{next_start:%Y-%m-%d %H:%M}, …) of document {next_doc} "
-                          "with no credit for the overlap"))
+        for (start, end, doc, amount), (next_start, next_end, next_doc, _) in pairwise(periods):
+            if next_start >= end or credits[sub] & {(next_start, min(end, next_end)),
+                                                    (next_start, end)}:
+                continue
+            if not amount.scaled(Fraction(seconds_between(next_start, end),
+                                          seconds_between(start, end))):
+                continue  # the overlap is worth 0.00: no credit note of nothing is issued
+            found.append(Violation(
+                "I2", f"subscription {sub}: period [{start:%Y-%m-%d %H:%M}, "
+                      f"{end:%Y-%m-%d %H:%M}) of document {doc} overlaps "
+                      f"[{next_start:%Y-%m-%d %H:%M}, …) of document {next_doc} "
+                      "with no credit for the overlap"))
     return found
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import datetime, timedelta
+from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import Client
 
-from prorata.billing.models import Document, DocumentKind, DocumentLine, LineKind
+from prorata.billing.models import Document, DocumentKind, DocumentLine, LedgerEntry, LineKind
 from prorata.jobs import billing_run
 from prorata.jobs.billing_run import bill_run
 from prorata.subscriptions.models import Subscription
@@ -154,15 +155,30 @@ def test_a_change_at_the_very_start_of_the_period_credits_all_of_it(clock, demo_
     assert (subscription.period_start, subscription.period_end) == (PERIOD_START, PERIOD_END)
 
 
-def test_a_change_one_second_before_the_end_credits_one_second(clock, demo_catalog):
-    """1 s of 31 days: the credit rounds to 0.00 but its period is exactly that second; the new
-    period starts then, and the run renews it once at its end."""
+def test_a_change_one_second_before_the_end_issues_no_credit_note_of_nothing(clock, demo_catalog):
+    """1 s of 31 days: the order keeps its exact credit line (that second, rounded to 0.00), but
+    no document of nothing is issued (no 0.00 credit note, no 0.00 ledger row); the change
+    still applies: the new period starts then, and the run renews it once at its end."""
+    account, user = a_customer(clock, PERIOD_START)
+    buy(account, user, "lite", "monthly", 5)
+    subscription = Subscription.objects.get(account=account)
     at = PERIOD_END - timedelta(seconds=1)
-    subscription, invoiced, _result, credit = _change_at(clock, at)
-    assert (credit.period_start, credit.period_end) == (at, PERIOD_END)
-    assert credit.amount == -round(invoiced / (31 * 86400))  # 0
+    clock.set(at)
+    result = buy(account, user, "lite", "monthly", 3)
+    (line,) = [line for item in result.order.summary.items for line in item.lines
+               if line.kind == LineKind.CREDIT]
+    assert (line.period.start, line.period.end) == (at, PERIOD_END)
+    assert line.ratio == Fraction(1, 31 * 86400)
+    assert (line.amount.amount, line.tax.amount) == (0, 0)
+    assert result.credit_notes == ()
+    assert not Document.objects.filter(account=account, kind=DocumentKind.CREDIT_NOTE).exists()
+    assert not DocumentLine.objects.filter(subscription=subscription,
+                                           kind=LineKind.CREDIT).exists()
+    assert not LedgerEntry.objects.filter(account=account, amount=0).exists()
+    assert result.invoice.total == 3 * 5900
     subscription.refresh_from_db()
-    assert (subscription.period_start, subscription.period_end) == (at, utc(2026, 4, 30, 23, 59, 59))
+    assert (subscription.quantity, subscription.period_start, subscription.period_end) == (
+        3, at, utc(2026, 4, 30, 23, 59, 59))
     renew(clock, subscription, 1)
     assert charged_periods(subscription)[-1] == (utc(2026, 4, 30, 23, 59, 59),
                                                  utc(2026, 5, 31, 23, 59, 59))

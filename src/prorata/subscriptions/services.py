@@ -1009,7 +1009,8 @@ def _issue_documents(
     """Issue the credit notes for the unused time of each subscription (grouped by the invoice
     they correct) and the invoice of the new periods, with the credit balance (the new credit
     notes included) applied first (S8) and ``payment`` for the rest: numbered and saved together
-    (:func:`~prorata.billing.services.documents_issue`)."""
+    (:func:`~prorata.billing.services.documents_issue`). A credit line of 0.00 (and 0.00 tax) is
+    not issued: a credit note of nothing is no document (it stays in the order's summary)."""
     summary = order.summary
     currency = order.currency
     credits: dict[int, list[DraftLine]] = defaultdict(list)
@@ -1021,6 +1022,8 @@ def _issue_documents(
             if line.kind is LineKind.CREDIT:
                 if subscription is None or subscription.invoice_id is None:
                     raise ValidationError("A credit needs the invoice of the period it corrects.")
+                if not (line.amount.amount or line.tax.amount):
+                    continue  # less than half a cent of unused time: nothing to issue
                 credits[subscription.invoice_id].append(DraftLine(line, subscription.pk))
                 invoices[subscription.invoice_id] = subscription.invoice
             else:
