@@ -48,10 +48,16 @@ def account_balance(account: Account, currency: str | None = None) -> Money:
     return Money(value or 0, currency)
 
 
+def spendable_credit(balance: int, currency: str) -> Money:
+    """The credit an account whose stored ``balance`` (minor units, positive in its favour) is
+    this may spend on its next invoice: ``max(balance, 0)`` (S8): what it owes is no credit."""
+    return Money(max(balance, 0), currency)
+
+
 def credit_balance(account: Account, currency: str | None = None) -> Money:
-    """The credit the account may spend on its next invoice: ``max(balance, 0)`` (S8). One query."""
+    """The credit the account may spend on its next invoice (:func:`spendable_credit`). One query."""
     balance = account_balance(account, currency)
-    return Money(max(balance.amount, 0), balance.currency)
+    return spendable_credit(balance.amount, balance.currency)
 
 
 # --- the account's history (S10) -----------------------------------------------------------------

@@ -48,7 +48,12 @@ from prorata.billing.models import (
     PaymentMethodKind,
     PaymentStatus,
 )
-from prorata.billing.selectors import credit_balance, default_currency, payments_to_reconcile
+from prorata.billing.selectors import (
+    credit_balance,
+    default_currency,
+    payments_to_reconcile,
+    spendable_credit,
+)
 from prorata.billing.services import (
     DocumentDraft,
     DraftLine,
@@ -629,7 +634,7 @@ def _price_locked(
     # clock): the order must equal the quote shown anyway, so a price changed within that second
     # is charged as the customer saw it, and the four catalog reads leave the locked transaction.
     arguments = {"account": account, "items": request.items, "subscriptions": states, "at": at,
-                 "tax": tax, "credit": Money(max(balances.get(currency, 0), 0), currency),
+                 "tax": tax, "credit": spendable_credit(balances.get(currency, 0), currency),
                  "by_staff": by_staff}
     try:
         quote = price_items(catalog=quote_catalog(), **arguments)
@@ -733,7 +738,8 @@ def _finish(
         if payment is None or payment.order is None:
             raise RuntimeError(f"Order {order_id} is placed without a payment.")
         order = payment.order
-        opened = replace(opened, credit=Money(max(payment.stored_balance or 0, 0), order.currency))
+        opened = replace(opened, credit=spendable_credit(payment.stored_balance or 0,
+                                                          order.currency))
         if order.status != OrderStatus.PLACED:  # reconciled meanwhile: the first answer stands
             return _finished(order)
         at = now()
