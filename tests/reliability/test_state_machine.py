@@ -125,7 +125,6 @@ class CustomerMoney(RuleBasedStateMachine):
         self.expected = Expected()
         self.card_token: str | None = card()
         self.refundable: dict[int, int] = {}  # invoice id -> what can still be refunded
-        self.reconciled = 0
 
     def teardown(self) -> None:
         transaction.set_rollback(True)
@@ -235,8 +234,7 @@ class CustomerMoney(RuleBasedStateMachine):
     def change_whose_charge_times_out(self, plan: str, cycle: str, licenses: int) -> None:
         # A new card the gateway charges but whose answer is lost: the order waits, unknown,
         # until the reconciliation job asks the gateway by the payment's key and applies it.
-        self.reconciled += self._order(plan, cycle, licenses, token=card(TIMEOUT_CARD),
-                                       reconcile=True)
+        self._order(plan, cycle, licenses, token=card(TIMEOUT_CARD), reconcile=True)
         # the timed-out card became the default once it paid: back to the good one
         PaymentMethod.objects.filter(account=self.account).update(is_default=False)
         save_card(self.account, self.user)
@@ -289,11 +287,10 @@ class CustomerMoney(RuleBasedStateMachine):
     # --- helpers --------------------------------------------------------------------------------
 
     def _order(self, plan: str, cycle: str, licenses: int, *, token: str | None = None,
-               reconcile: bool = False) -> int:
-        """Quote and place a change; returns 1 when its payment was settled by the
-        reconciliation job."""
+               reconcile: bool = False) -> None:
+        """Quote and place a change (``reconcile``: its payment's outcome may be unknown, then
+        settled by the reconciliation job)."""
         before = (self._card_net(), account_balance(self.account).amount)
-        reconciled = 0
         try:
             quote = order_quote(account=self.account, user=self.user, product_code="webinar",
                                 plan_code=plan, cycle_code=cycle, quantity=licenses)
@@ -305,7 +302,7 @@ class CustomerMoney(RuleBasedStateMachine):
             # A refused change (the same configuration, a shorter cycle mid-period...): nothing
             # moved.
             assert (self._card_net(), account_balance(self.account).amount) == before
-            return 0
+            return
         self.card_token = None  # saved as the default card by the first purchase
         totals = quote.order.totals
         assert totals.tax.amount == 0
@@ -317,7 +314,6 @@ class CustomerMoney(RuleBasedStateMachine):
             assert payments_reconcile_due()["paid"] == 1
             result = replace(result, status="paid", invoice=Order.objects.get(
                 pk=result.order.pk).invoice)
-            reconciled = 1
         assert result.status == "paid", result.message
         assert result.amount_charged.amount == totals.amount_due.amount
         assert result.credit_created.amount == totals.credit_created.amount
@@ -338,7 +334,6 @@ class CustomerMoney(RuleBasedStateMachine):
         model.unit = Price.objects.get(plan__code=plan, cycle__code=cycle, currency="USD").unit_amount
         if result.invoice is not None:
             self.refundable[result.invoice.pk] = self._card_paid(result.invoice)
-        return reconciled
 
     def _card_net(self) -> int:
         charged = Payment.objects.filter(account=self.account, status=PaymentStatus.SUCCEEDED,
