@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from prorata.accounts.models import Account, BillingMode, User
 from prorata.accounts.services import audit_record
@@ -349,7 +349,8 @@ def renewal_return_url(*, account_id: int, invoice_id: int, site_url: str = "") 
 def renewal_pay_now(*, account: Account, user: User, invoice_id: int,
                     site_url: str = "") -> PayNow:
     """Pay the open invoice of a past-due renewal now, with the account's default card (a billing
-    contact, from the billing center), the customer present. Returns :class:`PayNow`.
+    contact, from the billing center), the customer present (the charge's description in their
+    language, the request's, as their bank's page shows it). Returns :class:`PayNow`.
 
     Success ends ``past_due`` (the same recording as the billing run's). A refused card raises
     :class:`~prorata.subscriptions.errors.PaymentFailed`, and the dunning schedule goes on as it
@@ -373,7 +374,8 @@ def renewal_pay_now(*, account: Account, user: User, invoice_id: int,
             token=PaymentMethod.objects.get(pk=card.pk).token,
             amount=Money(payment.amount, payment.currency),
             idempotency_key=payment.idempotency_key,
-            description=f"Invoice {renewal.invoice.number}", off_session=False,
+            description=gettext("Invoice %(number)s") % {"number": renewal.invoice.number},
+            off_session=False,
             return_url=renewal_return_url(account_id=account.pk, invoice_id=renewal.invoice_id,
                                           site_url=site_url),
         )

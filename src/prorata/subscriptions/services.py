@@ -33,7 +33,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from prorata.accounts.models import Account, User
 from prorata.accounts.services import audit_entry, audit_record
@@ -460,13 +460,15 @@ def _charge(*, payment: Payment, token: str, return_url: str = "") -> _Answer:
     the same key, what became of the charge (:func:`_look_up`); only when it cannot say does the
     order wait for :func:`payments_reconcile_due`. The customer is present: a bank that asks
     them to authenticate answers ``requires_action`` with its page, which returns to
-    ``return_url``."""
+    ``return_url``; the charge's description is in the customer's language (the request's), as
+    that page shows it."""
     gateway = get_gateway()
     try:
         charge = gateway.charge(
             token=token, amount=Money(payment.amount, payment.currency),
             idempotency_key=payment.idempotency_key,
-            description=f"Order {payment.order_id}", off_session=False, return_url=return_url,
+            description=gettext("Order %(number)s") % {"number": payment.order_id},
+            off_session=False, return_url=return_url,
         )
         faults.point("after_gateway_call")
     except ProrataError as refused:

@@ -33,7 +33,9 @@ from prorata.subscriptions.models import Subscription, SubscriptionStatus
 from prorata.subscriptions.services import payments_reconcile_due
 from prorata.webhooks.models import WebhookEvent
 from prorata_core.periods import utc
+from tests.app.payments.test_sandbox_pages import english_on_the_challenge_page
 from tests.app.subscriptions.support import assert_books_balance, buy, card, customer, eur
+from tests.app.web.conftest import page_text
 from tests.app.webhooks.support import endpoint
 
 pytestmark = pytest.mark.django_db
@@ -183,6 +185,19 @@ def test_authenticate_and_pay_goes_through_the_challenge_and_pays_the_renewal(
     assert LedgerEntry.objects.filter(kind=LedgerKind.PAYMENT, document=invoice).count() == 1
     assert Payment.objects.filter(invoice=invoice, status=PaymentStatus.SUCCEEDED).count() == 1
     assert OutboxMessage.objects.filter(template="receipt").count() == 1
+
+
+def test_the_banks_page_from_pay_now_is_in_french_for_a_french_customer(bistro, clock, client):
+    account, jeanne = bistro
+    jeanne.language = "fr"
+    jeanne.save()
+    clock.set(RENEWAL)
+    bill_run()
+    invoice = Renewal.objects.get().invoice
+    text = page_text(client.get(authenticate_and_pay(client, account, invoice)))
+    assert english_on_the_challenge_page(
+        text, description=f"Invoice {invoice.number}") == [], text
+    assert f"Facture {invoice.number}" in text, text
 
 
 def test_a_failed_or_abandoned_authentication_leaves_the_dunning_schedule_as_it_was(

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,21 @@ pytestmark = pytest.mark.django_db
 
 SCA_CARD = "4000 0027 6000 3184"
 EUR = Money(12_900, "EUR")
+
+
+_CHALLENGE = (Path(__file__).parents[3] / "src/prorata/payments/templates/payments/sandbox"
+              / "challenge.html")
+
+
+def english_on_the_challenge_page(text: str, *, description: str) -> list[str]:
+    """The English sentences of the challenge page (every one its template translates, and the
+    merchant's ``description`` as sent in English) found in its visible ``text``."""
+    template = _CHALLENGE.read_text()
+    english = re.findall(r'{% translate "([^"]+)" %}', template) + [
+        part.strip() for block in re.findall(r"{% blocktranslate[^%]*%}(.*?){% endblocktranslate %}",
+                                             template)
+        for part in re.split(r"{{.*?}}", block) if part.strip()]
+    return [sentence for sentence in [*english, description] if sentence in text]
 
 
 def _method(number: str = SCA_CARD) -> str:

@@ -18,6 +18,7 @@ from prorata.payments.sandbox import SandboxGateway, sandbox_token
 from prorata.subscriptions.models import CartItem, Order, OrderStatus, Subscription
 from prorata.subscriptions.services import payments_reconcile_due
 from prorata_core.periods import utc
+from tests.app.payments.test_sandbox_pages import english_on_the_challenge_page
 from tests.app.subscriptions.support import assert_books_balance
 from tests.app.web.billing_support import acme_world, bistro_world
 from tests.app.web.conftest import page_text
@@ -165,6 +166,21 @@ def test_the_refusal_is_in_french_for_a_french_customer(clock):
     refused = client.get(answer_challenge(client, challenge, "fail"))
     text = page_text(client.get(refused["Location"]))
     assert "Le paiement n'a pas été authentifié auprès de votre banque" in text, text[:3000]
+
+
+def test_the_banks_page_is_in_french_for_a_french_customer(clock):
+    """The challenge page a French customer reaches from the checkout: every sentence in
+    French, the order's description too ("Commande 12", not "Order 12")."""
+    world = bistro_world(clock)
+    world.user.language = "fr"
+    world.user.save()
+    clock.set(utc(2026, 3, 11))
+    client = world.client()
+    challenge, _ = place_with_sca_card(world, client, LITE_3 | {"quantity": "7"})
+    order = Order.objects.filter(account=world.account).latest("id")
+    text = page_text(client.get(challenge))
+    assert english_on_the_challenge_page(text, description=f"Order {order.pk}") == [], text
+    assert "Confirmez votre paiement" in text and f"Commande {order.pk}" in text, text
 
 
 def test_an_abandoned_authentication_is_settled_by_the_reconciliation_job(acme, clock):
