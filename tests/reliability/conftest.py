@@ -27,11 +27,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.reliability)
 
 
+#: The fixtures through which a test uses the database (directly or through its own fixtures).
+_DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "shared_database"}
+
+
 @pytest.fixture(autouse=True)
 def _invariants_after(request: pytest.FixtureRequest):
     """Check I1-I6 and I11 once the test is over, on the database it used (taken here, before the
-    test body, so that it is still open at teardown)."""
+    test body, so that it is still open at teardown). A test that uses no database is left
+    without one: pytest-django creates only the tables the collected tests ask for, so run alone
+    such a test would end with "no such table"."""
     names = request.fixturenames
+    if request.node.get_closest_marker("django_db") is None and not _DATABASE_FIXTURES & set(names):
+        yield
+        return
     if "transactional_db" in names or "live_server" in names or "shared_database" in names:
         request.getfixturevalue("transactional_db")
         if "shared_database" in names:  # checked on the file the test's processes shared

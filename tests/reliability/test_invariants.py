@@ -214,3 +214,10 @@ def test_every_invariant_has_a_corruption():
 ])
 def test_card_numbers_in(text, found):
     assert card_numbers_in(text) == found
+
+
+def test_a_test_that_uses_no_database_is_given_none():
+    """The suite's invariants fixture opens the database only for a test that uses it (one that
+    did not, run alone, ended with "no such table": pytest-django had created none)."""
+    with pytest.raises(RuntimeError, match="Database access not allowed"):
+        Document.objects.exists()
