@@ -47,6 +47,18 @@ def test_period_after_follows_the_anchor_not_the_short_month():
     assert period_after(february, anchor, 1) == Period(utc(2026, 3, 31), utc(2026, 4, 30))
 
 
+@pytest.mark.parametrize("months", [0, -1])
+def test_period_after_refuses_a_cycle_of_no_month(months):
+    with pytest.raises(InvalidPeriod, match="at least one month"):
+        period_after(Period(utc(2026, 1, 31), utc(2026, 2, 28)), utc(2026, 1, 31), months)
+
+
+def test_period_after_refuses_an_anchor_not_in_utc():
+    paris = datetime(2026, 1, 31, 1, tzinfo=timezone(timedelta(hours=1)))
+    with pytest.raises(InvalidInstant):
+        period_after(Period(utc(2026, 1, 31), utc(2026, 2, 28)), paris, 1)
+
+
 def test_period_after_refuses_a_period_of_another_cycle():
     with pytest.raises(InvalidPeriod):
         period_after(Period(utc(2026, 2, 27), utc(2026, 3, 27)), utc(2026, 1, 31), 1)
