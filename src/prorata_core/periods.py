@@ -82,11 +82,16 @@ class Period:
         return self.start <= instant < self.end
 
 
-def cycle_period(anchor: datetime, months: int, index: int) -> Period:
-    """Period number ``index`` (0-based) of a cycle of ``months`` months anchored at ``anchor``."""
+def _require_cycle(anchor: datetime, months: int) -> None:
+    """A cycle lasts at least one month and is anchored at a UTC instant."""
     if months <= 0:
         raise InvalidPeriod(f"A billing cycle lasts at least one month, not {months}.")
     require_utc(anchor, "anchor")
+
+
+def cycle_period(anchor: datetime, months: int, index: int) -> Period:
+    """Period number ``index`` (0-based) of a cycle of ``months`` months anchored at ``anchor``."""
+    _require_cycle(anchor, months)
     return Period(shift_months(anchor, index * months), shift_months(anchor, (index + 1) * months))
 
 
@@ -100,9 +105,7 @@ def period_after(period: Period, anchor: datetime, months: int) -> Period:
 
     ``period`` must be one of that cycle's periods; the result starts exactly at ``period.end``.
     """
-    if months <= 0:
-        raise InvalidPeriod(f"A billing cycle lasts at least one month, not {months}.")
-    require_utc(anchor, "anchor")
+    _require_cycle(anchor, months)
     elapsed = (period.end.year - anchor.year) * 12 + period.end.month - anchor.month
     index = elapsed // months
     # Three month shifts, not cycle_period's four: the checked period's end is the next one's start.
