@@ -156,13 +156,20 @@ def test_a_failed_authentication_is_refused_and_leaves_nothing_half_written(acme
     assert_books_balance()
 
 
-def test_the_refusal_is_in_french_for_a_french_customer(clock):
+def _french_checkout_challenge(clock):
+    """Bistro's French billing contact places an order with a card its bank challenges: the
+    world, the signed-in client and the challenge page's address."""
     world = bistro_world(clock)
     world.user.language = "fr"
     world.user.save()
     clock.set(utc(2026, 3, 11))
     client = world.client()
     challenge, _ = place_with_sca_card(world, client, LITE_3 | {"quantity": "7"})
+    return world, client, challenge
+
+
+def test_the_refusal_is_in_french_for_a_french_customer(clock):
+    _world, client, challenge = _french_checkout_challenge(clock)
     refused = client.get(answer_challenge(client, challenge, "fail"))
     text = page_text(client.get(refused["Location"]))
     assert "Le paiement n'a pas été authentifié auprès de votre banque" in text, text[:3000]
@@ -171,12 +178,7 @@ def test_the_refusal_is_in_french_for_a_french_customer(clock):
 def test_the_banks_page_is_in_french_for_a_french_customer(clock):
     """The challenge page a French customer reaches from the checkout: every sentence in
     French, the order's description too ("Commande 12", not "Order 12")."""
-    world = bistro_world(clock)
-    world.user.language = "fr"
-    world.user.save()
-    clock.set(utc(2026, 3, 11))
-    client = world.client()
-    challenge, _ = place_with_sca_card(world, client, LITE_3 | {"quantity": "7"})
+    world, client, challenge = _french_checkout_challenge(clock)
     order = Order.objects.filter(account=world.account).latest("id")
     text = page_text(client.get(challenge))
     assert english_on_the_challenge_page(text, description=f"Order {order.pk}") == [], text
